@@ -1,0 +1,24 @@
+# Every target installs what it needs first (hack/bootstrap.sh is idempotent and fast when warm).
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv demo test lint unit bench test-model cluster cluster-down images
+
+venv:
+	@bash hack/bootstrap.sh
+
+## demo: the main job on the embedded default (see README)
+demo: venv
+	@$(PY) -m emotivoice_operator.cli render examples/
+
+## test: the whole suite, as CI runs it (.ci/run calls this)
+test: venv lint
+	@$(PY) -m pytest tests
+
+lint: venv
+	@.venv/bin/ruff check operator server tests
+	@.venv/bin/ruff format --check operator server tests
+
+unit: venv
+	@$(PY) -m pytest tests -m "not cluster"
