@@ -2,23 +2,45 @@
 # Builds the tool binaries the tests need from their Go modules and caches them outside the
 # clone, keyed by version, so a second run costs seconds.
 #
-#   hack/build-binaries.sh [NAME...]     NAME in: versitygw kwok helm   (default: all)
+#   hack/build-binaries.sh [NAME...]
+#     NAME in: versitygw kwok helm etcd kube-apiserver kube-controller-manager kube-scheduler
+#              kubectl, or the group `cluster` (everything hack/cluster.sh runs)
+#     (default: all)
 #
-# Prints the directory that holds the binaries on its last line of stdout.
+# Prints the directory that holds the binaries on its last line of stdout; progress goes to stderr.
 # Cache root: $EVS_CACHE_DIR (default ~/.cache/emotivoice-operator).
+# KUBEBUILDER_ASSETS (the envtest convention): when set, any binary found there is used as is
+# instead of being built.
 set -euo pipefail
 
 CACHE=${EVS_CACHE_DIR:-$HOME/.cache/emotivoice-operator}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 export GOPATH=${GOPATH:-$HOME/go}
 
-# One line per tool: name, Go package, version. The versions are the single source of truth;
-# README.md states them.
+# The versions are the single source of truth; README.md states them.
 VERSITYGW_VERSION=v1.8.0
 KWOK_VERSION=v0.7.0
 HELM_VERSION=v3.19.5
+# Kubernetes and the etcd release it is paired with (Kubernetes 1.34 pairs with etcd 3.6).
+K8S_VERSION=v1.34.4
+ETCD_VERSION=v3.6.16
+
+K8S_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+CLUSTER_NAMES=(etcd "${K8S_NAMES[@]}" kwok)
+ALL_NAMES=(versitygw kwok helm etcd "${K8S_NAMES[@]}")
 
 log() { echo ">> $*" >&2; }
+
+# with_lock NAME CMD...: one build per name at a time, even across concurrent callers.
+with_lock() {
+  local name=$1
+  shift
+  mkdir -p "$CACHE"
+  (
+    flock 9
+    "$@"
+  ) 9>"$CACHE/.$name.lock"
+}
 
 # go_install NAME PACKAGE VERSION: for modules without replace directives.
 go_install() {
@@ -27,6 +49,7 @@ go_install() {
   if [ -x "$dir/$name" ]; then return 0; fi
   log "building $name $version from its Go module (first time only, cached in $dir)"
   local start=$SECONDS
+  rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp"
   GOBIN="$(cd "$dir.tmp" && pwd)" go install "$pkg@$version"
   mv "$dir.tmp/$(basename "$pkg")" "$dir.tmp/$name" 2>/dev/null || true
@@ -34,28 +57,139 @@ go_install() {
   log "built $name in $((SECONDS - start)) s"
 }
 
+# wrapper_go_mod MODULE@VERSION: prints the path of that release's own go.mod (downloaded through
+# the Go module proxy by the ordinary client).
+release_go_mod() {
+  go mod download -json "$1" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p'
+}
+
+# build_etcd: go.etcd.io/etcd/server/v3 has relative replace directives, so `go install` refuses
+# it; a wrapper module that requires it builds the same main package.
+build_etcd() {
+  local dir="$CACHE/etcd-$ETCD_VERSION"
+  if [ -x "$dir/etcd" ]; then return 0; fi
+  log "building etcd $ETCD_VERSION from its Go module (first time only, cached in $dir)"
+  local start=$SECONDS
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp/src"
+  local gomod go_line
+  gomod=$(release_go_mod "go.etcd.io/etcd/server/v3@$ETCD_VERSION")
+  go_line=$(grep -m1 '^go ' "$gomod")
+  printf 'module evs.local/etcd-build\n\n%s\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
+    "$go_line" "$ETCD_VERSION" >"$dir.tmp/src/go.mod"
+  (
+    cd "$dir.tmp/src"
+    CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w" -o "$dir.tmp/etcd" go.etcd.io/etcd/server/v3
+  )
+  rm -rf "$dir.tmp/src"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  log "built etcd in $((SECONDS - start)) s"
+}
+
+# build_k8s: k8s.io/kubernetes requires its staging modules at v0.0.0 and points them at
+# ./staging, so it cannot be installed directly. A wrapper module replaces every staging module
+# (the `=> ./staging` lines of the release's own go.mod) with its published v0.X.Y release, then
+# builds all the binaries in one `go build` so the shared packages compile once.
+build_k8s() {
+  local dir="$CACHE/k8s-$K8S_VERSION"
+  local missing=0 n
+  for n in "${K8S_NAMES[@]}"; do [ -x "$dir/$n" ] || missing=1; done
+  [ $missing = 1 ] || return 0
+  log "building ${K8S_NAMES[*]} $K8S_VERSION from the k8s.io/kubernetes Go module" \
+    "(first time only, cached in $dir; about 15-25 min on 2 cores)"
+  local start=$SECONDS
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp/src"
+  local gomod staging_version=v0.${K8S_VERSION#v1.}
+  gomod=$(release_go_mod "k8s.io/kubernetes@$K8S_VERSION")
+  local staging
+  staging=$(sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/.*#\1#p' "$gomod")
+  if [ -z "$staging" ]; then
+    echo "no staging replace lines found in $gomod: cannot derive the wrapper module" >&2
+    exit 1
+  fi
+  {
+    echo "module evs.local/k8s-build"
+    echo
+    grep -m1 '^go ' "$gomod"
+    grep -m1 '^godebug ' "$gomod" || true
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    for n in $staging; do echo "	$n => $n $staging_version"; done
+    echo ")"
+  } >"$dir.tmp/src/go.mod"
+  log "wrapper module replaces $(echo "$staging" | wc -w) staging modules with $staging_version"
+  local minor=${K8S_VERSION#v1.}
+  minor=${minor%%.*}
+  local ldflags="-s -w" key val
+  for kv in "gitVersion=$K8S_VERSION" gitMajor=1 "gitMinor=$minor" gitTreeState=clean \
+    "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
+    key=${kv%%=*}
+    val=${kv#*=}
+    ldflags+=" -X k8s.io/component-base/version.$key=$val -X k8s.io/client-go/pkg/version.$key=$val"
+  done
+  local pkgs=()
+  for n in "${K8S_NAMES[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$n"); done
+  (
+    cd "$dir.tmp/src"
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir.tmp/" "${pkgs[@]}"
+  )
+  rm -rf "$dir.tmp/src"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  log "built ${K8S_NAMES[*]} in $((SECONDS - start)) s"
+}
+
+# from_assets NAME: true when KUBEBUILDER_ASSETS holds NAME (then it is used, not built).
+from_assets() {
+  [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$1" ]
+}
+
 build_one() {
+  if from_assets "$1"; then return 0; fi
   case "$1" in
-    versitygw) go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" ;;
-    kwok) go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
-    helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
-    *) echo "unknown binary '$1'" >&2; exit 2 ;;
+    versitygw) with_lock versitygw go_install versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" ;;
+    kwok) with_lock kwok go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" ;;
+    helm) with_lock helm go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
+    etcd) with_lock etcd build_etcd ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) with_lock k8s build_k8s ;;
+    *) echo "unknown binary '$1' (known: ${ALL_NAMES[*]} cluster)" >&2; exit 2 ;;
   esac
 }
 
 bin_dir() {
+  if from_assets "$1"; then
+    (cd "$KUBEBUILDER_ASSETS" && pwd)
+    return
+  fi
   case "$1" in
     versitygw) echo "$CACHE/versitygw-$VERSITYGW_VERSION" ;;
     kwok) echo "$CACHE/kwok-$KWOK_VERSION" ;;
     helm) echo "$CACHE/helm-$HELM_VERSION" ;;
+    etcd) echo "$CACHE/etcd-$ETCD_VERSION" ;;
+    kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "$CACHE/k8s-$K8S_VERSION" ;;
   esac
 }
 
-names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(versitygw kwok helm)
+if [ "${1:-}" = "--versions" ]; then
+  # For scripts and docs that state the versions: one NAME=VERSION per line.
+  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\n' \
+    "$K8S_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$VERSITYGW_VERSION"
+  exit 0
+fi
+
+names=()
+for arg in "$@"; do
+  if [ "$arg" = cluster ]; then names+=("${CLUSTER_NAMES[@]}"); else names+=("$arg"); fi
+done
+[ ${#names[@]} -gt 0 ] || names=("${ALL_NAMES[@]}")
+total_start=$SECONDS
 for n in "${names[@]}"; do build_one "$n"; done
 # Collect every requested binary in one directory (symlinks), the KUBEBUILDER_ASSETS convention.
 out="$CACHE/bin"
 mkdir -p "$out"
-for n in "${names[@]}"; do ln -sf "$(bin_dir "$n")/$n" "$out/$n"; done
+for n in "${names[@]}"; do ln -sfn "$(bin_dir "$n")/$n" "$out/$n"; done
+log "binaries ready in $out ($((SECONDS - total_start)) s)"
 echo "$out"

@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# A local Kubernetes control plane for the tests, without Docker or a kubelet:
+# etcd + kube-apiserver + kube-controller-manager + kube-scheduler on 127.0.0.1, and KWOK, which
+# plays the kubelet for fake nodes (one CPU node, one GPU node with nvidia.com/gpu capacity) and
+# marks the pods scheduled there Running and Ready.
+#
+#   hack/cluster.sh up       build/find the binaries, start everything, wait until healthy
+#   hack/cluster.sh down     stop everything and remove the state directory
+#   hack/cluster.sh env      print `export KUBECONFIG=...` (eval "$(hack/cluster.sh env)")
+#   hack/cluster.sh status   say whether it is up (exit 0) or not (exit 1)
+#
+# State (certificates, etcd data, kubeconfigs, logs under logs/, pids): $EVS_CLUSTER_DIR
+# (default .cluster/ in the repository). Ports are free ports chosen at `up`, recorded in
+# ports.env. Binaries: hack/build-binaries.sh (honours KUBEBUILDER_ASSETS).
+# Fake nodes carry the KWOK taint: pods need the toleration
+#   {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${EVS_CLUSTER_DIR:-$REPO/.cluster}
+case "$STATE" in /*) ;; *) STATE=$PWD/$STATE ;; esac
+TIMEOUT=${EVS_CLUSTER_TIMEOUT:-180}
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+# The fake nodes. One source of truth: the README and tests read these names from the cluster.
+CPU_NODE=kwok-cpu-0
+GPU_NODE=kwok-gpu-0
+GPU_COUNT=4
+SERVICE_CIDR=10.0.0.0/24
+
+log() { echo ">> $*" >&2; }
+die() {
+  echo "cluster.sh: $*" >&2
+  exit 1
+}
+
+# ---- process bookkeeping -------------------------------------------------------------------
+
+pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
+
+# alive NAME: the recorded pid runs and is ours (its command line names our state directory,
+# so a recycled pid is never taken for one of our processes).
+alive() {
+  local pid
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/"
+}
+
+# start NAME BINARY ARGS...: runs it in its own session, output to logs/NAME.log.
+start() {
+  local name=$1
+  shift
+  # 9>&-: the children must not inherit the up/down lock.
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
+  echo $! >"$STATE/pids/$name.pid"
+}
+
+stop_all() {
+  local name pid i
+  # Reverse order: the clients first, etcd last.
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    name=${COMPONENTS[$i]}
+    if alive "$name"; then
+      pid=$(pid_of "$name")
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do
+        alive "$name" || break
+        sleep 0.2
+      done
+      if alive "$name"; then
+        log "$name (pid $pid) did not stop in 10 s, killing it"
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    fi
+  done
+}
+
+# ---- health --------------------------------------------------------------------------------
+
+api_get() {
+  # shellcheck disable=SC1091
+  source "$STATE/ports.env"
+  curl -sf --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" \
+    --key "$STATE/pki/admin.key" "https://127.0.0.1:$API_PORT$1"
+}
+
+healthy() {
+  local name
+  [ -f "$STATE/kubeconfig" ] && [ -f "$STATE/ports.env" ] || return 1
+  for name in "${COMPONENTS[@]}"; do alive "$name" || return 1; done
+  [ "$(api_get /readyz 2>/dev/null)" = ok ]
+}
+
+# wait_for WHAT CMD...: retries CMD until it succeeds or the shared deadline passes.
+wait_for() {
+  local what=$1
+  shift
+  until "$@" >/dev/null 2>&1; do
+    local name
+    for name in "${COMPONENTS[@]}"; do
+      if [ -f "$STATE/pids/$name.pid" ] && ! alive "$name"; then
+        tail -n 30 "$STATE/logs/$name.log" >&2 || true
+        die "$name exited while waiting for $what (log: $STATE/logs/$name.log)"
+      fi
+    done
+    if ((SECONDS >= DEADLINE)); then
+      die "timed out after ${TIMEOUT}s waiting for $what (logs: $STATE/logs/)"
+    fi
+    sleep 0.5
+  done
+  log "$what ($((SECONDS - UP_START)) s)"
+}
+
+# ---- setup ---------------------------------------------------------------------------------
+
+free_ports() {
+  # Binds N sockets at once so the ports are distinct, then releases them for the components.
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# cert NAME CN [O]: a client or serving certificate signed by the cluster CA.
+cert() {
+  local name=$1 cn=$2 org=${3:-} ext=$STATE/pki/$1.ext subj="/CN=$2"
+  [ -z "$org" ] || subj="/O=$org$subj"
+  if [ "$name" = apiserver ]; then
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n' >"$ext"
+  else
+    printf 'extendedKeyUsage=clientAuth\n' >"$ext"
+  fi
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$STATE/pki/$name.key" -subj "$subj" -out "$STATE/pki/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$STATE/pki/$name.csr" -CA "$STATE/pki/ca.crt" -CAkey "$STATE/pki/ca.key" \
+    -CAcreateserial -days 365 -extfile "$ext" -out "$STATE/pki/$name.crt" 2>/dev/null
+  rm -f "$STATE/pki/$name.csr" "$ext"
+}
+
+make_pki() {
+  mkdir -p "$STATE/pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+    -keyout "$STATE/pki/ca.key" -out "$STATE/pki/ca.crt" -subj "/CN=evs-local-ca" 2>/dev/null
+  cert apiserver kube-apiserver
+  cert admin admin system:masters
+  cert kube-controller-manager system:kube-controller-manager
+  cert kube-scheduler system:kube-scheduler
+  # KWOK acts for every fake node's kubelet (node status, leases, pod status): an admin identity.
+  cert kwok kwok system:masters
+  # Service-account token signing key pair.
+  openssl genrsa -out "$STATE/pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$STATE/pki/sa.key" -pubout -out "$STATE/pki/sa.pub" 2>/dev/null
+  chmod 600 "$STATE/pki/"*.key
+}
+
+# kubeconfig FILE USER: a kubeconfig with embedded credentials, so it can be copied elsewhere.
+kubeconfig() {
+  local file=$1 user=$2 b64="base64 -w0"
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: evs-local
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority-data: $($b64 <"$STATE/pki/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $($b64 <"$STATE/pki/$user.crt")
+    client-key-data: $($b64 <"$STATE/pki/$user.key")
+contexts:
+- name: evs-local
+  context:
+    cluster: evs-local
+    user: $user
+current-context: evs-local
+EOF
+  chmod 600 "$file"
+}
+
+fake_nodes() {
+  local name kind gpu_label gpu_resource
+  for name in "$CPU_NODE" "$GPU_NODE"; do
+    kind=cpu gpu_label='' gpu_resource=''
+    if [ "$name" = "$GPU_NODE" ]; then
+      kind=gpu
+      gpu_label='nvidia.com/gpu.present: "true"'
+      gpu_resource="nvidia.com/gpu: \"$GPU_COUNT\""
+    fi
+    local resources="
+    cpu: \"16\"
+    memory: 64Gi
+    pods: \"110\"
+    ephemeral-storage: 100Gi
+    $gpu_resource"
+    cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    kubernetes.io/hostname: $name
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+    evs.local/node-kind: $kind
+    $gpu_label
+spec:
+  taints:
+  - key: kwok.x-k8s.io/node
+    value: fake
+    effect: NoSchedule
+status:
+  capacity:$resources
+  allocatable:$resources
+EOF
+  done
+}
+
+up() {
+  UP_START=$SECONDS
+  DEADLINE=$((SECONDS + TIMEOUT))
+  if healthy; then
+    log "already up: export KUBECONFIG=$STATE/kubeconfig"
+    return 0
+  fi
+  if [ -d "$STATE" ]; then
+    log "found stale state in $STATE, cleaning it up first"
+    down_locked
+  fi
+  local bin
+  bin=$(bash "$REPO/hack/build-binaries.sh" cluster | tail -n1)
+  DEADLINE=$((SECONDS + TIMEOUT)) # the first build may take long; the timeout is for the start
+  mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/etcd"
+  local ports
+  read -r -a ports <<<"$(free_ports 6)"
+  cat >"$STATE/ports.env" <<EOF
+ETCD_PORT=${ports[0]}
+ETCD_PEER_PORT=${ports[1]}
+API_PORT=${ports[2]}
+KCM_PORT=${ports[3]}
+SCHEDULER_PORT=${ports[4]}
+KWOK_PORT=${ports[5]}
+EOF
+  # shellcheck disable=SC1091
+  source "$STATE/ports.env"
+  make_pki
+  kubeconfig "$STATE/kubeconfig" admin
+  kubeconfig "$STATE/kube-controller-manager.kubeconfig" kube-controller-manager
+  kubeconfig "$STATE/kube-scheduler.kubeconfig" kube-scheduler
+  kubeconfig "$STATE/kwok.kubeconfig" kwok
+  log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (state: $STATE)"
+
+  start etcd "$bin/etcd" --name=evs-local --data-dir="$STATE/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="evs-local=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level=warn
+  wait_for "etcd healthy" curl -sf --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
+
+  start kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --cert-dir="$STATE/pki" \
+    --tls-cert-file="$STATE/pki/apiserver.crt" --tls-private-key-file="$STATE/pki/apiserver.key" \
+    --client-ca-file="$STATE/pki/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$STATE/pki/sa.pub" \
+    --service-account-signing-key-file="$STATE/pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --authorization-mode=RBAC --allow-privileged=true --profiling=false
+  wait_for "kube-apiserver ready" api_get /readyz
+
+  start kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$KCM_PORT" --cert-dir="$STATE/pki/kcm" \
+    --service-account-private-key-file="$STATE/pki/sa.key" --root-ca-file="$STATE/pki/ca.crt" \
+    --cluster-signing-cert-file="$STATE/pki/ca.crt" --cluster-signing-key-file="$STATE/pki/ca.key" \
+    --use-service-account-credentials=true --leader-elect=false --controllers='*' \
+    --service-cluster-ip-range="$SERVICE_CIDR" --kube-api-qps=100 --kube-api-burst=200 \
+    --profiling=false
+  start kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig="$STATE/kube-scheduler.kubeconfig" \
+    --authentication-kubeconfig="$STATE/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig="$STATE/kube-scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$STATE/pki/scheduler" \
+    --leader-elect=false --kube-api-qps=100 --kube-api-burst=200 --profiling=false
+  start kwok "$bin/kwok" --kubeconfig="$STATE/kwok.kubeconfig" \
+    --manage-all-nodes=false \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --server-address="127.0.0.1:$KWOK_PORT" --node-ip=127.0.0.1 --cidr=10.244.0.1/16
+
+  local kubectl=("$bin/kubectl" --kubeconfig="$STATE/kubeconfig")
+  wait_for "kube-controller-manager healthy" \
+    curl -sfk --max-time 2 "https://127.0.0.1:$KCM_PORT/healthz"
+  wait_for "kube-scheduler healthy" curl -sfk --max-time 2 "https://127.0.0.1:$SCHEDULER_PORT/healthz"
+  wait_for "kwok healthy" curl -sf --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz"
+  fake_nodes | "${kubectl[@]}" apply -f - >/dev/null
+  wait_for "fake nodes $CPU_NODE, $GPU_NODE Ready" \
+    "${kubectl[@]}" wait --for=condition=Ready "node/$CPU_NODE" "node/$GPU_NODE" --timeout=2s
+  wait_for "default ServiceAccount created" "${kubectl[@]}" get serviceaccount default -n default
+  log "up in $((SECONDS - UP_START)) s (Kubernetes $(api_get /version |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])'))"
+  cat >&2 <<EOF
+Use it:
+  export KUBECONFIG=$STATE/kubeconfig    # or: eval "\$(hack/cluster.sh env)"
+  $bin/kubectl get nodes
+Pods run on the fake nodes with the toleration
+  {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
+Stop it: hack/cluster.sh down
+EOF
+}
+
+down_locked() {
+  stop_all
+  rm -rf "$STATE"
+}
+
+status() {
+  local name
+  if [ ! -d "$STATE" ]; then
+    echo "down (no state in $STATE)"
+    return 1
+  fi
+  for name in "${COMPONENTS[@]}"; do
+    if alive "$name"; then echo "$name: running (pid $(pid_of "$name"))"; else echo "$name: stopped"; fi
+  done
+  if healthy; then
+    echo "up: export KUBECONFIG=$STATE/kubeconfig"
+  else
+    echo "not healthy (logs: $STATE/logs/)"
+    return 1
+  fi
+}
+
+# Serialise up/down across concurrent callers (two test sessions, a user and a test).
+locked() {
+  local lock
+  lock=/tmp/evs-cluster-$(echo "$STATE" | sha1sum | cut -c1-12).lock
+  exec 9>"$lock"
+  flock 9
+  "$@"
+}
+
+case "${1:-}" in
+  up) locked up ;;
+  down) locked down_locked && log "down (state removed)" ;;
+  env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
+  status) status ;;
+  *)
+    echo "usage: hack/cluster.sh up|down|env|status" >&2
+    exit 2
+    ;;
+esac
