@@ -1,0 +1,194 @@
+"""Access to a real Kubernetes API for the integration tests.
+
+Why: the operator's bugs that matter (schemas the API server rejects, owner references that do not
+garbage-collect, pods that never schedule) only show against a real API server. Either the user
+points KUBECONFIG at a cluster (kind, a shared one, the local one started by `make cluster`), or
+the tests start the local control plane themselves (`hack/cluster.sh up`) and stop it at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
+BUILD_SCRIPT = REPO / "hack" / "build-binaries.sh"
+LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
+
+# The fake-node contract of hack/cluster.sh, for tests that schedule pods there.
+KWOK_TOLERATION: dict[str, str] = {
+    "key": "kwok.x-k8s.io/node",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+GPU_RESOURCE = "nvidia.com/gpu"
+
+# A cold build of the Kubernetes binaries takes many minutes; starting the cluster well under one.
+BUILD_TIMEOUT_S = 60 * 60
+UP_TIMEOUT_S = 300
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be reached or a kubectl call failed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ClusterChoice:
+    """Which cluster a test session uses: an external kubeconfig, or the local control plane."""
+
+    external_kubeconfig: Path | None
+
+    @property
+    def local(self) -> bool:
+        return self.external_kubeconfig is None
+
+
+def choose_cluster(environ: Mapping[str, str]) -> ClusterChoice:
+    """KUBECONFIG wins unless EVS_LOCAL_CLUSTER=1 asks for the local control plane.
+
+    Pure (reads only the mapping it is given) so the rule is unit-tested without a cluster.
+    """
+    kubeconfig = environ.get("KUBECONFIG", "").strip()
+    if not kubeconfig or environ.get("EVS_LOCAL_CLUSTER") == "1":
+        return ClusterChoice(external_kubeconfig=None)
+    if os.pathsep in kubeconfig:
+        raise ClusterError(
+            f"KUBECONFIG lists several files ({kubeconfig!r}); the tests need one: "
+            "run `kubectl config view --flatten > one.yaml` and set KUBECONFIG=one.yaml"
+        )
+    path = Path(kubeconfig).expanduser()
+    if not path.is_file():
+        raise ClusterError(
+            f"KUBECONFIG={kubeconfig!r} is not a file; point it at a kubeconfig or unset it "
+            "to let the tests start the local control plane"
+        )
+    return ClusterChoice(external_kubeconfig=path)
+
+
+def build_binaries(*names: str, on_line: Callable[[str], None] | None = None) -> Path:
+    """Runs hack/build-binaries.sh (seconds when cached) and returns its bin directory.
+
+    Progress lines (stderr) go to `on_line` as they come, so a first, long build is visible.
+    """
+    proc = subprocess.Popen(
+        ["bash", str(BUILD_SCRIPT), *names],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if on_line else None,
+        text=True,
+    )
+    try:
+        if on_line is not None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                on_line(line.rstrip("\n"))
+        stdout, _ = proc.communicate(timeout=BUILD_TIMEOUT_S)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise ClusterError(
+            f"hack/build-binaries.sh {' '.join(names)} failed (exit {proc.returncode})"
+        )
+    return Path(stdout.strip().splitlines()[-1])
+
+
+def _cluster_script(command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), command],
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT_S if command == "up" else 60,
+        check=False,
+    )
+
+
+def local_cluster_is_up() -> bool:
+    return _cluster_script("status").returncode == 0
+
+
+def local_cluster_up() -> Path:
+    """Starts the local control plane (idempotent) and returns its admin kubeconfig."""
+    started = time.monotonic()
+    result = _cluster_script("up")
+    if result.returncode != 0:
+        raise ClusterError(
+            f"hack/cluster.sh up failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    print(f"local control plane up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return LOCAL_KUBECONFIG
+
+
+def local_cluster_down() -> None:
+    result = _cluster_script("down")
+    if result.returncode != 0:
+        raise ClusterError(f"hack/cluster.sh down failed:\n{result.stderr[-4000:]}")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A reachable cluster: its kubeconfig and a kubectl bound to it."""
+
+    kubeconfig: Path
+    kubectl_path: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The process environment for clients (kopf, the operator) that read KUBECONFIG."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs kubectl against this cluster; with check, a failure raises with kubectl's stderr."""
+        cmd = [str(self.kubectl_path), f"--kubeconfig={self.kubeconfig}", *args]
+        result = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(
+                f"kubectl {' '.join(args)} failed (exit {result.returncode}): {result.stderr.strip()}"
+            )
+        return result
+
+    def get_json(self, *args: str) -> dict[str, Any]:
+        """`kubectl get ... -o json`, parsed."""
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def apply(
+        self, manifest: Mapping[str, Any] | list[Mapping[str, Any]], namespace: str | None = None
+    ) -> str:
+        """Applies one object or a list of objects given as dicts (JSON is valid YAML)."""
+        items = manifest if isinstance(manifest, list) else [manifest]
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        ns = ["-n", namespace] if namespace else []
+        return self.kubectl("apply", *ns, "-f", "-", input=body).stdout
+
+
+@contextlib.contextmanager
+def cluster_session(environ: Mapping[str, str] | None = None) -> Iterator[Cluster]:
+    """The session's cluster; stops the local control plane at the end only if it started it."""
+    choice = choose_cluster(os.environ if environ is None else environ)
+    kubectl_path = build_binaries("kubectl") / "kubectl"
+    if not choice.local:
+        assert choice.external_kubeconfig is not None
+        cluster = Cluster(kubeconfig=choice.external_kubeconfig, kubectl_path=kubectl_path)
+        cluster.kubectl("version", timeout=30)
+        yield cluster
+        return
+    was_up = local_cluster_is_up()
+    kubeconfig = local_cluster_up()
+    try:
+        yield Cluster(kubeconfig=kubeconfig, kubectl_path=kubectl_path)
+    finally:
+        if not was_up:
+            local_cluster_down()
