@@ -22,3 +22,11 @@ lint: venv
 
 unit: venv
 	@$(PY) -m pytest tests -m "not cluster"
+
+## cluster: the local Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, controller
+## manager, scheduler, KWOK fake nodes); builds its binaries the first time. See README.
+cluster:
+	@bash hack/cluster.sh up
+
+cluster-down:
+	@bash hack/cluster.sh down
