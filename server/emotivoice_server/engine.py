@@ -1,0 +1,108 @@
+"""The one path from text to waveform, shared by user requests and warm-up.
+
+Warm-up is only worth something if it runs the code a request runs: the same sentence split,
+the same cached embedding lookups, the same lock, the same model calls. Both go through
+`SpeechEngine.render`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from emotivoice_server.admission import Admission
+from emotivoice_server.embedding_cache import LruCache
+from emotivoice_server.metrics import ServerMetrics
+
+
+class Synthesizer(Protocol):
+    """The part of `emotivoice_tts.Synthesizer` the server uses (it does no tensor math itself)."""
+
+    sample_rate: int
+    speakers: list[str]
+    device: Any
+    precision: str
+
+    def embed(self, text: str) -> Any: ...
+
+    def synthesize(
+        self,
+        text: str,
+        speaker: str,
+        prompt: str = "",
+        language: str | None = None,
+        speed: float = 1.0,
+        style_embedding: Any = None,
+        content_embedding: Any = None,
+    ) -> np.ndarray: ...
+
+    def split_sentences(self, text: str) -> list[str]: ...
+
+
+class SpeechEngine:
+    """A loaded synthesizer with its embedding caches, serialized by the admission lock."""
+
+    def __init__(
+        self,
+        synth: Synthesizer,
+        admission: Admission,
+        metrics: ServerMetrics,
+        prompt_cache: LruCache,
+        content_cache: LruCache,
+    ) -> None:
+        self.synth = synth
+        self.admission = admission
+        self.metrics = metrics
+        self.prompt_cache = prompt_cache
+        self.content_cache = content_cache
+        self.speakers: tuple[str, ...] = tuple(synth.speakers)
+        self._speaker_set = frozenset(self.speakers)
+        self.sample_rate = int(synth.sample_rate)
+
+    @property
+    def default_voice(self) -> str:
+        return self.speakers[0]
+
+    def has_voice(self, voice: str) -> bool:
+        return voice in self._speaker_set
+
+    def sentences(self, text: str) -> list[str]:
+        """The model's sentence split, blanks dropped (each piece is synthesized on its own)."""
+        return [s for s in self.synth.split_sentences(text) if s.strip()]
+
+    def _embedding(self, cache: LruCache, kind: str, text: str) -> Any:
+        value, hit = cache.get_or_compute(text, self.synth.embed)
+        (self.metrics.cache_hits if hit else self.metrics.cache_misses).labels(kind=kind).inc()
+        self.metrics.cache_entries.labels(kind=kind).set(len(cache))
+        return value
+
+    def render(
+        self,
+        sentence: str,
+        voice: str,
+        prompt: str,
+        language: str | None = None,
+        speed: float = 1.0,
+    ) -> np.ndarray:
+        """Synthesize one sentence; one request on the model at a time."""
+        with self.admission.model_lock:
+            style = self._embedding(self.prompt_cache, "prompt", prompt)
+            content = self._embedding(self.content_cache, "content", sentence)
+            return self.synth.synthesize(
+                sentence,
+                voice,
+                prompt=prompt,
+                language=language,
+                speed=speed,
+                style_embedding=style,
+                content_embedding=content,
+            )
+
+    def render_all(
+        self, sentences: Sequence[str], voice: str, prompt: str, language: str | None, speed: float
+    ) -> np.ndarray:
+        """A whole text: the sentences in order, concatenated."""
+        parts = [self.render(s, voice, prompt, language, speed) for s in sentences]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

@@ -1,0 +1,249 @@
+"""Start-up in the background: verify the cache, import, load, warm up, then (only then) ready.
+
+The WSGI server binds its port and answers /health before any of this finishes; /ready reads the
+phase recorded here. Each phase is logged in one line with its duration and exported as a
+metric. A failure stops the sequence, is logged once with its cause, and stays visible on /ready
+(the pod stays alive and not ready: a restart would not fix a bad model directory).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from emotivoice_server import embedding_cache
+from emotivoice_server.admission import Admission
+from emotivoice_server.embedding_cache import LruCache
+from emotivoice_server.engine import SpeechEngine, Synthesizer
+from emotivoice_server.metrics import ServerMetrics
+from emotivoice_server.settings import ServerSettings
+from emotivoice_server.warmup import plan
+
+log = logging.getLogger("emotivoice_server.startup")
+
+# How often a changed prompt-embedding cache is written beside the model.
+PERSIST_INTERVAL_S = 300.0
+
+
+def verify_marker(settings: ServerSettings) -> None:
+    """Refuse a model directory the fetch step has not completed and verified."""
+    from emotivoice_fetch.marker import verify_complete
+
+    verify_complete(settings.model_dir)
+
+
+def load_model(settings: ServerSettings) -> Synthesizer:
+    from emotivoice_tts import load_synthesizer
+
+    return load_synthesizer(
+        settings.model_dir, precision=settings.precision, device=settings.torch_device
+    )
+
+
+def import_model_package() -> None:
+    """Imported on its own so the cost of importing torch shows as its own phase."""
+    import emotivoice_tts  # noqa: F401
+
+
+@dataclass
+class StartupState:
+    """What /ready reports: the phase, each finished phase's seconds, and the error if any."""
+
+    phase: str = "starting"
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    ready_after_s: float | None = None
+
+
+class ModelHost:
+    """Owns the start-up thread and, once ready, the engine that serves requests."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        metrics: ServerMetrics,
+        admission: Admission,
+        *,
+        verify: Callable[[ServerSettings], None] = verify_marker,
+        loader: Callable[[ServerSettings], Synthesizer] = load_model,
+        importer: Callable[[], None] = import_model_package,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.admission = admission
+        self.state = StartupState()
+        self.engine: SpeechEngine | None = None
+        self.device: str | None = None
+        self._verify = verify
+        self._loader = loader
+        self._importer = importer
+        self._clock = clock
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._fingerprint: str | None = None
+
+    # -- the start-up sequence -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-startup", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until start-up ended (ready or failed); True if it ended in time."""
+        if self._thread is None:
+            return False
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def ready(self) -> bool:
+        return self.state.phase == "ready"
+
+    def _since_start(self) -> float:
+        return self._clock() - self.settings.process_start
+
+    def _phase(self, name: str, action: Callable[[], Any], detail: str = "") -> Any:
+        self.state.phase = name
+        self.metrics.set_phase(name)
+        began = time.perf_counter()
+        result = action()
+        seconds = time.perf_counter() - began
+        self.state.phase_seconds[name] = round(seconds, 4)
+        self.metrics.phase_seconds.labels(phase=name).set(seconds)
+        log.info(
+            "startup phase=%s seconds=%.3f since_process_start=%.3f%s",
+            name,
+            seconds,
+            self._since_start(),
+            f" {detail}" if detail else "",
+        )
+        return result
+
+    def _run(self) -> None:
+        s = self.settings
+        try:
+            if s.require_marker:
+                self._phase("verifying", lambda: self._verify(s), f"model_dir={s.model_dir}")
+            else:
+                log.warning("startup: completion marker NOT checked (--no-require-marker)")
+            self._phase("importing", self._importer)
+            synth = self._phase(
+                "loading",
+                lambda: self._loader(s),
+                f"precision={s.precision} device={s.device}",
+            )
+            self.device = str(synth.device)
+            self.metrics.process_start_to_loaded.set(self._since_start())
+            self.metrics.model_info.info(
+                {
+                    "name": s.model_name,
+                    "model_dir": str(s.model_dir),
+                    "precision": str(synth.precision),
+                    "device": self.device,
+                    "sample_rate": str(synth.sample_rate),
+                    "speakers": str(len(synth.speakers)),
+                }
+            )
+            engine = SpeechEngine(
+                synth,
+                self.admission,
+                self.metrics,
+                prompt_cache=LruCache(s.prompt_cache_size),
+                content_cache=LruCache(s.content_cache_size),
+            )
+            self._restore_prompt_cache(engine)
+            count = self._phase("warming", lambda: self._warm_up(engine))
+            self._persist(engine)
+            # Everything loaded so far lives for the whole process: keep the collector from
+            # walking it again during the first requests.
+            gc.collect()
+            gc.freeze()
+            self.engine = engine
+            self.state.ready_after_s = round(self._since_start(), 4)
+            self.metrics.process_start_to_ready.set(self.state.ready_after_s)
+            self.metrics.ready.set(1)
+            self.state.phase = "ready"
+            self.metrics.set_phase("ready")
+            log.info(
+                "startup phase=ready since_process_start=%.3f warmup_syntheses=%d",
+                self.state.ready_after_s,
+                count,
+            )
+            self._start_persister(engine)
+        except Exception as err:
+            failed_in = self.state.phase
+            self.state.error = f"{type(err).__name__} while {failed_in}: {err}"
+            self.state.phase = "failed"
+            self.metrics.set_phase("failed")
+            log.error("startup failed phase=%s error=%s", failed_in, self.state.error)
+            log.debug("startup failure detail", exc_info=True)
+
+    def _warm_up(self, engine: SpeechEngine) -> int:
+        items = plan(self.settings.warmup, engine.speakers)
+        for item in items:
+            for sentence in engine.sentences(item.text):
+                engine.render(sentence, item.voice, item.prompt)
+                self.metrics.warmup_requests.inc()
+        return len(items)
+
+    # -- prompt-embedding persistence ------------------------------------------------------
+
+    def _restore_prompt_cache(self, engine: SpeechEngine) -> None:
+        path = self.settings.embedding_cache_file
+        if path is None:
+            return
+        self._fingerprint = embedding_cache.model_fingerprint(
+            self.settings.model_dir, str(engine.synth.precision), str(engine.synth.device)
+        )
+        loaded = embedding_cache.load(
+            engine.prompt_cache, path, self._fingerprint, str(engine.synth.device)
+        )
+        self.metrics.cache_entries.labels(kind="prompt").set(len(engine.prompt_cache))
+        log.info("startup prompt_embeddings_restored=%d file=%s", loaded, path)
+
+    def _persist(self, engine: SpeechEngine) -> None:
+        path = self.settings.embedding_cache_file
+        if path is None or self._fingerprint is None or not engine.prompt_cache.dirty:
+            return
+        try:
+            saved = embedding_cache.save(engine.prompt_cache, path, self._fingerprint)
+            log.info("prompt embeddings saved=%d file=%s", saved, path)
+        except OSError as err:  # a read-only or full volume costs the cache, not the server
+            log.warning("prompt embeddings not saved to %s: %s", path, err)
+
+    def _start_persister(self, engine: SpeechEngine) -> None:
+        if self.settings.embedding_cache_file is None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(PERSIST_INTERVAL_S):
+                self._persist(engine)
+
+        threading.Thread(target=loop, name="embedding-persister", daemon=True).start()
+
+    def shutdown(self) -> None:
+        """Called when the worker exits: save the prompt cache one last time."""
+        self._stop.set()
+        if self.engine is not None:
+            self._persist(self.engine)
+
+    # -- what /ready says ------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "ready": self.ready,
+            "phase": self.state.phase,
+            "phase_seconds": dict(self.state.phase_seconds),
+            "since_process_start_s": round(self._since_start(), 3),
+        }
+        if self.state.ready_after_s is not None:
+            body["ready_after_s"] = self.state.ready_after_s
+        if self.state.error is not None:
+            body["error"] = self.state.error
+        return body

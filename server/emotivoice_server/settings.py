@@ -1,0 +1,140 @@
+"""The server's settings: one typed object, built from parsed flags plus the environment.
+
+Every default lives here once. Resolution is pure (the environment is passed in as a mapping),
+so the precedence rules are unit-tested without touching `os.environ`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emotivoice_server.warmup import WarmupSpec
+
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PRECISION = "fp32"
+PRECISIONS = ("fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+# Requests admitted at once = 1 on the model + DEFAULT_MAX_QUEUE waiting; the next one gets 503.
+DEFAULT_MAX_QUEUE = 8
+# HTTP threads beyond the admitted requests, so /health, /ready, /metrics and the fast 503s
+# are answered while the queue is full.
+SPARE_THREADS = 4
+DEFAULT_PROMPT_CACHE_SIZE = 256
+DEFAULT_CONTENT_CACHE_SIZE = 1024
+# OpenAI's own limit for /v1/audio/speech `input`.
+MAX_INPUT_CHARS = 4096
+# A prompt goes through BERT in one piece (512 tokens at most, [CLS] and [SEP] included).
+MAX_PROMPT_CHARS = 500
+# The largest JSON body accepted (4096 characters of 4-byte UTF-8 plus fields, with room).
+MAX_BODY_BYTES = 64 * 1024
+
+ENV_MAX_QUEUE = "EMOTIVOICE_MAX_QUEUE"
+ENV_THREADS = "EMOTIVOICE_THREADS"
+
+
+class SettingsError(ValueError):
+    """A setting is invalid; the message names the flag or variable and the fix."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything the server process needs; built once by the CLI, passed down explicitly."""
+
+    model_dir: Path
+    port: int = DEFAULT_PORT
+    host: str = DEFAULT_HOST
+    precision: str = DEFAULT_PRECISION
+    device: str = "auto"
+    warmup: WarmupSpec = field(default_factory=WarmupSpec)
+    max_queue: int = DEFAULT_MAX_QUEUE
+    threads: int = DEFAULT_MAX_QUEUE + 1 + SPARE_THREADS
+    require_marker: bool = True
+    prompt_cache_size: int = DEFAULT_PROMPT_CACHE_SIZE
+    content_cache_size: int = DEFAULT_CONTENT_CACHE_SIZE
+    # Where prompt embeddings are persisted; None disables persistence.
+    embedding_cache_file: Path | None = None
+    # Epoch seconds when the server process started (the clock for "process start -> ready").
+    process_start: float = 0.0
+
+    @property
+    def model_name(self) -> str:
+        """The id reported by /v1/models: the model directory's name on the volume."""
+        return self.model_dir.name or "emotivoice"
+
+    @property
+    def torch_device(self) -> str | None:
+        """The device argument for the model package: None lets it choose (CUDA if present)."""
+        return None if self.device == "auto" else self.device
+
+
+def default_embedding_cache_file(model_dir: Path) -> Path:
+    """Beside the model directory, not inside it: the fetch step owns and verifies the inside."""
+    return model_dir.parent / ".emotivoice-cache" / f"{model_dir.name}.prompt-embeddings.pt"
+
+
+def _positive_int(raw: str | int, name: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as err:
+        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from err
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def resolve(
+    *,
+    model_dir: Path,
+    env: Mapping[str, str],
+    warmup: WarmupSpec,
+    process_start: float,
+    port: int = DEFAULT_PORT,
+    host: str = DEFAULT_HOST,
+    precision: str = DEFAULT_PRECISION,
+    device: str = "auto",
+    max_queue: int | None = None,
+    threads: int | None = None,
+    require_marker: bool = True,
+    embedding_cache_file: Path | None = None,
+    persist_embeddings: bool = True,
+) -> ServerSettings:
+    """Combine flags (which win) with EMOTIVOICE_MAX_QUEUE / EMOTIVOICE_THREADS and defaults."""
+    if precision not in PRECISIONS:
+        raise SettingsError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if device not in DEVICES:
+        raise SettingsError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"--port: {port} is not a TCP port (0-65535)")
+    if max_queue is None:
+        raw_queue = env.get(ENV_MAX_QUEUE, "").strip()
+        max_queue = _positive_int(raw_queue, ENV_MAX_QUEUE, 0) if raw_queue else DEFAULT_MAX_QUEUE
+    else:
+        max_queue = _positive_int(max_queue, "--max-queue", 0)
+    if threads is None:
+        raw_threads = env.get(ENV_THREADS, "").strip()
+        threads = (
+            _positive_int(raw_threads, ENV_THREADS, 1)
+            if raw_threads
+            else max_queue + 1 + SPARE_THREADS
+        )
+    else:
+        threads = _positive_int(threads, "--threads", 1)
+    cache_file = None
+    if persist_embeddings:
+        cache_file = embedding_cache_file or default_embedding_cache_file(model_dir)
+    return ServerSettings(
+        model_dir=model_dir,
+        port=port,
+        host=host,
+        precision=precision,
+        device=device,
+        warmup=warmup,
+        max_queue=max_queue,
+        threads=threads,
+        require_marker=require_marker,
+        embedding_cache_file=cache_file,
+        process_start=process_start,
+    )
