@@ -1,0 +1,146 @@
+"""Typed, read-only view of an EmotiVoiceService spec.
+
+The CRD (crds/emotivoiceservice.yaml) is the contract; these models only give it Python types.
+They carry no defaults of their own: ``parse_spec`` fills the CRD's defaults first, so a field
+the CRD defaults is required here and a field it leaves optional is ``None`` here.
+tests/operator/test_spec_matches_crd.py fails if a field exists on one side only, or if the
+required/optional split disagrees with the CRD's defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from emotivoice_operator.crd.schema import apply_defaults, spec_schema
+
+Quantity = int | str
+Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+
+
+class SpecError(ValueError):
+    """The spec passed the API server's schema but cannot be honoured (or was never checked)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"spec.{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class CredentialsSecret(_Model):
+    name: str
+    access_key_id_key: str
+    secret_access_key_key: str
+
+
+class ModelSource(_Model):
+    uri: str
+    endpoint: str | None = None
+    region: str
+    path_style: bool | None = None
+    credentials_secret: CredentialsSecret | None = None
+    checksums: dict[str, str] | None = None
+    checksum_manifest: str | None = None
+    concurrency: int
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        parts = self.uri.removeprefix("s3://").split("/", 1)
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def uses_path_style(self) -> bool:
+        """Self-hosted stores (an explicit endpoint) nearly always need path-style addressing."""
+        return self.path_style if self.path_style is not None else self.endpoint is not None
+
+
+class ModelCache(_Model):
+    size: Quantity
+    storage_class_name: str | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]
+    retain_on_delete: bool
+
+
+class ModelSpec(_Model):
+    source: ModelSource
+    cache: ModelCache
+    precision: Literal["auto", "fp32", "fp16", "bf16"]
+    load_format: Literal["converted", "released"]
+
+
+class Resources(_Model):
+    requests: dict[str, Quantity]
+    limits: dict[str, Quantity]
+
+
+class Warmup(_Model):
+    phrases: list[str]
+    voices: list[str] | None = None
+    prompts: list[str]
+
+
+class ServerSpec(_Model):
+    image: str | None = None
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"]
+    port: int
+    gpus: int
+    resources: Resources
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    affinity: dict[str, Any] | None = None
+    env: list[dict[str, Any]] | None = None
+    startup_timeout_seconds: int
+    warmup: Warmup
+
+
+class ReplicasSpec(_Model):
+    min: int
+    max: int
+    target_cpu_utilization_percentage: int = Field(alias="targetCPUUtilizationPercentage")
+    scale_down_delay_seconds: int
+
+
+class WarmWindowSpec(_Model):
+    name: str
+    days: list[Day] | None = None
+    start: str | None = None
+    end: str | None = None
+    cron: str | None = None
+    duration: str | None = None
+    lead_time: str
+    replicas: int
+    time_zone: str | None = None
+
+
+class WarmPoolSpec(_Model):
+    time_zone: str
+    windows: list[WarmWindowSpec]
+
+
+class EmotiVoiceServiceSpec(_Model):
+    model: ModelSpec
+    server: ServerSpec
+    replicas: ReplicasSpec
+    warm_pool: WarmPoolSpec | None = None
+
+
+def parse_spec(raw: dict[str, Any]) -> EmotiVoiceServiceSpec:
+    """Defaults ``raw`` from the CRD and returns its typed view, or raises ``SpecError``."""
+    try:
+        return EmotiVoiceServiceSpec.model_validate(apply_defaults(spec_schema(), raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise SpecError(field, first["msg"]) from None
