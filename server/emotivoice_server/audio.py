@@ -46,9 +46,9 @@ def available_formats() -> frozenset[str]:
 
 
 def to_pcm16(waveform: np.ndarray) -> bytes:
-    """Float samples in [-1, 1] -> 16-bit little-endian signed PCM, clipped (no wrap-around)."""
+    """Float samples -> 16-bit little-endian signed PCM, clipped to [-1, 1] (no wrap-around)."""
     samples = np.asarray(waveform, dtype=np.float32).reshape(-1)
-    scaled = np.clip(np.rint(samples * 32767.0), -32768, 32767).astype("<i2")
+    scaled = np.rint(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
     return scaled.tobytes()
 
 
