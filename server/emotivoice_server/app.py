@@ -80,7 +80,11 @@ class _StreamedSpeech:
         if self._first is not None:
             chunk, self._first = self._first, None
             return chunk
-        return next(self._rest)
+        try:
+            return next(self._rest)
+        except BaseException:  # the end, or a failure mid-stream: the slot is free either way
+            self.close()
+            raise
 
     def close(self) -> None:
         if not self._closed:
@@ -281,7 +285,7 @@ def _param_of(err: ValueError) -> str | None:
     name = type(err).__name__
     if name == "UnknownSpeakerError":
         return "voice"
-    if name in ("UnknownTokenError",):
+    if name in ("UnknownTokenError", "EmptyInputError"):
         return "input"
     if "language" in str(err).lower():
         return "language"

@@ -15,6 +15,7 @@ import numpy as np
 from emotivoice_server.admission import Admission
 from emotivoice_server.embedding_cache import LruCache
 from emotivoice_server.metrics import ServerMetrics
+from emotivoice_server.pieces import bound_pieces
 
 
 class Synthesizer(Protocol):
@@ -69,8 +70,10 @@ class SpeechEngine:
         return voice in self._speaker_set
 
     def sentences(self, text: str) -> list[str]:
-        """The model's sentence split, blanks dropped (each piece is synthesized on its own)."""
-        return [s for s in self.synth.split_sentences(text) if s.strip()]
+        """The model's sentence split, long sentences cut (see `pieces`), each piece with
+        something to pronounce; each piece is synthesized on its own."""
+        pieces = bound_pieces(self.synth.split_sentences(text))
+        return [p for p in pieces if any(ch.isalnum() for ch in p)]
 
     def _embedding(self, cache: LruCache, kind: str, text: str) -> Any:
         value, hit = cache.get_or_compute(text, self.synth.embed)

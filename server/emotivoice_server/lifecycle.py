@@ -139,6 +139,7 @@ class ModelHost:
                 f"precision={s.precision} device={s.device}",
             )
             self.device = str(synth.device)
+            self._report_load_steps(synth)
             self.metrics.process_start_to_loaded.set(self._since_start())
             self.metrics.model_info.info(
                 {
@@ -183,6 +184,13 @@ class ModelHost:
             self.metrics.set_phase("failed")
             log.error("startup failed phase=%s error=%s", failed_in, self.state.error)
             log.debug("startup failure detail", exc_info=True)
+
+    def _report_load_steps(self, synth: Synthesizer) -> None:
+        steps: dict[str, float] = dict(getattr(synth, "load_timings", None) or {})
+        for step, seconds in steps.items():
+            self.metrics.load_step_seconds.labels(step=step).set(seconds)
+        if steps:
+            log.info("startup load_steps %s", " ".join(f"{k}={v:.3f}" for k, v in steps.items()))
 
     def _warm_up(self, engine: SpeechEngine) -> int:
         items = plan(self.settings.warmup, engine.speakers)

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -46,6 +53,7 @@ class ServerMetrics:
     registry: CollectorRegistry
     phase_seconds: Gauge
     phase: Gauge
+    load_step_seconds: Gauge
     process_start_to_loaded: Gauge
     process_start_to_ready: Gauge
     ready: Gauge
@@ -69,6 +77,8 @@ class ServerMetrics:
 
 def create(device: Callable[[], str | None]) -> ServerMetrics:
     """A fresh registry with every metric; `device` tells the GPU collector where the model is."""
+    # `*_created` series double the output and say nothing a scraper needs here.
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
     metrics = ServerMetrics(
         registry=registry,
@@ -82,6 +92,12 @@ def create(device: Callable[[], str | None]) -> ServerMetrics:
             "emotivoice_startup_phase",
             "1 for the current start-up phase, 0 for the others",
             ["phase"],
+            registry=registry,
+        ),
+        load_step_seconds=Gauge(
+            "emotivoice_load_step_seconds",
+            "Where the loading phase spent its time, as the model package reports it",
+            ["step"],
             registry=registry,
         ),
         process_start_to_loaded=Gauge(

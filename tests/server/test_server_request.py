@@ -93,3 +93,17 @@ def test_body_must_be_an_object():
 def test_limits_are_inclusive():
     assert parse(input="a" * MAX_INPUT_CHARS, speed=0.25).speed == 0.25
     assert parse(input="a", speed=4).speed == 4.0
+
+
+def test_long_sentences_are_cut_at_commas_then_spaces():
+    from emotivoice_server.pieces import bound_pieces
+
+    long = "one, " * 40 + "end."
+    pieces = bound_pieces([long, "Short."], max_chars=50)
+    assert all(len(p) <= 50 for p in pieces)
+    assert pieces[-1] == "Short."
+    assert all(p.endswith(",") for p in pieces[:-3])
+    assert " ".join(pieces[:-1]).split() == long.split()
+    words = bound_pieces(["word " * 30], max_chars=50)
+    assert all(len(p) <= 50 and not p.endswith("wor") for p in words)
+    assert bound_pieces(["x" * 120], max_chars=50) == ["x" * 50, "x" * 50, "x" * 20]
