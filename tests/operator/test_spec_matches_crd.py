@@ -51,7 +51,9 @@ def _compare(model: type[BaseModel], schema: dict[str, Any], path: str) -> list[
                 f"required or defaulted in the CRD={crd_required}"
             )
         if not field.is_required() and field.default is not None:
-            problems.append(f"{path}.{name}: Python default {field.default!r}: defaults belong in the CRD")
+            problems.append(
+                f"{path}.{name}: Python default {field.default!r}: defaults belong in the CRD"
+            )
         nested = _model_in(field.annotation)
         if nested:
             problems += _compare(nested, _sub_schema(sub), f"{path}.{name}")
@@ -72,5 +74,8 @@ def test_drift_is_detected() -> None:
     schema = spec_schema()
     extra = {**schema, "properties": {**schema["properties"], "newField": {"type": "string"}}}
     assert any("newField" in p for p in _compare(EmotiVoiceServiceSpec, extra, "spec"))
-    fewer = {**schema, "properties": {k: v for k, v in schema["properties"].items() if k != "server"}}
+    fewer = {
+        **schema,
+        "properties": {k: v for k, v in schema["properties"].items() if k != "server"},
+    }
     assert any(".server" in p for p in _compare(EmotiVoiceServiceSpec, fewer, "spec"))

@@ -25,7 +25,13 @@ def valid_resource(name: str = "tts-valid") -> dict[str, Any]:
             "warmPool": {
                 "timeZone": "Asia/Shanghai",
                 "windows": [
-                    {"name": "morning", "days": ["Mon"], "start": "09:00", "end": "12:00", "replicas": 2}
+                    {
+                        "name": "morning",
+                        "days": ["Mon"],
+                        "start": "09:00",
+                        "end": "12:00",
+                        "replicas": 2,
+                    }
                 ],
             },
         },
@@ -66,22 +72,54 @@ def _set(obj: Any, path: str, value: Any) -> None:
 W0 = "spec.warmPool.windows.0"
 
 CASES = [
-    InvalidCase("uri-not-s3", {"spec.model.source.uri": "https://bucket/model"}, "spec.model.source.uri"),
-    InvalidCase("endpoint-without-scheme", {"spec.model.source.endpoint": "minio:9000"}, "spec.model.source.endpoint"),
-    InvalidCase("checksum-not-hex", {"spec.model.source.checksums": {"g_00140000": "abc"}}, "spec.model.source.checksums"),
-    InvalidCase("access-mode-unknown", {"spec.model.cache.accessMode": "ReadOnlyMany"}, "spec.model.cache.accessMode"),
+    InvalidCase(
+        "uri-not-s3", {"spec.model.source.uri": "https://bucket/model"}, "spec.model.source.uri"
+    ),
+    InvalidCase(
+        "endpoint-without-scheme",
+        {"spec.model.source.endpoint": "minio:9000"},
+        "spec.model.source.endpoint",
+    ),
+    InvalidCase(
+        "checksum-not-hex",
+        {"spec.model.source.checksums": {"g_00140000": "abc"}},
+        "spec.model.source.checksums",
+    ),
+    InvalidCase(
+        "access-mode-unknown",
+        {"spec.model.cache.accessMode": "ReadOnlyMany"},
+        "spec.model.cache.accessMode",
+    ),
     InvalidCase("precision-unknown", {"spec.model.precision": "int8"}, "spec.model.precision"),
     InvalidCase("port-privileged", {"spec.server.port": 80}, "spec.server.port"),
     InvalidCase("min-negative", {"spec.replicas.min": -1}, "spec.replicas.min"),
-    InvalidCase("min-above-max", {"spec.replicas.min": 5, "spec.replicas.max": 2}, "replicas.min must be less than or equal to replicas.max"),
+    InvalidCase(
+        "min-above-max",
+        {"spec.replicas.min": 5, "spec.replicas.max": 2},
+        "replicas.min must be less than or equal to replicas.max",
+    ),
     InvalidCase("window-above-max", {f"{W0}.replicas": 9}, "spec.warmPool"),
-    InvalidCase("window-start-and-cron", {f"{W0}.cron": "0 9 * * *", f"{W0}.duration": "3h"}, "spec.warmPool.windows[0]"),
-    InvalidCase("window-without-times", {f"{W0}.start": DELETE, f"{W0}.end": DELETE}, "spec.warmPool.windows[0]"),
+    InvalidCase(
+        "window-start-and-cron",
+        {f"{W0}.cron": "0 9 * * *", f"{W0}.duration": "3h"},
+        "spec.warmPool.windows[0]",
+    ),
+    InvalidCase(
+        "window-without-times",
+        {f"{W0}.start": DELETE, f"{W0}.end": DELETE},
+        "spec.warmPool.windows[0]",
+    ),
     InvalidCase("window-empty", {f"{W0}.end": "09:00"}, "start and end must differ"),
     InvalidCase("window-hour-25", {f"{W0}.start": "25:00"}, "spec.warmPool.windows[0].start"),
     InvalidCase("window-day-name", {f"{W0}.days": ["Monday"]}, "spec.warmPool.windows[0].days[0]"),
-    InvalidCase("lead-time-words", {f"{W0}.leadTime": "10 minutes"}, "spec.warmPool.windows[0].leadTime"),
-    InvalidCase("time-zone-garbage", {"spec.warmPool.timeZone": "Not a zone!"}, "spec.warmPool.timeZone"),
+    InvalidCase(
+        "lead-time-words", {f"{W0}.leadTime": "10 minutes"}, "spec.warmPool.windows[0].leadTime"
+    ),
+    InvalidCase(
+        "time-zone-garbage", {"spec.warmPool.timeZone": "Not a zone!"}, "spec.warmPool.timeZone"
+    ),
     InvalidCase("model-missing", {"spec.model": DELETE}, "spec.model"),
-    InvalidCase("name-too-long", {"metadata.name": "a" * 27}, "metadata.name must be at most 26 characters"),
+    InvalidCase(
+        "name-too-long", {"metadata.name": "a" * 27}, "metadata.name must be at most 26 characters"
+    ),
 ]

@@ -1,0 +1,62 @@
+"""``emotivoice-operator``: run the operator, or render manifests offline.
+
+emotivoice-operator run [--namespace NS ...]      watch EmotiVoiceServices and reconcile
+emotivoice-operator render PATH ... [--at TIME]    print the children each resource would get
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emotivoice_operator import cli_render
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emotivoice-operator", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="run the operator against the current kubeconfig or in-cluster identity"
+    )
+    run.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all",
+    )
+    run.add_argument(
+        "--peering",
+        default=None,
+        help="kopf peering name: replicas elect one active operator (needs the peering CRDs)",
+    )
+    run.add_argument(
+        "--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL"
+    )
+    cli_render.add_arguments(sub.add_parser("render", help="render manifests offline (no cluster)"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "render":
+        return cli_render.run(args)
+    import kopf
+
+    from emotivoice_operator.reconcile import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=False)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

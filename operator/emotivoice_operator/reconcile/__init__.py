@@ -1,0 +1,1 @@
+"""The only layer that talks to the Kubernetes API: kopf handlers, apply, prune, status."""

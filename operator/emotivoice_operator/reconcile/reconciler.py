@@ -1,0 +1,206 @@
+"""One reconcile pass for one EmotiVoiceService: render, apply, prune, hold the floor, report.
+
+Called by every trigger (create/update/resume, the timer, a child's change) with the same
+arguments, so there is one way the cluster converges. Writes happen only where something
+differs: an idle service costs reads, never writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from emotivoice_operator import windows as win
+from emotivoice_operator.crd import GROUP, PLURAL, VERSION
+from emotivoice_operator.crd.spec import SpecError, parse_spec
+from emotivoice_operator.reconcile.apply import Applier
+from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
+from emotivoice_operator.render import Owner, RenderContext, labels, names, render
+from emotivoice_operator.settings import OperatorSettings
+
+log = logging.getLogger(__name__)
+
+# (type, reason, message) -> posts a Kubernetes Event on the EmotiVoiceService.
+EventPoster = Callable[[str, str, str], None]
+
+
+@dataclass
+class Reconciler:
+    api: client.ApiClient
+    settings: OperatorSettings
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.applier = Applier(self.api)
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def _lock(self, namespace: str, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault((namespace, name), threading.Lock())
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def reconcile(self, body: dict[str, Any], post: EventPoster) -> dict[str, Any]:
+        meta = body["metadata"]
+        with self._lock(meta["namespace"], meta["name"]):
+            return self._reconcile(body, post)
+
+    def _reconcile(self, body: dict[str, Any], post: EventPoster) -> dict[str, Any]:
+        meta = body["metadata"]
+        owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+        old_status = body.get("status") or {}
+        now = self.clock()
+        try:
+            spec = parse_spec(body.get("spec") or {})
+            windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+        except SpecError as exc:
+            if old_status.get("message") != str(exc):
+                post("Warning", "InvalidSpec", str(exc))
+            return self._write_status(
+                body, self._observe(body, owner, 0, [], now, spec_error=str(exc))
+            )
+
+        requests = _warm_requests(old_status)
+        floor = win.warm_floor(spec.replicas.min, windows, now, requests)
+        ctx = RenderContext(
+            owner=owner,
+            warm_floor=floor,
+            default_server_image=self.settings.server_image,
+            extra_tolerations=self.settings.extra_tolerations,
+        )
+        apply_error = None
+        try:
+            manifests = render(spec, ctx)
+            for manifest in manifests:
+                result = self.applier.apply(manifest)
+                if result.action == "created":
+                    post("Normal", "Created", f"created {result.kind} {result.name}")
+                elif result.action == "updated":
+                    post(
+                        "Normal",
+                        "Updated",
+                        f"{result.kind} {result.name}: applied {', '.join(result.drift[:4])}",
+                    )
+            for result in self.applier.prune(owner.namespace, owner.name, manifests):
+                post(
+                    "Normal",
+                    "Deleted",
+                    f"deleted {result.kind} {result.name}: no longer in the spec",
+                )
+            self._hold_floor(owner, floor, post)
+        except ApiException as exc:
+            apply_error = f"the API refused a child: {_api_reason(exc)}"
+            if old_status.get("message") != apply_error:
+                post("Warning", "ApplyFailed", apply_error)
+        observed = self._observe(body, owner, floor, windows, now, apply_error=apply_error)
+        status = self._write_status(body, observed)
+        if status.get("phase") != old_status.get("phase"):
+            post("Normal", f"Phase{status['phase']}", status["message"])
+        return status
+
+    def _hold_floor(self, owner: Owner, floor: int, post: EventPoster) -> None:
+        """Raises the Deployment to the floor at once instead of waiting for the HPA's next sync.
+
+        The HPA does nothing while a Deployment has 0 replicas, so coming back from scale to
+        zero needs this push; above 0 it only saves the HPA's sync period.
+        """
+        if floor == 0:
+            return
+        scale = self.apps.read_namespaced_deployment_scale(
+            names.server(owner.name), owner.namespace
+        )
+        if (scale.spec.replicas or 0) < floor:
+            self.apps.patch_namespaced_deployment_scale(
+                names.server(owner.name),
+                owner.namespace,
+                {"spec": {"replicas": floor}},
+                field_manager=f"{names.FIELD_MANAGER}-floor",
+            )
+            post(
+                "Normal",
+                "WarmFloor",
+                f"scaled {names.server(owner.name)} from {scale.spec.replicas or 0} to the warm floor {floor}",
+            )
+
+    def _observe(
+        self,
+        body: dict[str, Any],
+        owner: Owner,
+        floor: int,
+        windows: list[win.Window],
+        now: datetime,
+        **errors: str | None,
+    ) -> Observed:
+        deployment = self.applier.get(
+            "apps/v1", "Deployment", names.server(owner.name), owner.namespace
+        )
+        selector = ",".join(
+            f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
+        )
+        pods = self.core.list_namespaced_pod(owner.namespace, label_selector=selector)
+        active = win.active_windows(windows, now)
+        upcoming = win.next_window(windows, now)
+        return Observed(
+            generation=body["metadata"].get("generation", 0),
+            warm_floor=floor,
+            active_window=",".join(w.name for w in active),
+            next_window=f"{upcoming[0].name} {win.format_local(upcoming[1], upcoming[0].zone)}"
+            if upcoming
+            else "",
+            next_window_start=upcoming[1] if upcoming else None,
+            deployment=deployment,
+            pods=[self.api.sanitize_for_serialization(p) for p in pods.items],
+            **errors,
+        )
+
+    def _write_status(self, body: dict[str, Any], observed: Observed) -> dict[str, Any]:
+        old = body.get("status") or {}
+        status = compute_status(observed)
+        now = self.clock().isoformat(timespec="seconds").replace("+00:00", "Z")
+        status["conditions"] = with_transition_times(
+            status["conditions"], old.get("conditions"), now
+        )
+        if all(old.get(k) == v for k, v in status.items()):
+            return status
+        meta = body["metadata"]
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": status}
+        )
+        return status
+
+
+def _warm_requests(status: dict[str, Any]) -> dict[str, tuple[int, datetime]]:
+    """Warm requests the pre-warm jobs wrote; unreadable entries are ignored, not fatal."""
+    out: dict[str, tuple[int, datetime]] = {}
+    for window, req in (status.get("warmRequests") or {}).items():
+        try:
+            expires = datetime.fromisoformat(str(req["expiresAt"]).replace("Z", "+00:00"))
+            out[window] = (int(req["replicas"]), expires)
+        except (KeyError, TypeError, ValueError):
+            log.warning("ignoring malformed warm request %r: %r", window, req)
+    return out
+
+
+def _api_reason(exc: ApiException) -> str:
+    try:
+        return json.loads(exc.body).get("message", exc.reason)
+    except (TypeError, ValueError):
+        return f"{exc.status} {exc.reason}"

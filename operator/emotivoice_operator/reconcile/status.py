@@ -1,0 +1,151 @@
+"""Status of an EmotiVoiceService from what the API shows of its children. Pure.
+
+The phase says where the service is; when it is not Ready, the message says what is missing
+(a pod that cannot be scheduled, the model still downloading, the model still loading), because
+"Progressing" alone sends the user to kubectl describe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Observed:
+    generation: int
+    warm_floor: int
+    active_window: str
+    next_window: str
+    next_window_start: datetime | None
+    deployment: dict[str, Any] | None
+    pods: list[dict[str, Any]]
+    spec_error: str | None = None
+    apply_error: str | None = None
+
+
+def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def _pod_problem(pod: dict[str, Any]) -> str | None:
+    """Why one server pod is not ready, in words a user acts on; None when it is ready."""
+    status = pod.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or []}
+    if conditions.get("Ready", {}).get("status") == "True":
+        return None
+    name = pod["metadata"]["name"]
+    scheduled = conditions.get("PodScheduled")
+    if scheduled and scheduled.get("status") == "False":
+        return f"{name} cannot be scheduled: {scheduled.get('message', scheduled.get('reason'))}"
+    for init in status.get("initContainerStatuses") or []:
+        state = init.get("state") or {}
+        if "terminated" in state and state["terminated"].get("exitCode") == 0:
+            continue
+        if "terminated" in state:
+            return f"{name}: model download failed: {state['terminated'].get('message') or state['terminated'].get('reason')}"
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") not in (None, "PodInitializing"):
+            return f"{name}: model download waiting: {waiting.get('reason')} {waiting.get('message', '')}".strip()
+        return f"{name}: downloading the model"
+    for c in status.get("containerStatuses") or []:
+        waiting = (c.get("state") or {}).get("waiting")
+        if waiting:
+            return f"{name}: server waiting: {waiting.get('reason')} {waiting.get('message', '')}".strip()
+    return f"{name}: loading and warming up the model"
+
+
+def _model_cached(pods: list[dict[str, Any]]) -> bool:
+    """A pod whose fetch step finished has a complete, verified model on the volume."""
+    for pod in pods:
+        for init in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            terminated = (init.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode") == 0 or init.get("ready"):
+                return True
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (pod.get("status") or {}).get("conditions") or []
+        ):
+            return True
+    return False
+
+
+def compute_status(obs: Observed) -> dict[str, Any]:
+    dep_status = (obs.deployment or {}).get("status") or {}
+    desired = ((obs.deployment or {}).get("spec") or {}).get("replicas", 0) or 0
+    ready = dep_status.get("readyReplicas", 0) or 0
+    existing = dep_status.get("replicas", 0) or 0
+    problems = [p for p in (_pod_problem(pod) for pod in obs.pods) if p]
+
+    if obs.spec_error:
+        phase, message = "Failed", obs.spec_error
+    elif obs.apply_error:
+        phase, message = "Degraded", obs.apply_error
+    elif obs.warm_floor == 0 and desired == 0 and existing == 0:
+        phase, message = (
+            "ScaledToZero",
+            "no warm window is active; the next one brings replicas back",
+        )
+    elif desired > 0 and ready >= desired:
+        phase, message = "Ready", f"{ready} of {desired} replicas ready"
+    else:
+        detail = "; ".join(sorted(problems)[:3]) or "waiting for the Deployment to create pods"
+        phase, message = (
+            "Progressing",
+            f"{ready} of {max(desired, obs.warm_floor)} replicas ready: {detail}",
+        )
+
+    gen = obs.generation
+    conditions = [
+        _condition(
+            "SpecValid", obs.spec_error is None, "Invalid" if obs.spec_error else "Valid",
+            obs.spec_error or "the spec can be honoured", gen,
+        ),
+        _condition(
+            "ModelCached", _model_cached(obs.pods), "Fetched" if _model_cached(obs.pods) else "NotYet",
+            "a pod has a complete, verified model on the cache volume"
+            if _model_cached(obs.pods) else "no pod has finished the model download yet", gen,
+        ),
+        _condition("Ready", phase == "Ready", phase, message, gen),
+        _condition(
+            "WarmWindowActive", bool(obs.active_window),
+            "InWindow" if obs.active_window else "OutsideWindows",
+            f"window {obs.active_window} holds the floor at {obs.warm_floor}"
+            if obs.active_window else f"floor is replicas.min ({obs.warm_floor})", gen,
+        ),
+    ]  # fmt: skip
+    return {
+        "phase": phase,
+        "message": message,
+        "observedGeneration": gen,
+        "replicas": existing,
+        "readyReplicas": ready,
+        "desiredReplicas": desired,
+        "warmFloor": obs.warm_floor,
+        "activeWindow": obs.active_window,
+        "nextWindow": obs.next_window,
+        "nextWindowStart": obs.next_window_start.isoformat().replace("+00:00", "Z")
+        if obs.next_window_start
+        else None,
+        "conditions": conditions,
+    }
+
+
+def with_transition_times(
+    new: list[dict[str, Any]], old: list[dict[str, Any]], now: str
+) -> list[dict[str, Any]]:
+    """Keeps lastTransitionTime of conditions whose status did not change."""
+    before = {c["type"]: c for c in old or []}
+    out = []
+    for cond in new:
+        prev = before.get(cond["type"])
+        same = prev and prev.get("status") == cond["status"]
+        out.append({**cond, "lastTransitionTime": prev.get("lastTransitionTime") if same else now})
+    return out

@@ -1,0 +1,40 @@
+"""The inputs of rendering besides the spec: who owns the children and what the cluster decided.
+
+Everything that varies with time or cluster state (the warm floor now, the operator's default
+image) arrives here as plain values, so ``render`` stays a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from emotivoice_operator.crd import KIND, api_version
+
+
+@dataclass(frozen=True)
+class Owner:
+    name: str
+    namespace: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": api_version(),
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    owner: Owner
+    # Replica floor in force now: max(replicas.min, active windows, unexpired warm requests).
+    warm_floor: int
+    # Server image used when spec.server.image is empty (the Helm chart's serverImage value).
+    default_server_image: str
+    # Extra tolerations every server pod gets (e.g. a test cluster's simulated-node taint).
+    extra_tolerations: tuple[dict[str, Any], ...] = ()

@@ -1,0 +1,203 @@
+"""The server Deployment: an init container fills the model cache, the server loads and warms up.
+
+Probe design (why three): the server binds its port at once and answers ``/health`` while it
+loads, but ``/ready`` only after load and warm-up. The startup probe watches ``/ready`` for up to
+``startupTimeoutSeconds``, and Kubernetes holds liveness back until it succeeds, so a slow load
+is never killed by liveness; a load that hangs past the timeout is restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
+from emotivoice_operator.render import labels, names
+from emotivoice_operator.render.context import RenderContext
+from emotivoice_operator.render.security import container_security_context, pod_security_context
+
+STARTUP_PROBE_PERIOD_SECONDS = 5
+GPU_RESOURCE = "nvidia.com/gpu"
+CONVERT_HOOK = "emotivoice_tts.convert:convert_for_serving"
+
+
+def server_image(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> str:
+    return spec.server.image or ctx.default_server_image
+
+
+def precision(spec: EmotiVoiceServiceSpec) -> str:
+    """``auto`` means half precision where it pays (GPU) and full precision on CPU."""
+    if spec.model.precision != "auto":
+        return spec.model.precision
+    return "fp16" if spec.server.gpus > 0 else "fp32"
+
+
+def fetch_args(spec: EmotiVoiceServiceSpec) -> list[str]:
+    source = spec.model.source
+    args = ["--source", source.uri, "--dest", names.model_dir(source.uri)]
+    if source.endpoint:
+        args += ["--endpoint-url", source.endpoint]
+    args += ["--region", source.region]
+    if source.uses_path_style:
+        args.append("--path-style")
+    if source.checksum_manifest:
+        args += ["--manifest", source.checksum_manifest]
+    args += ["--concurrency", str(source.concurrency)]
+    if spec.model.load_format == "converted":
+        args += ["--after-verify", CONVERT_HOOK]
+    return args
+
+
+def _fetch_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
+    source = spec.model.source
+    env: list[dict[str, Any]] = []
+    secret = source.credentials_secret
+    if secret:
+        for var, key in (
+            ("AWS_ACCESS_KEY_ID", secret.access_key_id_key),
+            ("AWS_SECRET_ACCESS_KEY", secret.secret_access_key_key),
+        ):
+            env.append(
+                {"name": var, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
+            )
+    if source.checksums:
+        env.append(
+            {
+                "name": "EMOTIVOICE_EXPECTED_SHA256",
+                "value": json.dumps(source.checksums, sort_keys=True),
+            }
+        )
+    return env
+
+
+def _server_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
+    warmup = spec.server.warmup
+    plan = {"phrases": warmup.phrases, "voices": warmup.voices or [], "prompts": warmup.prompts}
+    env: list[dict[str, Any]] = [
+        {"name": "EMOTIVOICE_WARMUP", "value": json.dumps(plan, sort_keys=True)},
+        # Nothing may be fetched from a model hub at run time: the weights are on the volume.
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    # User env last: a user value for the same name wins, as in a plain pod spec.
+    return env + [dict(e) for e in spec.server.env or []]
+
+
+def _resources(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
+    res = spec.server.resources
+    limits = {k: str(v) for k, v in sorted(res.limits.items())}
+    if spec.server.gpus:
+        limits[GPU_RESOURCE] = str(spec.server.gpus)
+    return {"requests": {k: str(v) for k, v in sorted(res.requests.items())}, "limits": limits}
+
+
+def _probes(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
+    def http(path: str, **timing: int) -> dict[str, Any]:
+        return {"httpGet": {"path": path, "port": names.HTTP_PORT_NAME}, **timing}
+
+    startup_failures = math.ceil(spec.server.startup_timeout_seconds / STARTUP_PROBE_PERIOD_SECONDS)
+    return {
+        "startupProbe": http(
+            "/ready",
+            periodSeconds=STARTUP_PROBE_PERIOD_SECONDS,
+            timeoutSeconds=3,
+            failureThreshold=startup_failures,
+        ),
+        "readinessProbe": http("/ready", periodSeconds=5, timeoutSeconds=3, failureThreshold=2),
+        "livenessProbe": http("/health", periodSeconds=10, timeoutSeconds=5, failureThreshold=3),
+    }
+
+
+def _tolerations(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[str, Any]]:
+    tolerations = [dict(t) for t in spec.server.tolerations or []]
+    if spec.server.gpus:
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    tolerations += [dict(t) for t in ctx.extra_tolerations]
+    return tolerations
+
+
+def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any]:
+    image = server_image(spec, ctx)
+    server = spec.server
+    model_dir = names.model_dir(spec.model.source.uri)
+    volume_mounts = [
+        {"name": "model-cache", "mountPath": names.MODEL_MOUNT},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    fetch = {
+        "name": "fetch-model",
+        "image": image,
+        "imagePullPolicy": server.image_pull_policy,
+        "command": ["emotivoice-fetch"],
+        "args": fetch_args(spec),
+        "env": _fetch_env(spec),
+        "securityContext": container_security_context(),
+        "volumeMounts": volume_mounts,
+    }
+    container = {
+        "name": "server",
+        "image": image,
+        "imagePullPolicy": server.image_pull_policy,
+        "command": ["emotivoice-server"],
+        "args": [
+            *("--model-dir", model_dir),
+            *("--port", str(server.port)),
+            *("--precision", precision(spec)),
+            *("--device", "cuda" if server.gpus else "cpu"),
+        ],
+        "ports": [{"name": names.HTTP_PORT_NAME, "containerPort": server.port, "protocol": "TCP"}],
+        "env": _server_env(spec),
+        "resources": _resources(spec),
+        **_probes(spec),
+        "securityContext": container_security_context(),
+        "volumeMounts": [*volume_mounts, {"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    pod_spec: dict[str, Any] = {
+        "securityContext": pod_security_context(),
+        "initContainers": [fetch],
+        "containers": [container],
+        "volumes": [
+            {
+                "name": "model-cache",
+                "persistentVolumeClaim": {"claimName": names.model_cache(ctx.owner.name)},
+            },
+            {"name": "tmp", "emptyDir": {}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
+        ],
+        "terminationGracePeriodSeconds": 30,
+        "enableServiceLinks": False,
+    }
+    tolerations = _tolerations(spec, ctx)
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
+    if server.node_selector:
+        pod_spec["nodeSelector"] = dict(sorted(server.node_selector.items()))
+    if server.affinity:
+        pod_spec["affinity"] = server.affinity
+
+    deployment_spec: dict[str, Any] = {
+        "selector": {"matchLabels": labels.selector(ctx.owner, names.COMPONENT_SERVER)},
+        # Never drop warm capacity during a rollout: the new pod must be ready first.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+        },
+        "template": {
+            "metadata": {"labels": labels.standard(ctx.owner, names.COMPONENT_SERVER)},
+            "spec": pod_spec,
+        },
+    }
+    # With a floor above 0 the HPA owns the replica count; with 0 there is no HPA (it cannot
+    # hold 0), so the Deployment is scaled to zero here.
+    if ctx.warm_floor == 0:
+        deployment_spec["replicas"] = 0
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": labels.metadata(
+            ctx.owner, names.server(ctx.owner.name), names.COMPONENT_SERVER
+        ),
+        "spec": deployment_spec,
+    }

@@ -1,0 +1,54 @@
+"""Names of every child object, label keys and fixed paths: the one place they are spelled.
+
+Child names derive from the EmotiVoiceService's name, which the CRD limits so that the longest
+derived name (a CronJob: 52 characters at most) still fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+APP_NAME = "emotivoice"
+MANAGER = "emotivoice-operator"
+FIELD_MANAGER = MANAGER
+
+MODEL_MOUNT = "/models"
+HTTP_PORT_NAME = "http"
+
+# Annotation the operator puts on server pods so that time-to-ready can be attributed to a start.
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_PART_OF = "app.kubernetes.io/part-of"
+
+COMPONENT_SERVER = "server"
+COMPONENT_CACHE = "model-cache"
+COMPONENT_PREWARM = "prewarm"
+
+
+def server(name: str) -> str:
+    """Deployment, Service and HPA share the resource's own name: it is what users type."""
+    return name
+
+
+def model_cache(name: str) -> str:
+    return f"{name}-model"
+
+
+def prewarm_account(name: str) -> str:
+    return f"{name}-warm"
+
+
+def prewarm_cronjob(name: str, window: str) -> str:
+    return f"{name}-warm-{window}"
+
+
+def model_dir(source_uri: str) -> str:
+    """Directory of one model inside the cache volume, keyed by its source.
+
+    Changing ``model.source.uri`` then downloads into a fresh directory instead of mixing two
+    models' files; the old one stays until the volume is deleted.
+    """
+    digest = hashlib.sha256(source_uri.encode()).hexdigest()[:12]
+    return f"{MODEL_MOUNT}/{digest}"

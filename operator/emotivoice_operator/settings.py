@@ -1,0 +1,32 @@
+"""Operator settings, read once from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SERVER_IMAGE = "emotivoice/server:0.1.0"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    # Image of server pods whose spec.server.image is empty.
+    server_image: str = DEFAULT_SERVER_IMAGE
+    # Seconds between the timer's passes: warm-window edges, request expiry, status refresh.
+    timer_interval: float = 30.0
+    # Tolerations added to every pod the operator creates (e.g. a cluster's dedicated-node taint).
+    extra_tolerations: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
+        env = dict(os.environ if env is None else env)
+        tolerations = json.loads(env.get("EMOTIVOICE_EXTRA_TOLERATIONS", "[]"))
+        if not isinstance(tolerations, list):
+            raise ValueError("EMOTIVOICE_EXTRA_TOLERATIONS must be a JSON list of tolerations")
+        return cls(
+            server_image=env.get("EMOTIVOICE_SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
+            timer_interval=float(env.get("EMOTIVOICE_TIMER_INTERVAL", "30")),
+            extra_tolerations=tuple(tolerations),
+        )

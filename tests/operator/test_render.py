@@ -1,0 +1,234 @@
+"""render(): pure, deterministic, and every child valid for Kubernetes 1.34."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from emotivoice_operator import windows as win
+from emotivoice_operator.cli_render import load_services
+from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.render import Owner, RenderContext, names, render
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S_VERSION = "1.34"
+OWNER = Owner(name="tts", namespace="voice", uid="5b0c1d2e-0000-4000-8000-000000000001")
+SERVICES = {s["metadata"]["name"]: s for s in load_services([ROOT / "examples"])}
+
+
+def _render(
+    body: dict[str, Any], floor: int | None = None, at: datetime | None = None
+) -> dict[str, Any]:
+    """Children keyed by 'Kind/name'; the floor from the windows at ``at`` unless given."""
+    spec = parse_spec(body["spec"])
+    if floor is None:
+        windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+        floor = win.warm_floor(
+            spec.replicas.min, windows, at or datetime(2026, 1, 5, 3, tzinfo=UTC), {}
+        )
+    out = render(spec, RenderContext(OWNER, floor, "emotivoice/server:test"))
+    return {f"{m['kind']}/{m['metadata']['name']}": m for m in out}
+
+
+def _server(children: dict[str, Any]) -> dict[str, Any]:
+    return children["Deployment/tts"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def _init(children: dict[str, Any]) -> dict[str, Any]:
+    return children["Deployment/tts"]["spec"]["template"]["spec"]["initContainers"][0]
+
+
+def _arg(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_rendering_is_byte_identical(name: str) -> None:
+    first = yaml.safe_dump(list(_render(SERVICES[name]).values()))
+    second = yaml.safe_dump(list(_render(SERVICES[name]).values()))
+    assert first == second
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+@pytest.mark.parametrize("floor", [0, 2])
+def test_every_child_validates_against_kubernetes_schemas(name: str, floor: int) -> None:
+    for key, manifest in _render(SERVICES[name], floor=floor).items():
+        try:
+            kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{key}: {str(exc).splitlines()[0]}")
+
+
+def test_probes_gate_traffic_and_protect_loading_pods() -> None:
+    body = SERVICES["tts-gpu"]
+    server = _server(_render(body))
+    assert server["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/health"
+    startup = server["startupProbe"]
+    assert startup["httpGet"]["path"] == "/ready"
+    # 900 s of startup allowance before liveness may act at all.
+    timeout = body["spec"]["server"]["startupTimeoutSeconds"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= timeout
+    assert startup["failureThreshold"] == math.ceil(timeout / startup["periodSeconds"])
+
+
+def test_gpu_limits_and_toleration_only_when_asked() -> None:
+    gpu = _render(SERVICES["tts-gpu"])
+    assert _server(gpu)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    pod = gpu["Deployment/tts"]["spec"]["template"]["spec"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    assert _arg(_server(gpu)["args"], "--precision") == "fp16"
+    assert _arg(_server(gpu)["args"], "--device") == "cuda"
+    cpu = _render(SERVICES["tts-minimal"])
+    assert "nvidia.com/gpu" not in _server(cpu)["resources"]["limits"]
+    assert _arg(_server(cpu)["args"], "--precision") == "fp32"  # auto on CPU
+
+
+def test_init_container_fetches_into_the_cache_volume() -> None:
+    children = _render(SERVICES["tts-minimal"])
+    init = _init(children)
+    args = init["args"]
+    assert init["command"] == ["emotivoice-fetch"]
+    assert _arg(args, "--source") == "s3://models/emotivoice/v1"
+    assert _arg(args, "--endpoint-url") == "http://minio.minio.svc:9000"
+    assert "--path-style" in args  # implied by the endpoint
+    assert _arg(args, "--manifest") == "SHA256SUMS"
+    dest = _arg(args, "--dest")
+    assert dest == names.model_dir("s3://models/emotivoice/v1")
+    assert _arg(_server(children)["args"], "--model-dir") == dest
+    secret_refs = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in init["env"] if "valueFrom" in e
+    }
+    assert secret_refs["AWS_ACCESS_KEY_ID"] == {
+        "name": "minio-credentials",
+        "key": "AWS_ACCESS_KEY_ID",
+    }
+    assert "AWS_SECRET_ACCESS_KEY" in secret_refs
+    # Credentials never travel as arguments.
+    assert not any("minioadmin" in a for a in args)
+    pod = children["Deployment/tts"]["spec"]["template"]["spec"]
+    claim = next(v for v in pod["volumes"] if v["name"] == "model-cache")
+    assert claim["persistentVolumeClaim"]["claimName"] == "tts-model"
+
+
+def test_checksums_from_the_spec_reach_the_fetch_step() -> None:
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-minimal"]))
+    body["spec"]["model"]["source"]["checksums"] = {"b.bin": "b" * 64, "a.bin": "a" * 64}
+    env = {e["name"]: e.get("value") for e in _init(_render(body))["env"]}
+    assert yaml.safe_load(env["EMOTIVOICE_EXPECTED_SHA256"]) == {
+        "a.bin": "a" * 64,
+        "b.bin": "b" * 64,
+    }
+
+
+def _cron_fields(schedule: str) -> tuple[str, str, set[int]]:
+    minute, hour, dom, month, dow = schedule.split()
+    assert (dom, month) == ("*", "*")
+    days: set[int] = set()
+    for part in dow.split(","):
+        if part == "*":
+            days |= set(range(7))
+        elif "-" in part:
+            lo, hi = map(int, part.split("-"))
+            days |= set(range(lo, hi + 1))
+        else:
+            days.add(int(part) % 7)
+    return minute, hour, days
+
+
+def test_cronjobs_fire_lead_time_before_each_window_in_its_zone() -> None:
+    children = _render(SERVICES["tts-gpu"])
+    morning = children["CronJob/tts-warm-morning"]["spec"]
+    assert morning["timeZone"] == "Asia/Shanghai"
+    assert _cron_fields(morning["schedule"]) == ("45", "8", {1, 2, 3, 4, 5})  # 09:00 - 15m
+    evening = children["CronJob/tts-warm-evening"]["spec"]
+    assert _cron_fields(evening["schedule"]) == ("50", "18", set(range(7)))  # 19:00 - default 10m
+    assert morning["concurrencyPolicy"] == "Forbid"
+    job = morning["jobTemplate"]["spec"]["template"]["spec"]
+    assert job["serviceAccountName"] == "tts-warm"
+    assert _arg(job["containers"][0]["args"], "--window") == "morning"
+
+
+def test_lead_time_carries_across_midnight_and_the_week() -> None:
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-gpu"]))
+    body["spec"]["warmPool"]["windows"] = [
+        {
+            "name": "early",
+            "days": ["Mon"],
+            "start": "00:10",
+            "end": "06:00",
+            "leadTime": "30m",
+            "replicas": 2,
+        }
+    ]
+    schedule = _render(body)["CronJob/tts-warm-early"]["spec"]["schedule"]
+    assert _cron_fields(schedule) == ("40", "23", {0})  # Sunday 23:40
+
+
+def test_hpa_floor_follows_the_windows() -> None:
+    body = SERVICES["tts-gpu"]
+    # Monday 2026-01-05 10:00 in Shanghai = 02:00 UTC: inside the morning window (3 replicas).
+    inside = _render(body, at=datetime(2026, 1, 5, 2, 0, tzinfo=UTC))["HorizontalPodAutoscaler/tts"]
+    assert inside["spec"]["minReplicas"] == 3
+    assert inside["spec"]["maxReplicas"] == 6
+    # 15:00 in Shanghai: between windows, replicas.min holds.
+    outside = _render(body, at=datetime(2026, 1, 5, 7, 0, tzinfo=UTC))[
+        "HorizontalPodAutoscaler/tts"
+    ]
+    assert outside["spec"]["minReplicas"] == 1
+    assert outside["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+
+
+def test_scale_to_zero_drops_the_hpa_and_zeroes_the_deployment() -> None:
+    body = SERVICES["tts-office-hours"]
+    # Sunday 12:00 New York: no window.
+    night = _render(body, at=datetime(2026, 1, 4, 17, 0, tzinfo=UTC))
+    assert "HorizontalPodAutoscaler/tts" not in night
+    assert night["Deployment/tts"]["spec"]["replicas"] == 0
+    # Monday 10:00 New York: the office window holds 1 and the HPA owns the replica count.
+    day = _render(body, at=datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
+    assert day["HorizontalPodAutoscaler/tts"]["spec"]["minReplicas"] == 1
+    assert "replicas" not in day["Deployment/tts"]["spec"]
+
+
+def test_owner_references_and_labels_on_every_child() -> None:
+    for name, body in SERVICES.items():
+        retained = body["spec"]["model"].get("cache", {}).get("retainOnDelete", False)
+        for key, manifest in _render(body).items():
+            meta = manifest["metadata"]
+            assert meta["labels"]["app.kubernetes.io/instance"] == "tts", key
+            assert meta["labels"]["app.kubernetes.io/managed-by"] == "emotivoice-operator", key
+            if key == "PersistentVolumeClaim/tts-model" and retained:
+                assert "ownerReferences" not in meta, (
+                    f"{name}: a retained cache must not be collected"
+                )
+                continue
+            (ref,) = meta["ownerReferences"]
+            assert ref["uid"] == OWNER.uid and ref["controller"] is True, key
+            assert ref["kind"] == "EmotiVoiceService", key
+
+
+def test_prewarm_role_is_least_privilege() -> None:
+    role = _render(SERVICES["tts-gpu"])["Role/tts-warm"]
+    for rule in role["rules"]:
+        assert rule["resourceNames"] == ["tts"]
+        assert set(rule["verbs"]) <= {"get", "patch"}
+    patchable = [r["resources"] for r in role["rules"] if "patch" in r["verbs"]]
+    assert patchable == [["emotivoiceservices/status"]]
+
+
+def test_non_root_everywhere() -> None:
+    children = _render(SERVICES["tts-gpu"])
+    pod = children["Deployment/tts"]["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for c in pod["containers"] + pod["initContainers"]:
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
