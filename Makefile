@@ -3,14 +3,18 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv demo test lint unit bench test-model cluster cluster-down images
+.PHONY: venv demo render test lint unit bench test-model cluster cluster-down images
 
 venv:
 	@bash hack/bootstrap.sh
 
 ## demo: the main job on the embedded default (see README)
 demo: venv
-	@$(PY) -m emotivoice_operator.cli render examples/
+	@bash hack/demo.sh
+
+## render: every object the operator would create for the examples, no cluster needed
+render: venv
+	@$(PY) -m emotivoice_operator.main render examples/
 
 ## test: the whole suite, as CI runs it (.ci/run calls this)
 test: venv lint

@@ -71,11 +71,16 @@ def _fetch_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
     return env
 
 
-def _server_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
+def warmup_env(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
+    """The warm-up plan, read by the server at start and by the pre-warm job's priming."""
     warmup = spec.server.warmup
     plan = {"phrases": warmup.phrases, "voices": warmup.voices or [], "prompts": warmup.prompts}
+    return {"name": "EMOTIVOICE_WARMUP", "value": json.dumps(plan, sort_keys=True)}
+
+
+def _server_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {"name": "EMOTIVOICE_WARMUP", "value": json.dumps(plan, sort_keys=True)},
+        warmup_env(spec),
         # Nothing may be fetched from a model hub at run time: the weights are on the volume.
         {"name": "HF_HUB_OFFLINE", "value": "1"},
         {"name": "TRANSFORMERS_OFFLINE", "value": "1"},

@@ -14,7 +14,7 @@ from emotivoice_operator.crd import GROUP, PLURAL
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
-from emotivoice_operator.render.deployment import server_image
+from emotivoice_operator.render.deployment import server_image, warmup_env
 from emotivoice_operator.render.security import container_security_context, pod_security_context
 from emotivoice_operator.windows import Window, parse_windows, prewarm_cron, window_hold
 
@@ -85,7 +85,8 @@ def _cronjob(spec: EmotiVoiceServiceSpec, ctx: RenderContext, window: Window) ->
             {
                 "name": "EMOTIVOICE_NAMESPACE",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            }
+            },
+            warmup_env(spec),
         ],
         "resources": {
             "requests": {"cpu": "50m", "memory": "128Mi"},

@@ -1,0 +1,113 @@
+"""``emotivoice-prewarm``: what a window's CronJob runs, leadTime before the window opens.
+
+1. Records a warm request on the EmotiVoiceService's status (``status.warmRequests[WINDOW]``:
+   replicas and expiry). The operator turns requests into the replica floor; this job never
+   touches the HPA or the Deployment, so the two never write the same field.
+2. Waits until the service reports that many ready replicas (bounded by ``--timeout``).
+3. Primes the servers through the Service with the warm-up requests, so caches are hot before
+   real traffic arrives (``emotivoice-server prime``, from the same image).
+
+Run by hand (``kubectl create job --from=cronjob/NAME-warm-WINDOW``) it pre-warms at once for
+the window's length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from emotivoice_operator import windows as win
+from emotivoice_operator.crd import GROUP, PLURAL, VERSION
+from emotivoice_operator.crd.spec import parse_spec
+
+log = logging.getLogger("emotivoice-prewarm")
+
+
+def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[str, Any]:
+    """The request for ``window_name`` made at ``now``: its replicas, until the window ends.
+
+    Pure. Inside the window (or its lead time) the request ends with the window; a run outside
+    it (by hand, or a late start) holds for lead time + duration from now.
+    """
+    spec = parse_spec(body.get("spec") or {})
+    windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+    window = next((w for w in windows if w.name == window_name), None)
+    if window is None:
+        known = ", ".join(w.name for w in windows) or "none"
+        raise SystemExit(f"window {window_name!r} is not in spec.warmPool.windows (known: {known})")
+    expires = win.occurrence_end(window, now) or now + win.window_hold(window)
+    return {
+        "replicas": window.replicas,
+        "expiresAt": expires.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+def wait_ready(read_status: Callable[[], dict[str, Any]], replicas: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = int(read_status().get("readyReplicas") or 0)
+        if ready >= replicas or time.monotonic() >= deadline:
+            return ready
+        time.sleep(5)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="emotivoice-prewarm", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--name", required=True, help="the EmotiVoiceService")
+    parser.add_argument("--window", required=True, help="the warm window to request")
+    parser.add_argument("--url", required=True, help="base URL of the service, for priming")
+    parser.add_argument("--namespace", default=os.environ.get("EMOTIVOICE_NAMESPACE", "default"))
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="seconds to wait for ready replicas"
+    )
+    parser.add_argument("--no-prime", action="store_true", help="only record the request")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    api = client.CustomObjectsApi()
+    body = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
+    request = warm_request(body, args.window, datetime.now(UTC))
+    api.patch_namespaced_custom_object_status(
+        GROUP, VERSION, args.namespace, PLURAL, args.name,
+        {"status": {"warmRequests": {args.window: request}}},
+    )  # fmt: skip
+    log.info(
+        "requested %s warm replicas for window %s until %s",
+        request["replicas"],
+        args.window,
+        request["expiresAt"],
+    )
+    if args.no_prime:
+        return 0
+
+    def read_status() -> dict[str, Any]:
+        obj = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
+        return obj.get("status") or {}
+
+    ready = wait_ready(read_status, request["replicas"], args.timeout)
+    log.info("%s of %s replicas ready; priming through %s", ready, request["replicas"], args.url)
+    # One prime per ready replica: the Service spreads them, so each pod sees warm-up traffic.
+    for _ in range(max(ready, 1)):
+        done = subprocess.run(["emotivoice-server", "prime", "--url", args.url], check=False)
+        if done.returncode != 0:
+            return done.returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
