@@ -1,0 +1,5 @@
+import sys
+
+from emotivoice_fetch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,148 @@
+"""`emotivoice-fetch`: the init container's command line.
+
+This module only builds the argument parser and wires things up; `fetch.run` does the work. A
+failure ends with one line on stderr, `emotivoice-fetch: error: ...`, and the exit code of
+`errors.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from emotivoice_fetch import config as cfg
+from emotivoice_fetch.errors import ExitCode, FetchError
+
+PROG = "emotivoice-fetch"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Download a model from S3/MinIO into the model cache volume, verify it and mark "
+            "it complete; a second start on a complete cache returns at once. Credentials come "
+            f"only from {cfg.ACCESS_KEY_ENV}/{cfg.SECRET_KEY_ENV}/{cfg.SESSION_TOKEN_ENV}, "
+            f"expected checksums from {cfg.EXPECTED_SHA256_ENV} (JSON) and/or --manifest."
+        ),
+    )
+    parser.add_argument("--source", required=True, help="s3://BUCKET/PREFIX of the model")
+    parser.add_argument("--dest", required=True, type=Path, help="model directory on the volume")
+    parser.add_argument("--endpoint-url", help="S3-compatible endpoint (MinIO...); default AWS")
+    parser.add_argument("--region", default=cfg.DEFAULT_REGION, help="default %(default)s")
+    parser.add_argument(
+        "--path-style", action="store_true", help="path-style addressing (most MinIO setups)"
+    )
+    parser.add_argument(
+        "--manifest",
+        metavar="KEY",
+        help="checksum manifest object relative to PREFIX, sha256sum format '<hex>  <relpath>'; "
+        "when given, only the files it lists are fetched",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=cfg.DEFAULT_CONCURRENCY,
+        help="parallel connections, across files and parts of a file (default %(default)s)",
+    )
+    parser.add_argument(
+        "--part-size-mb",
+        type=_positive_int,
+        default=cfg.DEFAULT_PART_SIZE_MB,
+        help="size of the ranged parts of large files, MiB (default %(default)s)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=_positive_float,
+        default=cfg.DEFAULT_LOCK_TIMEOUT_S,
+        metavar="SECONDS",
+        help="a download lock without a heartbeat for this long belongs to a crashed pod and "
+        "is taken over (default %(default)s)",
+    )
+    parser.add_argument(
+        "--after-verify",
+        metavar="MODULE:FUNCTION",
+        help="post-processing called with (dest, {relpath: sha256}) before the model is marked "
+        "complete; what it writes is recorded in the marker",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between progress lines, 0 for none (default %(default)s)",
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> cfg.FetchConfig:
+    bucket, prefix = cfg.parse_source_uri(args.source)
+    manifest = args.manifest.strip("/") if args.manifest else None
+    return cfg.FetchConfig(
+        source=cfg.Source(bucket, prefix, args.endpoint_url, args.region, args.path_style),
+        dest=args.dest,
+        credentials=cfg.credentials_from_env(environ),
+        manifest_key=manifest,
+        expected_sha256=cfg.parse_expected_sha256(environ.get(cfg.EXPECTED_SHA256_ENV)),
+        concurrency=args.concurrency,
+        part_size=args.part_size_mb * 1024 * 1024,
+        lock_timeout_s=args.lock_timeout,
+        after_verify=args.after_verify,
+        progress_interval_s=args.progress_interval,
+    )
+
+
+def log(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from(args, os.environ)
+        from emotivoice_fetch import fetch  # after parsing: --help stays instant
+
+        outcome = fetch.run(config, log)
+    except FetchError as exc:
+        log(f"error: {exc.message}")
+        return int(exc.code)
+    except KeyboardInterrupt:
+        log("error: interrupted; a restart resumes the download")
+        return 130
+    model = outcome.model
+    size = sum(rec.size for rec in model.files.values())
+    if outcome.action == "downloaded":
+        rate = outcome.downloaded_bytes / outcome.seconds / 1e6 if outcome.seconds else 0.0
+        log(
+            f"downloaded {outcome.downloaded_bytes / 1e6:.1f} MB in {outcome.seconds:.1f} s "
+            f"({rate:.1f} MB/s); {len(model.files)} files, {size / 1e6:.1f} MB verified in "
+            f"{config.dest}"
+        )
+    else:
+        verb = "cache complete" if outcome.action == "warm" else "completed by another pod"
+        log(
+            f"{verb}: {len(model.files)} files, {size / 1e6:.1f} MB verified in {config.dest} "
+            f"({outcome.seconds * 1000:.0f} ms)"
+        )
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

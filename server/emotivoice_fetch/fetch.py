@@ -1,0 +1,410 @@
+"""One fetch run: decide whether the cache is already good, else lock, download, verify, commit.
+
+Order of events on a cold start, chosen so that a crash at any point leaves nothing that
+`verify_complete` would accept and nothing that a restart cannot reuse:
+
+1. the old marker (if any) is moved into the staging area: from here on the directory is not
+   a complete model; the old records still let unchanged files skip re-hashing;
+2. each file is downloaded into `.emotivoice-partial/`, hashed, compared with its expected
+   sha256, fsynced and only then renamed to its final path (a record goes to a journal);
+3. the `--after-verify` hook runs; its outputs are recorded;
+4. files of the previous model version that are no longer part of it are removed;
+5. directories are fsynced, the marker is written atomically, the staging area is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from emotivoice_fetch.config import FetchConfig, Source
+from emotivoice_fetch.download import Downloader, FileJob, discard
+from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
+from emotivoice_fetch.hook import Hook, load_hook, run_hook, sha256_file
+from emotivoice_fetch.lock import LeaseLock
+from emotivoice_fetch.manifest import merge_expectations, parse_sha256sum
+from emotivoice_fetch.marker import (
+    CompleteModel,
+    FileRecord,
+    IncompleteModel,
+    fsync_dir,
+    read_marker,
+    record_for,
+    verify_complete,
+    write_marker,
+)
+from emotivoice_fetch.paths import marker_path, staging_dir
+from emotivoice_fetch.plan import RemoteObject, select_objects
+from emotivoice_fetch.progress import MB, Progress
+from emotivoice_fetch.retry import RetryPolicy, with_retries
+from emotivoice_fetch.store import ObjectStore
+
+MANIFEST_LIMIT = 16 * 1024 * 1024
+LOCK_POLL_S = 0.25
+WAIT_LOG_S = 10.0
+
+Log = Callable[[str], None]
+StoreFactory = Callable[[FetchConfig], ObjectStore]
+
+
+@dataclass(frozen=True)
+class Request:
+    """The model as the store and the checksum sources describe it right now."""
+
+    objects: list[RemoteObject]
+    expected: Mapping[str, str]  # relpath -> sha256, possibly for only some files
+
+
+@dataclass
+class Outcome:
+    """What a run did, for the summary line and for tests."""
+
+    model: CompleteModel
+    action: str  # "warm", "waited", "downloaded"
+    downloaded_bytes: int = 0
+    seconds: float = 0.0
+    rehashed: list[str] = field(default_factory=list)
+
+
+def default_store(config: FetchConfig) -> ObjectStore:
+    from emotivoice_fetch.store import S3Store
+
+    return S3Store(config.source, config.credentials, max_connections=config.concurrency + 2)
+
+
+def matches(model: CompleteModel, config: FetchConfig, request: Request | None) -> bool:
+    """Whether a verified model is the one asked for (pure).
+
+    Without a request (no network), only a full set of pinned checksums can say so.
+    """
+    if model.source != config.source.uri or model.after_verify != config.after_verify:
+        return False
+    if request is None:
+        pinned = config.expected_sha256
+        return not config.manifest_key and bool(pinned) and model.sha256 == dict(pinned)
+    if set(model.files) != {obj.relpath for obj in request.objects}:
+        return False
+    for obj in request.objects:
+        rec = model.files[obj.relpath]
+        want = request.expected.get(obj.relpath)
+        if rec.size != obj.size:
+            return False
+        if want is not None and rec.sha256 != want:
+            return False
+        if want is None and rec.etag != obj.etag:
+            return False
+    return True
+
+
+def _verified(dest: Path) -> CompleteModel | None:
+    try:
+        return verify_complete(dest)
+    except IncompleteModel:
+        return None
+
+
+def describe_request(
+    store: ObjectStore, config: FetchConfig, retry: RetryPolicy, log: Log
+) -> Request:
+    """List the prefix and read the manifest, if any, into the set of files and their sums."""
+    source = config.source
+    listed = with_retries(store.list_objects, f"listing {source.uri}", retry, log)
+    manifest = None
+    if config.manifest_key:
+        key = source.key_for(config.manifest_key)
+        where = f"manifest s3://{source.bucket}/{key}"
+        raw = with_retries(
+            lambda: store.read_small(key, MANIFEST_LIMIT), f"reading {where}", retry, log
+        )
+        try:
+            manifest = parse_sha256sum(raw.decode("utf-8"), where)
+        except UnicodeDecodeError:
+            raise FetchError(ExitCode.USAGE, f"{where} is not UTF-8 text") from None
+        expected = merge_expectations(manifest, config.expected_sha256, where)
+    else:
+        expected = dict(config.expected_sha256)
+    wanted = list(manifest) if manifest is not None else (list(expected) or None)
+    exclude = [config.manifest_key] if config.manifest_key else []
+    objects = select_objects(listed, wanted, source.uri, exclude)
+    return Request(objects, expected)
+
+
+def run(
+    config: FetchConfig,
+    log: Log,
+    store_factory: StoreFactory = default_store,
+    retry: RetryPolicy | None = None,
+) -> Outcome:
+    """Make `config.dest` hold the complete verified model; return what it took."""
+    started = time.monotonic()
+    retry = retry or RetryPolicy()
+    dest = config.dest
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise from_os_error(exc, f"creating {dest}") from None
+    hook = load_hook(config.after_verify) if config.after_verify else None
+
+    cached = _verified(dest)
+    if cached is not None and matches(cached, config, None):
+        return Outcome(cached, "warm", seconds=time.monotonic() - started)
+
+    if cached is not None and _quick_confirms(cached, config, log):
+        return Outcome(cached, "warm", seconds=time.monotonic() - started)
+
+    store = store_factory(config)
+    try:
+        request = describe_request(store, config, retry, log)
+    except FetchError as exc:
+        if (
+            exc.code == ExitCode.SOURCE_UNREACHABLE
+            and cached is not None
+            and _same_source(cached, config)
+        ):
+            log(f"warning: {exc}; using the verified cache in {dest} as it is")
+            return Outcome(cached, "warm", seconds=time.monotonic() - started)
+        raise
+    if cached is not None and matches(cached, config, request):
+        return Outcome(cached, "warm", seconds=time.monotonic() - started)
+
+    lock = LeaseLock(dest, config.lock_timeout_s, log)
+    waited = _acquire(lock, dest, config, request, log)
+    if waited is not None:
+        return Outcome(waited, "waited", seconds=time.monotonic() - started)
+    try:
+        again = _verified(dest)
+        if again is not None and matches(again, config, request):
+            return Outcome(again, "waited", seconds=time.monotonic() - started)
+        outcome = _fetch_locked(store, config, request, lock, hook, retry, log)
+    finally:
+        lock.release()
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _quick_confirms(cached: CompleteModel, config: FetchConfig, log: Log) -> bool:
+    """Whether one cheap listing (no boto3) shows the verified cache is still the model."""
+    from emotivoice_fetch.quick import QuickMiss, QuickS3
+
+    try:
+        quick = QuickS3(config.source, config.credentials)
+        request = describe_request(quick, config, RetryPolicy(attempts=1), log)
+    except (QuickMiss, FetchError):
+        return False
+    return matches(cached, config, request)
+
+
+def _same_source(model: CompleteModel, config: FetchConfig) -> bool:
+    return model.source == config.source.uri and model.after_verify == config.after_verify
+
+
+def _acquire(
+    lock: LeaseLock, dest: Path, config: FetchConfig, request: Request, log: Log
+) -> CompleteModel | None:
+    """Take the lock, or return the model that another pod completed while we waited."""
+    last_log = 0.0
+    while True:
+        try:
+            if lock.try_acquire():
+                return None
+        except OSError as exc:
+            raise from_os_error(exc, f"taking the download lock in {dest}") from None
+        done = _verified(dest)
+        if done is not None and matches(done, config, request):
+            log(f"another pod completed the download into {dest}")
+            return done
+        now = time.monotonic()
+        if now - last_log >= WAIT_LOG_S:
+            log(f"waiting for {lock.holder()} to finish downloading into {dest}")
+            last_log = now
+        time.sleep(LOCK_POLL_S)
+
+
+def _trusted_records(dest: Path) -> dict[str, FileRecord]:
+    """Records of files verified earlier (the previous marker, commits of a crashed run)."""
+    staging = staging_dir(dest)
+    records: dict[str, FileRecord] = {}
+    with contextlib.suppress(IncompleteModel):
+        previous = read_marker(staging / "previous-marker.json", dest)
+        records.update(previous.files)
+        records.update(previous.artifacts)
+    with contextlib.suppress(FileNotFoundError):
+        for line in (staging / "committed.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                doc = json.loads(line)
+                records[doc["relpath"]] = FileRecord(**doc["record"])
+    return records
+
+
+def _fetch_locked(
+    store: ObjectStore,
+    config: FetchConfig,
+    request: Request,
+    lock: LeaseLock,
+    hook: Hook | None,
+    retry: RetryPolicy,
+    log: Log,
+) -> Outcome:
+    dest = config.dest
+    staging = staging_dir(dest)
+    try:
+        staging.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(marker_path(dest), staging / "previous-marker.json")
+            fsync_dir(dest)
+    except OSError as exc:
+        raise from_os_error(exc, f"preparing {staging}") from None
+    trusted = _trusted_records(dest)
+    previous_paths = set(trusted)
+
+    kept: dict[str, FileRecord] = {}
+    to_check: list[RemoteObject] = []
+    to_fetch: list[RemoteObject] = []
+    for obj in request.objects:
+        want = request.expected.get(obj.relpath)
+        rec = trusted.get(obj.relpath)
+        try:
+            st = os.stat(dest / obj.relpath)
+        except FileNotFoundError:
+            to_fetch.append(obj)
+            continue
+        except OSError as exc:
+            raise from_os_error(exc, f"checking {dest / obj.relpath}") from None
+        if _still_trusted(rec, st, obj, want):
+            assert rec is not None
+            kept[obj.relpath] = replace(rec, etag=obj.etag)
+            continue
+        if want is not None and st.st_size == obj.size:
+            to_check.append(obj)  # present but unrecorded: re-hash rather than re-download
+        else:
+            to_fetch.append(obj)
+
+    rehashed = []
+    for obj in to_check:
+        path = dest / obj.relpath
+        digest = sha256_file(path)
+        if digest == request.expected[obj.relpath]:
+            kept[obj.relpath] = record_for(path, digest, obj.etag)
+            rehashed.append(obj.relpath)
+        else:
+            to_fetch.append(obj)
+
+    jobs = [
+        FileJob(obj, staging / "data" / obj.relpath, staging / "journal" / (obj.relpath + ".parts"))
+        for obj in to_fetch
+    ]
+    total = sum(obj.size for obj in to_fetch)
+    already = Downloader.resumable_bytes(jobs)
+    _check_space(dest, total - already)
+    if jobs:
+        log(
+            f"downloading {len(jobs)} of {len(request.objects)} files, {total / MB:.1f} MB "
+            f"from {config.source.uri}" + (f" ({already / MB:.1f} MB resumed)" if already else "")
+        )
+    committed = _Committer(dest, staging, request.expected, lock, config.source)
+    progress = Progress(total, already, len(jobs), log, config.progress_interval_s)
+    downloader = Downloader(store, config.concurrency, config.part_size, retry, progress, log)
+    with progress:
+        downloader.run(jobs, committed.commit(progress))
+    records = {**kept, **committed.records}
+
+    artifacts: dict[str, FileRecord] = {}
+    if hook is not None and config.after_verify:
+        lock.check_held()
+        artifacts = run_hook(
+            config.after_verify, hook, dest, {r: rec.sha256 for r, rec in records.items()}
+        )
+
+    current = set(records) | set(artifacts)
+    for stale in sorted(previous_paths - current):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            (dest / stale).unlink()
+            log(f"removed {stale}: no longer part of the model")
+
+    model = CompleteModel(dest, config.source.uri, records, artifacts, config.after_verify)
+    try:
+        for directory in sorted({(dest / rel).parent for rel in current} | {dest}):
+            fsync_dir(directory)
+        lock.check_held()
+        write_marker(model)
+        shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise from_os_error(exc, f"writing the completion marker in {dest}") from None
+    return Outcome(model, "downloaded", downloaded_bytes=progress.fresh_bytes, rehashed=rehashed)
+
+
+def _still_trusted(
+    rec: FileRecord | None, st: os.stat_result, obj: RemoteObject, want: str | None
+) -> bool:
+    """Whether a file verified earlier is unchanged and still the wanted content (pure)."""
+    if rec is None or not rec.matches(st) or rec.size != obj.size:
+        return False
+    return rec.sha256 == want if want is not None else rec.etag == obj.etag
+
+
+def _check_space(dest: Path, needed: int) -> None:
+    """Fail before downloading when the volume cannot hold what is missing."""
+    try:
+        st = os.statvfs(dest)
+    except OSError:
+        return
+    free = st.f_bavail * st.f_frsize
+    if needed > free:
+        raise FetchError(
+            ExitCode.DISK_FULL,
+            f"disk full: {needed / MB:.1f} MB still to download but {free / MB:.1f} MB free on "
+            f"the volume of {dest}; enlarge model.cache.size or free space",
+        )
+
+
+class _Committer:
+    """Verifies a finished staging file and moves it to its final path (called from workers)."""
+
+    def __init__(
+        self,
+        dest: Path,
+        staging: Path,
+        expected: Mapping[str, str],
+        lock: LeaseLock,
+        source: Source,
+    ) -> None:
+        self.dest = dest
+        self.journal = staging / "committed.jsonl"
+        self.expected = expected
+        self.lock = lock
+        self.source = source
+        self.records: dict[str, FileRecord] = {}
+
+    def commit(self, progress: Progress) -> Callable[[FileJob, str], None]:
+        def on_complete(job: FileJob, digest: str) -> None:
+            obj = job.obj
+            want = self.expected.get(obj.relpath)
+            if want is not None and digest != want:
+                discard(job)
+                raise FetchError(
+                    ExitCode.CHECKSUM_MISMATCH,
+                    f"checksum mismatch for {obj.relpath}: expected sha256 {want}, the object "
+                    f"s3://{self.source.bucket}/{obj.key} has {digest}; fix the expected checksum or the object "
+                    "(the download was discarded)",
+                )
+            self.lock.check_held()
+            target = self.dest / obj.relpath
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(job.data_path, target)
+                rec = record_for(target, digest, obj.etag)
+                with open(self.journal, "a") as f:
+                    f.write(json.dumps({"relpath": obj.relpath, "record": asdict(rec)}) + "\n")
+                job.journal_path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise from_os_error(exc, f"moving {obj.relpath} into place") from None
+            self.records[obj.relpath] = rec
+            progress.file_done()
+
+        return on_complete

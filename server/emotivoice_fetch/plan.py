@@ -1,0 +1,110 @@
+"""Pure planning: which objects make up the model, and which byte ranges are still missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from emotivoice_fetch.errors import ExitCode, FetchError
+from emotivoice_fetch.paths import RESERVED_PREFIX, check_relpath
+
+Range = tuple[int, int]  # [start, end) in bytes
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    """One object of the model as the store lists it."""
+
+    relpath: str
+    key: str
+    size: int
+    etag: str
+
+
+def relpath_of(key: str, prefix: str) -> str | None:
+    """The model-relative path for a listed key, or None for keys that are not model files."""
+    if not key.startswith(prefix) or key.endswith("/"):
+        return None  # outside the prefix, or a folder placeholder object
+    relpath = key[len(prefix) :]
+    if relpath.split("/", 1)[0].startswith(RESERVED_PREFIX):
+        return None
+    return check_relpath(relpath, f"object key {key!r}")
+
+
+def select_objects(
+    listed: Iterable[RemoteObject],
+    wanted: Iterable[str] | None,
+    source_uri: str,
+    exclude: Iterable[str] = (),
+) -> list[RemoteObject]:
+    """The model's objects: the `wanted` paths (manifest or pins) or every listed object.
+
+    Fails with MISSING_KEY naming what is absent, so a typo in a manifest is not silently
+    turned into a model with a file missing.
+    """
+    by_path = {obj.relpath: obj for obj in listed}
+    if wanted is None:
+        skip = set(exclude)
+        chosen = [obj for rel, obj in sorted(by_path.items()) if rel not in skip]
+        if not chosen:
+            raise FetchError(
+                ExitCode.MISSING_KEY,
+                f"no objects under {source_uri}: check model.source (bucket and prefix)",
+            )
+        return chosen
+    wanted = sorted(set(wanted))
+    missing = [rel for rel in wanted if rel not in by_path]
+    if missing:
+        shown = ", ".join(source_uri + rel for rel in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise FetchError(
+            ExitCode.MISSING_KEY,
+            f"missing object {shown}{more}: the checksum list names it but the bucket has no "
+            "such key",
+        )
+    return [by_path[rel] for rel in wanted]
+
+
+def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
+    """Sort and coalesce overlapping or touching ranges."""
+    merged: list[Range] = []
+    for start, end in sorted(r for r in ranges if r[1] > r[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def missing_ranges(size: int, done: Iterable[Range], part_size: int) -> list[Range]:
+    """The byte ranges of a `size`-byte object not covered by `done`, cut into parts.
+
+    Parts have at most `part_size` bytes; a remainder under a quarter part is folded into the
+    previous part so that no tiny request is made for a file's last few bytes.
+    """
+    if part_size <= 0:
+        raise ValueError("part_size must be positive")
+    gaps: list[Range] = []
+    cursor = 0
+    for start, end in merge_ranges(done):
+        start, end = max(0, start), min(size, end)
+        if start > cursor:
+            gaps.append((cursor, start))
+        cursor = max(cursor, end)
+    if cursor < size:
+        gaps.append((cursor, size))
+    parts: list[Range] = []
+    for start, end in gaps:
+        pos = start
+        while pos < end:
+            stop = min(end, pos + part_size)
+            if end - stop < part_size // 4:
+                stop = end
+            parts.append((pos, stop))
+            pos = stop
+    return parts
+
+
+def covered(size: int, done: Sequence[Range]) -> int:
+    """How many bytes of [0, size) the ranges cover."""
+    return sum(min(end, size) - max(start, 0) for start, end in merge_ranges(done) if end > start)

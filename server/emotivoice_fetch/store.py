@@ -1,0 +1,196 @@
+"""The S3 side of the fetch step, behind a small interface; the only module that imports boto3.
+
+Every botocore failure is translated here into either a `FetchError` (with the exit code and a
+message a user can act on) or a `TransientError` (retried by the caller). Error responses from
+the store are never printed as they are: some servers echo the access key id and the string to
+sign in them.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from emotivoice_fetch.config import Credentials, Source
+from emotivoice_fetch.errors import ExitCode, FetchError, TransientError
+from emotivoice_fetch.plan import RemoteObject, relpath_of
+
+READ_CHUNK = 1024 * 1024
+
+AUTH_CODES = frozenset(
+    {
+        "AccessDenied",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidToken",
+        "ExpiredToken",
+        "TokenRefreshRequired",
+        "AuthorizationHeaderMalformed",
+        "InvalidSecurity",
+        "XAdminUserNotFound",  # versitygw's answer to an unknown access key
+    }
+)
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"}
+)
+
+
+class ObjectChanged(Exception):
+    """The object's ETag no longer matches the one we started downloading."""
+
+
+class ObjectStore(Protocol):
+    """What the fetcher needs from an object store."""
+
+    def list_objects(self) -> list[RemoteObject]: ...
+
+    def read_small(self, key: str, limit: int) -> bytes: ...
+
+    def read_range(self, key: str, start: int, end: int, etag: str | None) -> Iterator[bytes]: ...
+
+
+class S3Store:
+    """An S3 or S3-compatible store (MinIO, versitygw, Ceph RGW) reached with boto3."""
+
+    def __init__(self, source: Source, credentials: Credentials, max_connections: int) -> None:
+        import boto3  # imported here: the warm path with pinned checksums never needs it
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
+        self.source = source
+        config = Config(
+            region_name=source.region,
+            signature_version=UNSIGNED if credentials.anonymous else None,
+            s3={"addressing_style": "path" if source.path_style else "auto"},
+            max_pool_connections=max_connections,
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"total_max_attempts": 1},  # with_retries owns retrying, with backoff
+            tcp_keepalive=True,
+            # We verify sha256 ourselves; skip botocore's CRC pass over every downloaded byte.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=source.endpoint_url,
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            config=config,
+        )
+
+    def list_objects(self) -> list[RemoteObject]:
+        """Every object under the prefix, as model-relative paths."""
+        out: list[RemoteObject] = []
+        with self._translated(f"listing {self.source.uri}"):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.source.bucket, Prefix=self.source.prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    relpath = relpath_of(item["Key"], self.source.prefix)
+                    if relpath is not None:
+                        out.append(
+                            RemoteObject(relpath, item["Key"], int(item["Size"]), item["ETag"])
+                        )
+        return out
+
+    def read_small(self, key: str, limit: int) -> bytes:
+        """Read a small object (the manifest) whole; refuse one larger than `limit`."""
+        with self._translated(f"reading s3://{self.source.bucket}/{key}", key=key):
+            resp = self._client.get_object(Bucket=self.source.bucket, Key=key)
+            if int(resp["ContentLength"]) > limit:
+                raise FetchError(
+                    ExitCode.USAGE,
+                    f"s3://{self.source.bucket}/{key} is {resp['ContentLength']} bytes, "
+                    f"too large for a checksum manifest (limit {limit})",
+                )
+            return resp["Body"].read()
+
+    def read_range(self, key: str, start: int, end: int, etag: str | None) -> Iterator[bytes]:
+        """Stream bytes [start, end) of an object in chunks; ObjectChanged if its ETag moved."""
+        what = f"downloading s3://{self.source.bucket}/{key}"
+        with self._translated(what, key=key):
+            resp = self._client.get_object(
+                Bucket=self.source.bucket,
+                Key=key,
+                Range=f"bytes={start}-{end - 1}",
+                **({"IfMatch": etag} if etag else {}),
+            )
+            if int(resp["ContentLength"]) != end - start:
+                raise FetchError(
+                    ExitCode.UNEXPECTED,
+                    f"{what}: asked for {end - start} bytes at {start}, the store sent "
+                    f"{resp['ContentLength']} (ranged GETs unsupported?)",
+                )
+            body = resp["Body"]
+            raw = body._raw_stream  # the urllib3 response: reads without botocore's extra layer
+            remaining = end - start
+            try:
+                while remaining > 0:
+                    chunk = raw.read(min(READ_CHUNK, remaining))
+                    if not chunk:
+                        raise TransientError(f"{what}: connection closed {remaining} bytes early")
+                    remaining -= len(chunk)
+                    yield chunk
+            finally:
+                if remaining:
+                    body.close()  # a half-read connection must not go back to the pool
+
+    @contextmanager
+    def _translated(self, what: str, key: str | None = None) -> Iterator[None]:
+        from botocore import exceptions as bexc
+        from urllib3 import exceptions as uexc
+
+        transient: tuple[type[BaseException], ...] = (
+            bexc.EndpointConnectionError,
+            bexc.ConnectionClosedError,
+            bexc.ReadTimeoutError,
+            bexc.ConnectTimeoutError,
+            bexc.ResponseStreamingError,
+            bexc.IncompleteReadError,
+            uexc.HTTPError,
+            ConnectionError,
+            socket.timeout,
+        )
+        try:
+            yield
+        except bexc.ClientError as exc:
+            raise self._client_error(exc, what, key) from None
+        except transient as exc:
+            raise TransientError(f"{what}: {type(exc).__name__}") from None
+
+    def _client_error(self, exc: Any, what: str, key: str | None) -> Exception:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        bucket = self.source.bucket
+        where = self.source.endpoint_url or "the default AWS endpoint"
+        if code == "NoSuchBucket" or (status == 404 and key is None):
+            return FetchError(
+                ExitCode.MISSING_BUCKET,
+                f"bucket {bucket!r} does not exist at {where} (NoSuchBucket): check the "
+                "bucket name in model.source and the endpoint URL",
+            )
+        if code in ("NoSuchKey", "404") or status == 404:
+            return FetchError(
+                ExitCode.MISSING_KEY,
+                f"missing object s3://{bucket}/{key}: {what} got NoSuchKey",
+            )
+        if code in ("PreconditionFailed",) or status == 412:
+            return ObjectChanged(f"s3://{bucket}/{key} changed while it was being downloaded")
+        if code in AUTH_CODES or status in (401, 403):
+            return FetchError(
+                ExitCode.CREDENTIALS,
+                f"access denied ({code or status}) {what}: check the credentials in the "
+                "model's Secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the bucket policy",
+            )
+        if code in TRANSIENT_CODES or status >= 500:
+            return TransientError(f"{what}: {code or status}")
+        return FetchError(ExitCode.UNEXPECTED, f"{what}: the store answered {code or status}")
+
+
+StoreFactory = Callable[[], ObjectStore]
