@@ -1,0 +1,201 @@
+"""Loading a model directory and turning text into audio: the package's public entry point."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import cast_floats
+from .config import precision_dtype
+from .convert import SourceId, is_current, read_serving, released_state, write_serving
+from .errors import EmptyInputError, UnknownSpeakerError, UnknownTokenError
+from .frontend import ChineseG2P, EnglishG2P, MixedG2P, read_lexicon, split_sentences
+from .frontend.numbers import digits_to_chinese
+from .jets import JetsModel, JetsOutput
+from .layout import ModelLayout
+from .spec import ModelSpec, materialize
+from .style import MAX_BERT_TOKENS, StyleEncoder, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+# `language` values: upstream's default "zh_us" and anything Chinese mean its mixed frontend;
+# English reads digits as English words instead of Chinese numerals.
+AUTO_LANGUAGES = {"", "auto", "mixed", "zh_us"}
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class Synthesizer:
+    spec: ModelSpec
+    generator: JetsModel
+    style: StyleEncoder
+    tokenizer: Any
+    frontend: MixedG2P
+    device: str
+    precision: str
+    load_timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._token_ids = {t: i for i, t in enumerate(self.spec.tokens)}
+        self._speaker_ids = {s: i for i, s in enumerate(self.spec.speakers)}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.spec.config.sample_rate
+
+    @property
+    def speakers(self) -> list[str]:
+        return list(self.spec.speakers)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return precision_dtype(self.precision)
+
+    def split_sentences(self, text: str) -> list[str]:
+        return split_sentences(text)
+
+    def phonemes(self, text: str, language: str | None = None) -> list[str]:
+        """The token sequence for `text`, `<sos/eos>` first and last."""
+        return self.frontend(text, english_numbers=_english_numbers(language))
+
+    @torch.inference_mode()
+    def embed(self, text: str) -> torch.Tensor:
+        """BERT pooled output (1, hidden) for a prompt or an input text, on the model's device."""
+        enc = self.tokenizer(
+            [text], return_tensors="pt", truncation=True, max_length=MAX_BERT_TOKENS
+        )
+        return self.style(
+            enc["input_ids"].to(self.device),
+            enc["token_type_ids"].to(self.device),
+            enc["attention_mask"].to(self.device),
+        )
+
+    @torch.inference_mode()
+    def run(
+        self,
+        text: str,
+        speaker: str,
+        prompt: str = "",
+        language: str | None = None,
+        speed: float = 1.0,
+        style_embedding: torch.Tensor | None = None,
+        content_embedding: torch.Tensor | None = None,
+    ) -> JetsOutput:
+        """Like synthesize, but returns the model's tensors (waveform, durations, mels)."""
+        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a positive number, got {speed!r}")
+        speaker_id = self._speaker_ids.get(speaker)
+        if speaker_id is None:
+            raise UnknownSpeakerError(speaker, self.spec.speakers)
+        phonemes = self.phonemes(text, language)
+        if len(phonemes) <= 2:
+            raise EmptyInputError(text)
+        unknown = [p for p in phonemes if p not in self._token_ids]
+        if unknown:
+            raise UnknownTokenError(unknown, text)
+        if style_embedding is None:
+            style_embedding = self.embed(prompt)
+        if content_embedding is None:
+            content_embedding = self.embed(text)
+        tokens = torch.tensor([[self._token_ids[p] for p in phonemes]], device=self.device)
+        return self.generator(
+            tokens,
+            torch.tensor([tokens.shape[1]], device=self.device),
+            torch.tensor([speaker_id], device=self.device),
+            style_embedding.to(self.device).reshape(1, -1),
+            content_embedding.to(self.device).reshape(1, -1),
+            speed=float(speed),
+        )
+
+    def synthesize(
+        self,
+        text: str,
+        speaker: str,
+        prompt: str = "",
+        language: str | None = None,
+        speed: float = 1.0,
+        style_embedding: torch.Tensor | None = None,
+        content_embedding: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """Mono float32 audio in [-1, 1] at `sample_rate`.
+
+        `prompt` describes the emotion/style ("Happy", "开心"); `speed` scales the speaking rate
+        (2.0 = twice as fast) through the predicted durations. Embeddings the caller has cached
+        skip the BERT runs.
+        """
+        out = self.run(text, speaker, prompt, language, speed, style_embedding, content_embedding)
+        return out.wav[0, 0].float().cpu().numpy()
+
+
+def load_synthesizer(
+    model_dir: Path, precision: str = "fp32", device: str | None = None
+) -> Synthesizer:
+    """Loads a model directory (EmotiVoice's released layout, see `layout`) onto a device.
+
+    Uses the serving files when current; otherwise converts the released checkpoints, writes the
+    serving files for next time (when the directory is writable) and goes on with the result.
+    `load_timings` tells where the time went.
+    """
+    dtype = precision_dtype(precision)
+    device = device or default_device()
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock
+        clock = now
+
+    spec = ModelSpec.read(ModelLayout.discover(Path(model_dir)))
+    lap("read_spec")
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    for role, source in spec.layout.sources().items():
+        if is_current(source, precision):
+            states[role] = read_serving(source, precision, device)
+            lap("read_serving_weights")
+            continue
+        log.info("no current serving file for %s (%s): converting", source, precision)
+        state = released_state(spec, role)
+        lap("read_released_weights")
+        try:
+            write_serving(source, precision, state, SourceId.of(source))
+        except OSError as exc:
+            log.warning("cannot write the serving file next to %s (%s); continuing", source, exc)
+        lap("write_serving_weights")
+        states[role] = cast_floats(state, dtype)
+
+    generator = spec.empty_generator()
+    materialize(generator, states.pop("generator"), device)
+    style = spec.empty_style()
+    materialize(style, states.pop("style"), device)
+    lap("build_modules")
+    tokenizer = load_tokenizer(spec.layout.bert_dir)
+    lap("load_tokenizer")
+    frontend = MixedG2P(
+        chinese=ChineseG2P(digits_to_chinese),
+        english=EnglishG2P(read_lexicon(spec.layout.lexicon)),
+    )
+    lap("load_frontend")
+    return Synthesizer(spec, generator, style, tokenizer, frontend, device, precision, timings)
+
+
+def _english_numbers(language: str | None) -> bool:
+    lang = (language or "").strip().lower()
+    if lang in AUTO_LANGUAGES or lang.startswith("zh"):
+        return False
+    if lang.startswith("en"):
+        return True
+    raise ValueError(
+        f"language {language!r} is not supported; use 'auto' (Chinese/English mixed), 'zh' or 'en'"
+    )

@@ -1,0 +1,117 @@
+"""HiFi-GAN generator (V1-style, ResBlock1): mel frames (B, 80, F) -> waveform (B, 1, hop * F).
+
+Released checkpoints store every convolution weight-normalised (a magnitude g and a direction v).
+`weight_norm=True` builds the convolutions with PyTorch's weight-norm parametrization, which gives
+exactly the released key names; serving builds them plain (`weight_norm=False`) and loads weights
+folded once by `fold_weight_norm` (w = g * v / ||v||), so no forward pass recomputes the norm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm as _weight_norm
+
+from .config import VocoderConfig
+
+LRELU_SLOPE = 0.1
+# The last activation uses PyTorch's default slope, not LRELU_SLOPE (as in the released model).
+POST_LRELU_SLOPE = 0.01
+
+# Weight-norm key suffixes: torch.nn.utils.weight_norm (how the released checkpoint was written)
+# and the newer parametrization API (how a module built here names them).
+LEGACY_G, LEGACY_V = ".weight_g", ".weight_v"
+PARAM_G, PARAM_V = ".parametrizations.weight.original0", ".parametrizations.weight.original1"
+
+
+def _padding(kernel_size: int, dilation: int = 1) -> int:
+    return (kernel_size * dilation - dilation) // 2
+
+
+class ResBlock1(nn.Module):
+    def __init__(
+        self, channels: int, kernel_size: int, dilations: tuple[int, ...], wn: bool
+    ) -> None:
+        super().__init__()
+        norm = _weight_norm if wn else _identity
+        self.convs1 = nn.ModuleList(
+            norm(
+                nn.Conv1d(
+                    channels, channels, kernel_size, dilation=d, padding=_padding(kernel_size, d)
+                )
+            )
+            for d in dilations
+        )
+        self.convs2 = nn.ModuleList(
+            norm(nn.Conv1d(channels, channels, kernel_size, padding=_padding(kernel_size)))
+            for _ in dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
+            t = c2(F.leaky_relu(c1(F.leaky_relu(x, LRELU_SLOPE)), LRELU_SLOPE))
+            x = x + t
+        return x
+
+
+class HifiganGenerator(nn.Module):
+    def __init__(self, cfg: VocoderConfig, *, weight_norm: bool = False) -> None:
+        super().__init__()
+        norm = _weight_norm if weight_norm else _identity
+        ch = cfg.upsample_initial_channel
+        self.num_kernels = len(cfg.resblock_kernel_sizes)
+        self.conv_pre = norm(nn.Conv1d(cfg.initial_channel, ch, 7, padding=3))
+        self.ups = nn.ModuleList()
+        self.resblocks = nn.ModuleList()
+        for i, (rate, kernel) in enumerate(
+            zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=True)
+        ):
+            c_in, c_out = ch // (2**i), ch // (2 ** (i + 1))
+            self.ups.append(
+                norm(nn.ConvTranspose1d(c_in, c_out, kernel, rate, padding=(kernel - rate) // 2))
+            )
+            for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True):
+                self.resblocks.append(ResBlock1(c_out, k, d, weight_norm))
+        self.conv_post = norm(nn.Conv1d(c_out, 1, 7, padding=3))
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(mels)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, LRELU_SLOPE))
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+            acc = blocks[0](x)
+            for block in blocks[1:]:
+                acc = acc + block(x)
+            x = acc / self.num_kernels
+        return torch.tanh(self.conv_post(F.leaky_relu(x, POST_LRELU_SLOPE)))
+
+
+def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Replaces every (g, v) pair, in either spelling, by the effective `weight` (float32 math).
+
+    The norm runs over all axes but 0, which is what weight_norm(dim=0) does for Conv1d (per output
+    channel) and for ConvTranspose1d (per input channel). The result is cast back to v's dtype.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        for g_suffix, v_suffix in ((LEGACY_G, LEGACY_V), (PARAM_G, PARAM_V)):
+            if key.endswith(v_suffix):
+                base = key[: -len(v_suffix)]
+                g = state.get(base + g_suffix)
+                if g is None:
+                    out[key] = value  # unpaired: left for the strict key check to report
+                    break
+                v32 = value.float()
+                norm = v32.pow(2).sum(dim=tuple(range(1, v32.dim())), keepdim=True).sqrt()
+                out[base + ".weight"] = (v32 * (g.float() / norm)).to(value.dtype)
+                break
+            if key.endswith(g_suffix) and (key[: -len(g_suffix)] + v_suffix) in state:
+                break  # consumed with its v
+        else:
+            out[key] = value
+    return out
+
+
+def _identity(module: nn.Module) -> nn.Module:
+    return module
