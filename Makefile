@@ -34,3 +34,18 @@ cluster:
 
 cluster-down:
 	@bash hack/cluster.sh down
+
+## test-model: a small random-weight EmotiVoice model in the released layout (.models/small, seconds)
+.PHONY: test-model-full bench-model
+test-model: venv
+	@$(PY) -m emotivoice_tts.testmodel small .models/small
+
+## test-model-full: the same at the released dimensions (.models/full, ~1 GB; kept once written)
+test-model-full: venv
+	@$(PY) -m emotivoice_tts.testmodel full .models/full --if-missing
+
+## bench-model: load/latency/memory of our inference vs. upstream's loading path, full-size model, CPU
+bench-model: test-model-full
+	@$(PY) bench/model_bench.py --model-dir .models/full
+
+bench: bench-model
