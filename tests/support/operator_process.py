@@ -1,0 +1,156 @@
+"""Runs the real operator as a subprocess under the Helm chart's RBAC, for integration tests.
+
+The operator gets a ServiceAccount token bound to a ClusterRole made from
+charts/emotivoice-operator/files/operator-rules.yaml, the same rules the chart grants, so a
+permission the operator lacks in production fails here too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from tests.support.cluster import KWOK_TOLERATION, REPO, Cluster
+
+RULES = REPO / "charts" / "emotivoice-operator" / "files" / "operator-rules.yaml"
+CRD = REPO / "crds" / "emotivoiceservice.yaml"
+SYSTEM_NAMESPACE = "emotivoice-system"
+ACCOUNT = "emotivoice-operator"
+
+
+def install_crd(cluster: Cluster) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "crd/emotivoiceservices.tts.emotivoice.io",
+        "--timeout=60s",
+    )
+
+
+def operator_kubeconfig(cluster: Cluster, directory: Path) -> Path:
+    """A kubeconfig that authenticates as the operator's ServiceAccount (not cluster-admin)."""
+    rules = yaml.safe_load(RULES.read_text())
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ACCOUNT, "namespace": SYSTEM_NAMESPACE}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": ACCOUNT}, "rules": rules},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": ACCOUNT},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ACCOUNT},
+            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": SYSTEM_NAMESPACE}],
+        },
+    ]  # fmt: skip
+    cluster.apply(objects)
+    cluster.kubectl(
+        "wait", "--for=create", f"serviceaccount/{ACCOUNT}", "-n", SYSTEM_NAMESPACE, "--timeout=60s"
+    )
+    token = cluster.kubectl(
+        "create", "token", ACCOUNT, "-n", SYSTEM_NAMESPACE, "--duration=3h"
+    ).stdout.strip()
+    admin = yaml.safe_load(cluster.kubectl("config", "view", "--raw", "--minify").stdout)
+    admin_cluster = admin["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [admin_cluster],
+        "users": [{"name": ACCOUNT, "user": {"token": token}}],
+        "contexts": [
+            {"name": ACCOUNT, "context": {"cluster": admin_cluster["name"], "user": ACCOUNT}}
+        ],
+        "current-context": ACCOUNT,
+    }
+    path = directory / "operator.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class OperatorProcess:
+    """The operator subprocess: start, stop (gracefully or by SIGKILL), and its log."""
+
+    def __init__(self, kubeconfig: Path, log_path: Path, timer_interval: float = 3.0) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.timer_interval = timer_interval
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "EMOTIVOICE_TIMER_INTERVAL": str(self.timer_interval),
+            "EMOTIVOICE_SERVER_IMAGE": "emotivoice/server:test",
+            # Pods must tolerate the simulated nodes' taint to be scheduled there.
+            "EMOTIVOICE_EXTRA_TOLERATIONS": json.dumps([KWOK_TOLERATION]),
+        }
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emotivoice_operator.main",
+                "run",
+                "--liveness",
+                "http://127.0.0.1:0/healthz",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_alive(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, (
+            f"operator exited:\n{self.log()[-4000:]}"
+        )
+
+
+@contextmanager
+def running_operator(cluster: Cluster, directory: Path) -> Iterator[OperatorProcess]:
+    install_crd(cluster)
+    op = OperatorProcess(operator_kubeconfig(cluster, directory), directory / "operator.log")
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = "condition"):
+    """Polls ``predicate`` until it returns a truthy value; fails with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # the object may not exist yet
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
