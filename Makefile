@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv demo render test lint unit bench test-model cluster cluster-down images
+.PHONY: venv demo demo-down render test lint unit bench test-model cluster cluster-down images
 
 venv:
 	@bash hack/bootstrap.sh
@@ -11,6 +11,10 @@ venv:
 ## demo: the main job on the embedded default (see README)
 demo: venv
 	@bash hack/demo.sh
+
+demo-down:
+	@if [ -f .cluster/operator.pid ]; then kill "$$(cat .cluster/operator.pid)" 2>/dev/null || true; rm -f .cluster/operator.pid; fi
+	@bash hack/cluster.sh down
 
 ## render: every object the operator would create for the examples, no cluster needed
 render: venv

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: a local control plane, the CRD, the operator, and the
+# minimal example, then what a user would look at. Safe to re-run; `make demo-down` cleans up.
+#
+# The pods run on KWOK's simulated nodes (no container runtime here): the operator, the API
+# objects, scheduling, readiness and status are real; the server containers are not started.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+STATE=${EVS_CLUSTER_DIR:-$REPO/.cluster}
+NS=${DEMO_NAMESPACE:-emotivoice-demo}
+step() { printf '\n== %s\n' "$*"; }
+
+step "Python environment (.venv)"
+bash hack/bootstrap.sh
+
+step "Local control plane (first run builds the Kubernetes binaries from their Go modules: minutes)"
+bash hack/cluster.sh up
+export KUBECONFIG=$STATE/kubeconfig
+KUBECTL="$(bash hack/build-binaries.sh kubectl 2>/dev/null | tail -1)/kubectl"
+k() { "$KUBECTL" "$@"; }
+
+step "CRD"
+k apply --server-side --force-conflicts -f crds/emotivoiceservice.yaml
+k wait --for=condition=Established crd/emotivoiceservices.tts.emotivoice.io --timeout=60s
+
+step "Operator (background, log: $STATE/operator.log)"
+if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
+  echo "already running (pid $(cat "$STATE/operator.pid"))"
+else
+  EMOTIVOICE_TIMER_INTERVAL=5 \
+    EMOTIVOICE_EXTRA_TOLERATIONS='[{"key":"kwok.x-k8s.io/node","operator":"Exists","effect":"NoSchedule"}]' \
+    setsid .venv/bin/python -m emotivoice_operator.main run --liveness http://127.0.0.1:0/healthz \
+    >"$STATE/operator.log" 2>&1 </dev/null &
+  echo $! >"$STATE/operator.pid"
+  echo "started (pid $!)"
+fi
+
+step "kubectl apply -f examples/minimal-minio.yaml -n $NS"
+k create namespace "$NS" --dry-run=client -o yaml | k apply -f -
+k apply -n "$NS" -f examples/minimal-minio.yaml
+
+step "A volume for the model cache (this local cluster has no storage provisioner)"
+for _ in $(seq 60); do k get pvc tts-minimal-model -n "$NS" >/dev/null 2>&1 && break; sleep 1; done
+cat <<PV | k apply -f -
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $NS-tts-minimal-model}
+spec:
+  capacity: {storage: 10Gi}
+  accessModes: [ReadWriteOnce]
+  hostPath: {path: /tmp/$NS/tts-minimal-model}
+  claimRef: {namespace: $NS, name: tts-minimal-model}
+PV
+
+step "Waiting for the service to be Ready (at most 120 s)"
+for _ in $(seq 120); do
+  phase=$(k get evs tts-minimal -n "$NS" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  [ "$phase" = Ready ] && break
+  sleep 1
+done
+
+step "kubectl get evs -n $NS -o wide"
+k get evs -n "$NS" -o wide
+step "Its children"
+k get deployment,service,pvc,hpa,pods -n "$NS" -l app.kubernetes.io/instance=tts-minimal
+step "Status conditions"
+k get evs tts-minimal -n "$NS" -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
+step "Events"
+k get events -n "$NS" --field-selector involvedObject.name=tts-minimal --sort-by=.lastTimestamp
+
+cat <<EOT
+
+Try next:
+  export KUBECONFIG=$STATE/kubeconfig
+  kubectl apply -n $NS -f examples/gpu-peak-windows.yaml   # GPU node, two peak windows
+  kubectl delete service tts-minimal -n $NS                 # the operator puts it back
+  make render                                               # every object, without a cluster
+Clean up: make demo-down   (stops the operator and the control plane)
+EOT
