@@ -53,3 +53,7 @@ bench-model: test-model-full
 	@$(PY) bench/model_bench.py --model-dir .models/full
 
 bench: bench-model
+
+## sync-crd: copy the CRD into the Helm chart (a test fails if the two differ)
+sync-crd:
+	@cp crds/emotivoiceservice.yaml charts/emotivoice-operator/crds/emotivoiceservice.yaml
