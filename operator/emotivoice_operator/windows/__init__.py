@@ -1,0 +1,31 @@
+"""Warm windows: parse them, schedule their pre-warm CronJobs, and compute the replica floor.
+
+Pure time logic with the clock passed in: every function takes ``now`` (an aware datetime, read
+once by the caller in UTC) and never reads the real clock. Each window resolves its own IANA zone
+with ``zoneinfo``. Modules: ``cron`` (five-field expressions, robfig/cron's meaning), ``clock``
+(zones, DST-skipped and repeated wall times), ``model`` (``parse_windows``), ``schedule``
+(active windows, floor, next window).
+"""
+
+from emotivoice_operator.windows.clock import format_local
+from emotivoice_operator.windows.model import Window, parse_windows
+from emotivoice_operator.windows.schedule import (
+    active_windows,
+    next_window,
+    occurrence_end,
+    prewarm_cron,
+    warm_floor,
+    window_hold,
+)
+
+__all__ = [
+    "Window",
+    "active_windows",
+    "format_local",
+    "next_window",
+    "occurrence_end",
+    "parse_windows",
+    "prewarm_cron",
+    "warm_floor",
+    "window_hold",
+]

@@ -1,0 +1,234 @@
+"""Windows as the operator uses them: ``parse_windows`` turns the CRD's ``warmPool`` into
+validated ``Window`` values, or raises ``SpecError`` naming the field and the fix.
+
+The API server already checks the CRD's patterns and CEL rules; this checks them again (objects
+may come from disk or older CRD versions) and adds what the API cannot know: that a zone exists,
+that durations are sensible, that a cron expression parses, fires, and can be pre-warmed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time, timedelta
+from zoneinfo import ZoneInfo
+
+from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec, WarmWindowSpec
+from emotivoice_operator.windows.clock import UnknownZoneError, lookup_zone
+from emotivoice_operator.windows.cron import (
+    MINUTES_PER_DAY,
+    CronError,
+    CronField,
+    CronSpec,
+    parse_cron,
+    shift_earlier,
+)
+
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+# A lead of a day or more keeps replicas idle for a day; widen the window instead.
+MAX_LEAD = timedelta(hours=24)
+# A cron window as long as a week is a permanent floor: that is replicas.min's job.
+MAX_CRON_DURATION = timedelta(days=7)
+_DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?$")
+_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+@dataclass(frozen=True)
+class Window:
+    """One validated warm window; its times are wall-clock times in ``zone``.
+
+    Start/end form: ``days`` (0=Mon..6=Sun, None for every day) and ``start``; ``duration`` runs
+    from start to end (an end at or before the start is the next day). Cron form: ``cron`` gives
+    the starts. Either way a window is warm from ``lead`` before each start until the wall clock
+    reaches start + ``duration``.
+    """
+
+    name: str
+    replicas: int
+    zone: ZoneInfo
+    lead: timedelta
+    duration: timedelta
+    days: frozenset[int] | None = None
+    start: time | None = None
+    cron: str | None = None
+
+    def start_schedule(self) -> CronSpec:
+        """The window's starts as a cron schedule (start/end windows are one time on some days)."""
+        if self.cron is not None:
+            return parse_cron(self.cron)
+        if self.start is None:
+            raise ValueError(f"window {self.name!r} has neither start nor cron")
+        every_day = self.days is None or len(self.days) == 7
+        dow = CronField(
+            frozenset(range(7)) if every_day else frozenset((d + 1) % 7 for d in self.days or ()),
+            star=every_day,
+        )
+        return CronSpec(
+            minute=CronField(frozenset({self.start.minute})),
+            hour=CronField(frozenset({self.start.hour})),
+            dom=CronField(frozenset(range(1, 32)), star=True),
+            month=CronField(frozenset(range(1, 13)), star=True),
+            dow=dow,
+        )
+
+    def prewarm_schedule(self) -> CronSpec:
+        """The starts moved ``lead`` earlier on the wall clock; ``CronError`` when inexpressible."""
+        return shift_earlier(
+            self.start_schedule(), int(self.lead.total_seconds()) // 60, format_duration(self.lead)
+        )
+
+
+def parse_windows(pool: WarmPoolSpec) -> list[Window]:
+    pool_zone = _zone(pool.time_zone, "warmPool.timeZone")
+    windows: list[Window] = []
+    for i, spec in enumerate(pool.windows):
+        where = f"warmPool.windows[{i}]"
+        window = _parse_window(spec, pool_zone, where)
+        if any(w.name == window.name for w in windows):
+            raise SpecError(
+                f"{where}.name",
+                f'"{window.name}" names two windows; each window needs its own name '
+                "(it names the window's pre-warm CronJob)",
+            )
+        try:
+            window.prewarm_schedule()
+        except CronError as exc:
+            raise SpecError(f"{where}.cron", str(exc)) from None
+        windows.append(window)
+    return windows
+
+
+def parse_duration(text: str, field: str) -> timedelta:
+    """``15m``, ``3h``, ``1h30m`` or ``90m``: whole hours and minutes."""
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise SpecError(
+            field, f'"{text}" is not a duration; write hours and minutes like 15m, 3h or 1h30m'
+        )
+    hours, minutes = (int(g) if g else 0 for g in match.groups())
+    return timedelta(minutes=min(hours * 60 + minutes, 10**9))
+
+
+def format_duration(duration: timedelta) -> str:
+    """The inverse of ``parse_duration``: 1h30m, 15m, 3h."""
+    hours, minutes = divmod(int(duration.total_seconds()) // 60, 60)
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or not hours else "")
+
+
+def _parse_window(spec: WarmWindowSpec, pool_zone: ZoneInfo, where: str) -> Window:
+    zone = _zone(spec.time_zone, f"{where}.timeZone") if spec.time_zone else pool_zone
+    if spec.replicas < 1:
+        raise SpecError(
+            f"{where}.replicas", f"{spec.replicas} warms nothing; a window holds 1 or more replicas"
+        )
+    lead = parse_duration(spec.lead_time, f"{where}.leadTime")
+    if lead >= MAX_LEAD:
+        raise SpecError(
+            f"{where}.leadTime",
+            f"{spec.lead_time} is too long: pre-warming must start less than 24h before the "
+            "window (replicas warmed a day early sit idle); start the window earlier instead",
+        )
+    has_times = spec.start is not None or spec.end is not None
+    has_cron = spec.cron is not None or spec.duration is not None
+    if has_times and has_cron:
+        raise SpecError(
+            where, "set either start and end (with days) or cron and duration, not both"
+        )
+    if has_cron:
+        return _parse_cron_window(spec, zone, lead, where)
+    if has_times:
+        return _parse_time_window(spec, zone, lead, where)
+    raise SpecError(
+        where, "no schedule: set start and end (HH:MM, optionally days) or cron and duration"
+    )
+
+
+def _parse_time_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, where: str) -> Window:
+    for name, value in (("start", spec.start), ("end", spec.end)):
+        if value is None:
+            raise SpecError(
+                f"{where}.{name}",
+                "missing: a window with start needs end, and the other way round (HH:MM)",
+            )
+    start = _clock_time(spec.start or "", f"{where}.start")
+    end = _clock_time(spec.end or "", f"{where}.end")
+    length = (end.hour * 60 + end.minute - start.hour * 60 - start.minute) % MINUTES_PER_DAY
+    if length == 0:
+        raise SpecError(
+            f"{where}.end",
+            f"end equals start ({spec.start}): a window cannot be empty or 24 hours; "
+            "for an all-day floor raise replicas.min",
+        )
+    days = None
+    if spec.days is not None:
+        if not spec.days:
+            raise SpecError(
+                f"{where}.days",
+                "empty: list the days the window starts on, or omit days for every day",
+            )
+        unknown = [d for d in spec.days if d not in DAY_NAMES]
+        if unknown:
+            raise SpecError(
+                f"{where}.days", f'unknown day "{unknown[0]}"; use {", ".join(DAY_NAMES)}'
+            )
+        days = frozenset(DAY_NAMES.index(d) for d in spec.days)
+    return Window(
+        name=spec.name,
+        replicas=spec.replicas,
+        zone=zone,
+        lead=lead,
+        duration=timedelta(minutes=length),
+        days=days,
+        start=start,
+    )
+
+
+def _parse_cron_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, where: str) -> Window:
+    if spec.days is not None:
+        raise SpecError(
+            f"{where}.days",
+            "days applies to start/end windows only; put the days in the cron expression's "
+            "day-of-week field",
+        )
+    if spec.cron is None:
+        raise SpecError(
+            f"{where}.cron",
+            "missing: a window with a duration needs a cron expression for its starts",
+        )
+    if spec.duration is None:
+        raise SpecError(
+            f"{where}.duration", "missing: a cron window needs a duration such as 3h or 1h30m"
+        )
+    try:
+        parse_cron(spec.cron)
+    except CronError as exc:
+        raise SpecError(f"{where}.cron", str(exc)) from None
+    duration = parse_duration(spec.duration, f"{where}.duration")
+    if not timedelta(0) < duration < MAX_CRON_DURATION:
+        raise SpecError(
+            f"{where}.duration",
+            f"{spec.duration} must be longer than 0 and shorter than 7 days "
+            "(a floor that never ends is replicas.min)",
+        )
+    return Window(
+        name=spec.name,
+        replicas=spec.replicas,
+        zone=zone,
+        lead=lead,
+        duration=duration,
+        cron=spec.cron,
+    )
+
+
+def _clock_time(text: str, field: str) -> time:
+    match = _HHMM.fullmatch(text)
+    if match is None:
+        raise SpecError(field, f'"{text}" is not a 24-hour HH:MM time such as "09:00" or "22:30"')
+    return time(int(match[1]), int(match[2]))
+
+
+def _zone(name: str, field: str) -> ZoneInfo:
+    try:
+        return lookup_zone(name)
+    except UnknownZoneError as exc:
+        raise SpecError(field, str(exc)) from None

@@ -1,0 +1,122 @@
+"""When windows are warm: pure functions of a ``now`` the caller reads once (UTC).
+
+A window occurrence starting on local date D at local time T is warm over the instants
+``[start - lead, end)`` where ``start`` resolves D T and ``end`` resolves the wall time
+D T + duration (see ``clock`` for how skipped and repeated wall times resolve). The lead is real
+elapsed time before the start instant; the pre-warm CronJob's schedule is the same shift on the
+wall clock, so the two differ only when a DST change falls between pre-warm and start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+
+from emotivoice_operator.crd.spec import SpecError
+from emotivoice_operator.windows.clock import local_to_utc, to_utc
+from emotivoice_operator.windows.cron import CronError
+from emotivoice_operator.windows.model import Window
+
+# Every parsed cron expression fires at least once in 8 years (the rarest: 29 February).
+_SEARCH_DAYS = 8 * 366 + 2
+# Slack for DST shifts between a wall-clock end and its instant, in whole days.
+_SLACK_DAYS = 2
+
+
+def prewarm_cron(w: Window) -> str:
+    """Five-field schedule, in ``w.zone`` wall-clock time (the CronJob sets
+    ``timeZone: w.zone.key``), firing ``w.lead`` before every window start."""
+    try:
+        return w.prewarm_schedule().render()
+    except CronError as exc:
+        raise SpecError(f"warmPool.windows[name={w.name}].cron", str(exc)) from None
+
+
+def window_hold(w: Window) -> timedelta:
+    """How long a warm request made at the pre-warm instant lasts: lead + duration.
+
+    It ends at the window's end except when a DST change falls inside the window (the wall-clock
+    duration is then an hour longer or shorter in real time); the operator's own active-window
+    floor covers that hour.
+    """
+    return w.lead + w.duration
+
+
+def occurrences(w: Window, first: date, last: date) -> Iterator[tuple[datetime, datetime]]:
+    """(start, end) instants in UTC of the occurrences starting on local dates first..last,
+    in start order (two starts skipped by the same DST gap both resolve to its end)."""
+    schedule = w.start_schedule()
+    times = schedule.times()
+    day = first
+    while day <= last:
+        if schedule.matches_date(day):
+            for hour, minute in times:
+                wall = datetime(day.year, day.month, day.day, hour, minute)
+                yield local_to_utc(wall, w.zone), local_to_utc(wall + w.duration, w.zone)
+        day += timedelta(days=1)
+
+
+def occurrence_end(w: Window, now: datetime) -> datetime | None:
+    """When the occurrence warm at ``now`` ends (UTC), the latest if several overlap; None
+    when the window is not warm at ``now``.
+
+    The pre-warm job's request expires here: a job that fires late, or twice in a repeated
+    fall-back hour, still ends with the window rather than an hour later.
+    """
+    now = to_utc(now)
+    today = now.astimezone(w.zone).date()
+    first = today - timedelta(days=w.duration.days + _SLACK_DAYS)
+    last = today + timedelta(days=_SLACK_DAYS)
+    latest: datetime | None = None
+    for start, end in occurrences(w, first, last):
+        if start - w.lead > now:
+            break  # starts only get later from here
+        if now < end and (latest is None or end > latest):
+            latest = end
+    return latest
+
+
+def is_active(w: Window, now: datetime) -> bool:
+    return occurrence_end(w, now) is not None
+
+
+def active_windows(windows: list[Window], now: datetime) -> list[Window]:
+    """The windows warm at ``now`` (pre-warm lead included), in their spec order."""
+    return [w for w in windows if is_active(w, now)]
+
+
+def warm_floor(
+    min_replicas: int,
+    windows: list[Window],
+    now: datetime,
+    requests: Mapping[str, tuple[int, datetime]],
+) -> int:
+    """The replica floor: the largest of ``min_replicas``, every active window's replicas and
+    every warm request (replicas, expiresAt) that has not expired (it expires at expiresAt)."""
+    now = to_utc(now)
+    floor = max([min_replicas, *(w.replicas for w in active_windows(windows, now))])
+    for replicas, expires_at in requests.values():
+        if now < to_utc(expires_at):
+            floor = max(floor, replicas)
+    return floor
+
+
+def next_start(w: Window, now: datetime) -> datetime | None:
+    """The window's first start strictly after ``now``, in UTC."""
+    now = to_utc(now)
+    today = now.astimezone(w.zone).date()
+    for start, _ in occurrences(w, today - timedelta(days=1), today + timedelta(days=_SEARCH_DAYS)):
+        if start > now:
+            return start
+    return None
+
+
+def next_window(windows: list[Window], now: datetime) -> tuple[Window, datetime] | None:
+    """The window that starts next, strictly after ``now``, and its start (UTC); on a tie the
+    first in spec order. Show it with ``format_local(start, window.zone)``."""
+    best: tuple[Window, datetime] | None = None
+    for w in windows:
+        start = next_start(w, now)
+        if start is not None and (best is None or start < best[1]):
+            best = (w, start)
+    return best
