@@ -1,0 +1,136 @@
+"""The Helm chart: lint-clean, valid Kubernetes objects, the shared RBAC, the same CRD."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.support.cluster import REPO, build_binaries
+
+CHART = REPO / "charts" / "emotivoice-operator"
+K8S_VERSION = "1.34"
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return build_binaries("helm") / "helm"
+
+
+def _template(helm: Path, *values: str) -> list[dict[str, Any]]:
+    sets = [arg for v in values for arg in ("--set", v)]
+    out = subprocess.run(
+        [str(helm), "template", "evo", str(CHART), "--namespace", "evo-system", "--include-crds", *sets],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_chart_crd_is_the_crd() -> None:
+    """`make sync-crd` copies it; this fails when someone forgets."""
+    chart_crd = CHART / "crds" / "emotivoiceservice.yaml"
+    assert chart_crd.read_bytes() == (REPO / "crds" / "emotivoiceservice.yaml").read_bytes()
+
+
+def test_helm_lint_is_clean(helm: Path) -> None:
+    for values in ([], ["watchNamespaces={a,b}"], ["replicaCount=2", "peering.enabled=true"]):
+        sets = [arg for v in values for arg in ("--set", v)]
+        result = subprocess.run(
+            [str(helm), "lint", "--strict", str(CHART), *sets],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[], ["watchNamespaces={voice,speech}"], ["replicaCount=2", "peering.enabled=true"]],
+    ids=["cluster-wide", "namespaced", "peering"],
+)
+def test_rendered_objects_validate_against_kubernetes_schemas(
+    helm: Path, values: list[str]
+) -> None:
+    docs = _template(helm, *values)
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "ServiceAccount", "CustomResourceDefinition"} <= kinds
+    for doc in docs:
+        if doc["apiVersion"].startswith("kopf.dev/"):
+            continue  # kopf's own peering objects: validated by their CRD, not Kubernetes' schemas
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']}: {str(exc).splitlines()[0]}")
+
+
+def test_rbac_is_the_shared_rules_file(helm: Path) -> None:
+    rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
+    (cluster_role,) = [d for d in _template(helm) if d["kind"] == "ClusterRole"]
+    assert cluster_role["rules"] == rules
+    roles = [d for d in _template(helm, "watchNamespaces={voice,speech}") if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["speech", "voice"]
+    assert all(r["rules"] == rules for r in roles)
+    assert not any(d["kind"] == "ClusterRole" for d in _template(helm, "watchNamespaces={voice}"))
+
+
+def test_least_privilege_rules() -> None:
+    rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
+    resources = {r for rule in rules for r in rule["resources"]}
+    assert "secrets" not in resources and "*" not in resources
+    verbs = {v for rule in rules for v in rule["verbs"]}
+    assert "*" not in verbs and "escalate" not in verbs and "bind" not in verbs
+    deletable = {r for rule in rules if "delete" in rule["verbs"] for r in rule["resources"]}
+    # The cache volume, the workload and its Service are never deleted by the operator itself.
+    assert not deletable & {"persistentvolumeclaims", "deployments", "services"}
+
+
+def test_operator_pod_is_hardened(helm: Path) -> None:
+    (dep,) = [d for d in _template(helm) if d["kind"] == "Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["EMOTIVOICE_SERVER_IMAGE"] == "emotivoice/server:0.1.0"
+    assert container["image"] == "emotivoice/operator:0.1.0"
+
+
+def test_several_replicas_without_peering_is_refused(helm: Path) -> None:
+    result = subprocess.run(
+        [str(helm), "template", "evo", str(CHART), "--set", "replicaCount=3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "peering.enabled" in result.stderr
+
+
+def test_values_schema_rejects_unknown_keys(helm: Path) -> None:
+    result = subprocess.run(
+        [str(helm), "template", "evo", str(CHART), "--set", "replicas=3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and "replicas" in result.stderr
+
+
+def _leaf_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in ("resources",):
+            keys |= _leaf_keys(value, f"{path}.")
+        else:
+            keys.add(path)
+    return keys
+
+
+def test_readme_configuration_table_matches_values() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("### Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
+    assert documented == _leaf_keys(values)
