@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv demo demo-down render test lint unit bench test-model cluster cluster-down images
+.PHONY: venv tools demo demo-down render test lint unit bench test-model cluster cluster-down images
 
 venv:
 	@bash hack/bootstrap.sh
@@ -21,8 +21,13 @@ render: venv
 	@$(PY) -m emotivoice_operator.main render examples/
 
 ## test: the whole suite, as CI runs it (.ci/run calls this)
-test: venv lint
+test: venv lint tools
 	@$(PY) -m pytest tests
+
+## tools: the Go-built binaries the tests use (cached in ~/.cache/emotivoice-operator; progress on first build)
+tools:
+	@bash hack/system-deps.sh
+	@bash hack/build-binaries.sh cluster helm versitygw >/dev/null
 
 lint: venv
 	@.venv/bin/ruff check operator server tests

@@ -26,6 +26,7 @@ from typing import Any
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.windows.schedule import occurrence_end
 
 log = logging.getLogger("emotivoice-prewarm")
 
@@ -42,7 +43,7 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[
     if window is None:
         known = ", ".join(w.name for w in windows) or "none"
         raise SystemExit(f"window {window_name!r} is not in spec.warmPool.windows (known: {known})")
-    expires = win.occurrence_end(window, now) or now + win.window_hold(window)
+    expires = occurrence_end(window, now) or now + win.window_hold(window)
     return {
         "replicas": window.replicas,
         "expiresAt": expires.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
