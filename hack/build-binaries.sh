@@ -185,11 +185,26 @@ for arg in "$@"; do
   if [ "$arg" = cluster ]; then names+=("${CLUSTER_NAMES[@]}"); else names+=("$arg"); fi
 done
 [ ${#names[@]} -gt 0 ] || names=("${ALL_NAMES[@]}")
+for n in "${names[@]}"; do
+  case " ${ALL_NAMES[*]} " in
+    *" $n "*) ;;
+    *) echo "unknown binary '$n' (known: ${ALL_NAMES[*]} cluster)" >&2; exit 2 ;;
+  esac
+done
 total_start=$SECONDS
 for n in "${names[@]}"; do build_one "$n"; done
 # Collect every requested binary in one directory (symlinks), the KUBEBUILDER_ASSETS convention.
+# A KUBEBUILDER_ASSETS mix gets its own directory, so it never redirects another caller's links.
 out="$CACHE/bin"
+if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+  out="$CACHE/bin-assets-$(echo "$KUBEBUILDER_ASSETS" | sha1sum | cut -c1-12)"
+fi
 mkdir -p "$out"
-for n in "${names[@]}"; do ln -sfn "$(bin_dir "$n")/$n" "$out/$n"; done
+for n in "${names[@]}"; do
+  target="$(bin_dir "$n")/$n"
+  [ "$(readlink "$out/$n" 2>/dev/null)" = "$target" ] && continue
+  # Atomic replacement: a concurrent reader never finds the link missing.
+  ln -sfn "$target" "$out/.$n.$$" && mv -Tf "$out/.$n.$$" "$out/$n"
+done
 log "binaries ready in $out ($((SECONDS - total_start)) s)"
 echo "$out"

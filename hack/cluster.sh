@@ -134,7 +134,8 @@ cert() {
   fi
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$STATE/pki/$name.key" -subj "$subj" -out "$STATE/pki/$name.csr" 2>/dev/null
-  openssl x509 -req -in "$STATE/pki/$name.csr" -CA "$STATE/pki/ca.crt" -CAkey "$STATE/pki/ca.key" \
+  local ca=${CA:-ca}
+  openssl x509 -req -in "$STATE/pki/$name.csr" -CA "$STATE/pki/$ca.crt" -CAkey "$STATE/pki/$ca.key" \
     -CAcreateserial -days 365 -extfile "$ext" -out "$STATE/pki/$name.crt" 2>/dev/null
   rm -f "$STATE/pki/$name.csr" "$ext"
 }
@@ -149,6 +150,12 @@ make_pki() {
   cert kube-scheduler system:kube-scheduler
   # KWOK acts for every fake node's kubelet (node status, leases, pod status): an admin identity.
   cert kwok kwok system:masters
+  # The aggregation layer's front proxy: its own CA, so ordinary client certificates can never
+  # assert X-Remote-User headers. Without it every component logs a missing requestheader CA.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+    -keyout "$STATE/pki/front-proxy-ca.key" -out "$STATE/pki/front-proxy-ca.crt" \
+    -subj "/CN=evs-local-front-proxy-ca" 2>/dev/null
+  CA=front-proxy-ca cert front-proxy-client front-proxy-client
   # Service-account token signing key pair.
   openssl genrsa -out "$STATE/pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$STATE/pki/sa.key" -pubout -out "$STATE/pki/sa.pub" 2>/dev/null
@@ -238,7 +245,8 @@ up() {
   local bin
   bin=$(bash "$REPO/hack/build-binaries.sh" cluster | tail -n1)
   DEADLINE=$((SECONDS + TIMEOUT)) # the first build may take long; the timeout is for the start
-  mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/etcd"
+  mkdir -p "$STATE/logs" "$STATE/pids"
+  mkdir -m 700 "$STATE/etcd"
   local ports
   read -r -a ports <<<"$(free_ports 6)"
   cat >"$STATE/ports.env" <<EOF
@@ -277,6 +285,12 @@ EOF
     --service-account-key-file="$STATE/pki/sa.pub" \
     --service-account-signing-key-file="$STATE/pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
+    --requestheader-client-ca-file="$STATE/pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$STATE/pki/front-proxy-client.crt" \
+    --proxy-client-key-file="$STATE/pki/front-proxy-client.key" \
     --authorization-mode=RBAC --allow-privileged=true --profiling=false
   wait_for "kube-apiserver ready" api_get /readyz
 

@@ -22,7 +22,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
 BUILD_SCRIPT = REPO / "hack" / "build-binaries.sh"
-LOCAL_KUBECONFIG = REPO / ".cluster" / "kubeconfig"
 
 # The fake-node contract of hack/cluster.sh, for tests that schedule pods there.
 KWOK_TOLERATION: dict[str, str] = {
@@ -116,6 +115,15 @@ def local_cluster_is_up() -> bool:
     return _cluster_script("status").returncode == 0
 
 
+def local_kubeconfig() -> Path:
+    """The local control plane's admin kubeconfig, as hack/cluster.sh names it (EVS_CLUSTER_DIR)."""
+    line = _cluster_script("env").stdout.strip()
+    prefix = "export KUBECONFIG="
+    if not line.startswith(prefix):
+        raise ClusterError(f"unexpected output of `hack/cluster.sh env`: {line!r}")
+    return Path(line.removeprefix(prefix))
+
+
 def local_cluster_up() -> Path:
     """Starts the local control plane (idempotent) and returns its admin kubeconfig."""
     started = time.monotonic()
@@ -125,7 +133,7 @@ def local_cluster_up() -> Path:
             f"hack/cluster.sh up failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
         )
     print(f"local control plane up in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return LOCAL_KUBECONFIG
+    return local_kubeconfig()
 
 
 def local_cluster_down() -> None:
