@@ -6,6 +6,7 @@ import io
 import wave
 
 import numpy as np
+
 from emotivoice_server import audio
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from emotivoice_server import embedding_cache as ec
 
 

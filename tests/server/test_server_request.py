@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from emotivoice_server.settings import MAX_INPUT_CHARS, MAX_PROMPT_CHARS
 from emotivoice_server.speech_request import RequestError, parse_speech_request
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from emotivoice_server import settings as s
 from emotivoice_server.cli import _read_warmup, main
 from emotivoice_server.procstat import parse_start_ticks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from emotivoice_server.warmup import (
     DEFAULT_PHRASES,
     DEFAULT_PROMPTS,

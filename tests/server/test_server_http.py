@@ -1,0 +1,289 @@
+"""The real server process on the generated small model, over real HTTP on 127.0.0.1.
+
+Start-up order (health before ready, ready only after warm-up), the speech API (WAV, PCM,
+streaming, the official `openai` client), the error cases, the metrics, and `prime`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import wave
+
+import openai
+import pytest
+import requests
+
+from tests.server.conftest import WARMUP
+from tests.server.server_process import ServerProcess, free_port, server_command
+
+pytestmark = pytest.mark.slow
+
+PHASE_ORDER = ["starting", "verifying", "importing", "loading", "warming", "ready"]
+
+
+def speech(server: ServerProcess, **body) -> requests.Response:
+    return requests.post(f"{server.url}/v1/audio/speech", json=body, timeout=60)
+
+
+def read_wav(data: bytes) -> tuple[int, int, bytes]:
+    with wave.open(io.BytesIO(data)) as reader:
+        assert reader.getnchannels() == 1
+        assert reader.getsampwidth() == 2
+        return reader.getframerate(), reader.getnframes(), reader.readframes(reader.getnframes())
+
+
+# -- start-up ------------------------------------------------------------------------------
+
+
+def test_health_answers_before_ready(server: ServerProcess):
+    trace = server.trace
+    first_health = next(s.t for s in trace if s.health == 200)
+    first_ready = next(s.t for s in trace if s.ready == 200)
+    assert first_health < first_ready
+    # While loading, liveness said yes and readiness said no, with the phase it was in.
+    loading = [s for s in trace if s.health == 200 and s.ready == 503]
+    assert loading, "never saw the server alive but not ready"
+    assert all(s.phase in PHASE_ORDER[:-1] for s in loading)
+    # Phases only move forward.
+    seen = [PHASE_ORDER.index(s.phase) for s in trace if s.phase in PHASE_ORDER]
+    assert seen == sorted(seen)
+    assert seen[-1] == PHASE_ORDER.index("ready")
+
+
+def test_ready_reports_every_phase_and_only_after_warmup(server: ServerProcess):
+    body = requests.get(f"{server.url}/ready", timeout=5).json()
+    assert body["ready"] is True
+    assert set(body["phase_seconds"]) == {"importing", "loading", "warming"}
+    assert body["ready_after_s"] >= sum(body["phase_seconds"].values())
+    metrics = server.metrics()
+    # Each configured phrase ran (2 phrases, the second has 2 sentences), before ready.
+    assert metrics["emotivoice_warmup_synthesis_total"] >= 3
+    assert metrics['emotivoice_startup_phase_seconds{phase="warming"}'] > 0
+    assert (
+        metrics["emotivoice_process_start_to_ready_seconds"]
+        >= (metrics["emotivoice_process_start_to_loaded_seconds"])
+    )
+    assert metrics["emotivoice_ready"] == 1
+    assert metrics['emotivoice_startup_phase{phase="ready"}'] == 1
+    log = server.log()
+    for phase in ("importing", "loading", "warming", "ready"):
+        assert f"startup phase={phase} " in log
+
+
+# -- the speech API ------------------------------------------------------------------------
+
+
+def test_wav_has_the_model_rate_and_a_plausible_duration(server: ServerProcess):
+    short = speech(server, input="Hello.", response_format="wav")
+    assert short.status_code == 200, short.text
+    assert short.headers["Content-Type"] == "audio/wav"
+    rate, frames, _ = read_wav(short.content)
+    assert rate == 16000 == int(short.headers["X-Sample-Rate"])
+    longer = speech(server, input="Hello. Good morning to you, and welcome to the show.")
+    _, longer_frames, _ = read_wav(longer.content)
+    # Audio exists, is not absurdly long, and grows with the text.
+    assert 0.05 < frames / rate < 10
+    assert longer_frames > 2 * frames
+
+
+def test_speed_shortens_the_audio(server: ServerProcess):
+    text = "Good morning to you, and welcome to the show."
+    normal = read_wav(speech(server, input=text).content)[1]
+    fast = read_wav(speech(server, input=text, speed=2.0).content)[1]
+    slow = read_wav(speech(server, input=text, speed=0.5).content)[1]
+    assert fast < normal < slow
+    assert 0.3 < fast / normal < 0.7
+
+
+def test_pcm_is_the_wav_payload(server: ServerProcess):
+    text = "今天天气真好。"
+    wav = speech(server, input=text, voice=None, response_format="wav")
+    pcm = speech(server, input=text, response_format="pcm")
+    assert pcm.status_code == 200
+    assert pcm.headers["Content-Type"] == "audio/pcm"
+    assert pcm.content == read_wav(wav.content)[2]
+
+
+def test_streaming_sends_the_same_audio_sentence_by_sentence(server: ServerProcess):
+    text = "First sentence here. 第二句话。And a third one!"
+    whole = speech(server, input=text, response_format="pcm")
+    before = server.metrics()
+    with requests.post(
+        f"{server.url}/v1/audio/speech",
+        json={"input": text, "response_format": "pcm", "stream": True},
+        stream=True,
+        timeout=60,
+    ) as streamed:
+        assert streamed.status_code == 200
+        assert streamed.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in streamed.headers
+        body = b"".join(streamed.iter_content(chunk_size=None))
+    assert body == whole.content
+    after = server.metrics()
+    key = 'emotivoice_time_to_first_audio_seconds_count{stream="true"}'
+    assert after[key] == before.get(key, 0) + 1
+    # A streamed WAV starts with a header of unknown length, then the same samples.
+    streamed_wav = speech(server, input=text, response_format="wav", stream=True).content
+    assert streamed_wav[:4] == b"RIFF" and streamed_wav[44:] == whole.content
+
+
+def test_openai_client(server: ServerProcess):
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="not-needed", max_retries=0)
+    voices = requests.get(f"{server.url}/v1/voices", timeout=5).json()
+    voice = voices["voices"][-1]
+    result = client.audio.speech.create(
+        model="emotivoice",
+        voice=voice,
+        input="Hello from the official client.",
+        response_format="wav",
+        instructions="Happy",
+        speed=1.25,
+    )
+    rate, frames, _ = read_wav(result.content)
+    assert rate == 16000 and frames > 0
+    # EmotiVoice's own `prompt` field travels in extra_body; the same emotion, the same audio.
+    same = client.audio.speech.create(
+        model="emotivoice",
+        voice=voice,
+        input="Hello from the official client.",
+        response_format="wav",
+        speed=1.25,
+        extra_body={"prompt": "Happy"},
+    )
+    assert same.content == result.content
+    with client.audio.speech.with_streaming_response.create(
+        model="emotivoice", voice=voice, input="One. Two.", response_format="pcm"
+    ) as response:
+        assert len(b"".join(response.iter_bytes())) > 0
+    with pytest.raises(openai.BadRequestError) as info:
+        client.audio.speech.create(model="emotivoice", voice=voice, input="x", speed=9)
+    assert info.value.body["param"] == "speed"
+    models = client.models.list()
+    assert [m.id for m in models.data] == ["small"]
+
+
+def test_voices(server: ServerProcess):
+    body = requests.get(f"{server.url}/v1/voices", timeout=5).json()
+    assert body["default"] == body["voices"][0]
+    assert len(body["voices"]) >= 2
+
+
+# -- bad input: a clear 4xx naming the field, and the server keeps serving ------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"input": ""}, 400, "input"),
+        ({"input": "x" * 4097}, 400, "input"),
+        ({"input": "!!! ???"}, 400, "input"),
+        ({"input": "Hello.", "voice": "no-such-speaker"}, 400, "voice"),
+        ({"input": "Hello.", "response_format": "aac"}, 400, "response_format"),
+        ({"input": "Hello.", "response_format": "wma"}, 400, "response_format"),
+        ({"input": "Hello.", "speed": 0.1}, 400, "speed"),
+        ({"input": "Hello.", "language": "klingon"}, 400, "language"),
+        ({"input": "Hello.", "prompt": "Happy", "instructions": "Sad"}, 400, "instructions"),
+    ],
+)
+def test_bad_requests_name_the_field(server: ServerProcess, body, status, param):
+    response = speech(server, **body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["param"] == param
+    assert error["message"]
+
+
+def test_malformed_and_oversized_bodies(server: ServerProcess):
+    url = f"{server.url}/v1/audio/speech"
+    bad_json = requests.post(
+        url, data=b'{"input": "Hello', headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert bad_json.status_code == 400
+    assert bad_json.json()["error"]["param"] == "body"
+    not_object = requests.post(url, json=["Hello."], timeout=10)
+    assert not_object.status_code == 400
+    huge = requests.post(
+        url,
+        data=json.dumps({"input": "x" * 200_000}),
+        timeout=10,
+        headers={"Content-Type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert requests.get(url, timeout=10).status_code == 405
+    assert requests.get(f"{server.url}/no/such/path", timeout=10).status_code == 404
+    assert speech(server, input="Still serving.").status_code == 200
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def test_metrics_move_and_a_repeated_prompt_skips_bert(server: ServerProcess):
+    before = server.metrics()
+    prompt = "A brand new prompt nobody used."
+    assert speech(server, input="First request.", prompt=prompt).status_code == 200
+    middle = server.metrics()
+    assert speech(server, input="Second request.", prompt=prompt).status_code == 200
+    after = server.metrics()
+    hits, misses = (
+        'emotivoice_embedding_cache_hits_total{kind="prompt"}',
+        'emotivoice_embedding_cache_misses_total{kind="prompt"}',
+    )
+    assert middle[misses] == before[misses] + 1
+    assert after[misses] == middle[misses]  # the second request did not run BERT on the prompt
+    assert after[hits] == middle[hits] + 1
+    code200 = 'emotivoice_speech_requests_total{code="200"}'
+    assert after[code200] == before[code200] + 2
+    count = 'emotivoice_speech_request_seconds_count{response_format="wav"}'
+    assert after[count] == before[count] + 2
+    assert after["emotivoice_audio_seconds_total"] > before["emotivoice_audio_seconds_total"]
+    assert after["emotivoice_first_request_seconds"] > 0
+    assert after["emotivoice_queue_depth"] == 0
+    assert after["emotivoice_queue_capacity"] >= 1
+    assert any(k.startswith("emotivoice_model_info{") for k in after)
+    assert any(k.startswith("emotivoice_load_step_seconds{") for k in after)
+
+
+# -- the pre-warm client -------------------------------------------------------------------
+
+
+def test_prime_waits_for_ready_then_sends_the_warmup_requests(server: ServerProcess):
+    before = server.metrics()
+    env = {**os.environ, "EMOTIVOICE_WARMUP": json.dumps(WARMUP)}
+    done = subprocess.run(
+        [*server_command(), "prime", "--url", server.url, "--timeout", "30"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    after = server.metrics()
+    code200 = 'emotivoice_speech_requests_total{code="200"}'
+    assert after[code200] == before[code200] + 2  # 2 phrases x 1 voice, prompts cycled
+    assert "primed 2 requests, 0 failed" in done.stderr
+
+
+def test_prime_gives_up_on_a_server_that_never_gets_ready():
+    done = subprocess.run(
+        [*server_command(), "prime", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "not ready after" in done.stderr
+
+
+def test_module_runs_as_script():
+    done = subprocess.run(
+        [sys.executable, "-m", "emotivoice_server.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert "--model-dir" in done.stdout and "prime" in done.stdout
