@@ -8,6 +8,8 @@
 #   hack/cluster.sh down     stop everything and remove the state directory
 #   hack/cluster.sh env      print `export KUBECONFIG=...` (eval "$(hack/cluster.sh env)")
 #   hack/cluster.sh status   say whether it is up (exit 0) or not (exit 1)
+#   hack/cluster.sh nodes    print the fake nodes' manifests (to give another cluster running
+#                            KWOK the same nodes: hack/cluster.sh nodes | kubectl apply -f -)
 #
 # State (certificates, etcd data, kubeconfigs, logs under logs/, pids): $EVS_CLUSTER_DIR
 # (default .cluster/ in the repository). Ports are free ports chosen at `up`, recorded in
@@ -371,9 +373,10 @@ case "${1:-}" in
   up) locked up ;;
   down) locked down_locked && log "down (state removed)" ;;
   env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
+  nodes) fake_nodes ;;
   status) status ;;
   *)
-    echo "usage: hack/cluster.sh up|down|env|status" >&2
+    echo "usage: hack/cluster.sh up|down|env|status|nodes" >&2
     exit 2
     ;;
 esac

@@ -42,17 +42,16 @@ def pods(cluster: Cluster, namespace: str, app: str) -> list[dict[str, Any]]:
 
 
 def test_deployment_becomes_ready_on_fake_nodes(cluster: Cluster, namespace: str) -> None:
+    fake_nodes = cluster.fake_nodes()
     cluster.apply(deployment("web", 2), namespace)
     cluster.kubectl(
         "wait", "-n", namespace, "--for=condition=Available", "deployment/web", "--timeout=120s"
     )
     ready = pods(cluster, namespace, "web")
     assert len(ready) == 2
-    nodes = {n["metadata"]["name"]: n for n in cluster.get_json("nodes")["items"]}
     for pod in ready:
         assert pod["status"]["phase"] == "Running"
-        node = nodes[pod["spec"]["nodeName"]]
-        assert node["metadata"]["annotations"].get("kwok.x-k8s.io/node") == "fake"
+        assert pod["spec"]["nodeName"] in fake_nodes
         # Owned through a ReplicaSet: the controller manager's deployment controller made it.
         assert pod["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
 
@@ -60,12 +59,7 @@ def test_deployment_becomes_ready_on_fake_nodes(cluster: Cluster, namespace: str
 def test_gpu_requests_schedule_on_gpu_node_and_overcommit_stays_pending(
     cluster: Cluster, namespace: str
 ) -> None:
-    gpu_nodes = [
-        n["metadata"]["name"]
-        for n in cluster.get_json("nodes")["items"]
-        if int(n["status"].get("allocatable", {}).get(GPU_RESOURCE, "0")) > 0
-    ]
-    assert gpu_nodes, f"no node advertises {GPU_RESOURCE}"
+    gpu_nodes = cluster.fake_nodes(GPU_RESOURCE)
     one_gpu = {"limits": {GPU_RESOURCE: "1"}}
     too_many = {"limits": {GPU_RESOURCE: "64"}}
     cluster.apply([deployment("gpu", 1, one_gpu), deployment("greedy", 1, too_many)], namespace)

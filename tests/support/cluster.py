@@ -29,6 +29,7 @@ KWOK_TOLERATION: dict[str, str] = {
     "operator": "Exists",
     "effect": "NoSchedule",
 }
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 # A cold build of the Kubernetes binaries takes many minutes; starting the cluster well under one.
@@ -171,6 +172,27 @@ class Cluster:
     def get_json(self, *args: str) -> dict[str, Any]:
         """`kubectl get ... -o json`, parsed."""
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def fake_nodes(self, resource: str | None = None) -> list[str]:
+        """Names of the KWOK-managed nodes (with `resource` allocatable, if given).
+
+        Fails with the fix when there are none: a cluster from KUBECONFIG (kind, ...) needs KWOK
+        running and the fake nodes of `hack/cluster.sh nodes` before pods can become Ready here.
+        """
+        names = [
+            node["metadata"]["name"]
+            for node in self.get_json("nodes")["items"]
+            if node["metadata"].get("annotations", {}).get(KWOK_NODE_ANNOTATION) == "fake"
+            and (resource is None or int(node["status"].get("allocatable", {}).get(resource, "0")))
+        ]
+        if not names:
+            wanted = f" with allocatable {resource}" if resource else ""
+            raise ClusterError(
+                f"no KWOK fake node{wanted} in the cluster of {self.kubeconfig}: run KWOK against "
+                "it and apply `hack/cluster.sh nodes | kubectl apply -f -` (the local control "
+                "plane has both)"
+            )
+        return names
 
     def apply(
         self, manifest: Mapping[str, Any] | list[Mapping[str, Any]], namespace: str | None = None
