@@ -112,6 +112,7 @@ def write_serving(
     tensors = cast_floats(state, precision_dtype(precision))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a server running as another uid
     try:
         save_file(tensors, tmp, metadata=source_id.metadata(precision))
         with open(tmp, "rb") as fh:

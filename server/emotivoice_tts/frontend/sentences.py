@@ -15,23 +15,25 @@ SENTENCE_END = re.compile(
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences with their punctuation, stripped; pieces with nothing but punctuation are merged
-    into the sentence before them. Joining the result with spaces gives the input back, modulo
-    whitespace."""
-    sentences: list[str] = []
+    """Sentences with their punctuation, stripped. A piece with nothing to speak (only
+    punctuation) joins the sentence before it, or the next one at the start; text with nothing
+    to speak at all gives no sentences."""
+    pieces: list[str] = []
     start = 0
     for match in SENTENCE_END.finditer(text):
-        _append(sentences, text[start : match.end()])
+        pieces.append(text[start : match.end()])
         start = match.end()
-    _append(sentences, text[start:])
+    pieces.append(text[start:])
+    sentences: list[str] = []
+    leading = ""
+    for piece in (p.strip() for p in pieces):
+        if not piece:
+            continue
+        if any(ch.isalnum() for ch in piece):
+            sentences.append(leading + piece)
+            leading = ""
+        elif sentences:
+            sentences[-1] += piece
+        else:
+            leading += piece
     return sentences
-
-
-def _append(sentences: list[str], piece: str) -> None:
-    piece = piece.strip()
-    if not piece:
-        return
-    if sentences and not any(ch.isalnum() for ch in piece):
-        sentences[-1] += piece
-    else:
-        sentences.append(piece)
