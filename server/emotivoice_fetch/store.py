@@ -169,6 +169,12 @@ class S3Store:
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
         bucket = self.source.bucket
         where = self.source.endpoint_url or "the default AWS endpoint"
+        if code in AUTH_CODES or status in (401, 403):
+            return FetchError(
+                ExitCode.CREDENTIALS,
+                f"access denied ({code or status}) {what}: check the credentials in the "
+                "model's Secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the bucket policy",
+            )
         if code == "NoSuchBucket" or (status == 404 and key is None):
             return FetchError(
                 ExitCode.MISSING_BUCKET,
@@ -180,14 +186,8 @@ class S3Store:
                 ExitCode.MISSING_KEY,
                 f"missing object s3://{bucket}/{key}: {what} got NoSuchKey",
             )
-        if code in ("PreconditionFailed",) or status == 412:
+        if code == "PreconditionFailed" or status == 412:
             return ObjectChanged(f"s3://{bucket}/{key} changed while it was being downloaded")
-        if code in AUTH_CODES or status in (401, 403):
-            return FetchError(
-                ExitCode.CREDENTIALS,
-                f"access denied ({code or status}) {what}: check the credentials in the "
-                "model's Secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the bucket policy",
-            )
         if code in TRANSIENT_CODES or status >= 500:
             return TransientError(f"{what}: {code or status}")
         return FetchError(ExitCode.UNEXPECTED, f"{what}: the store answered {code or status}")

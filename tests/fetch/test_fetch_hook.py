@@ -1,0 +1,84 @@
+"""The --after-verify hook point: runs after verification, its outputs recorded or cleaned."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from emotivoice_fetch.errors import ExitCode
+from emotivoice_fetch.marker import IncompleteModel, verify_complete
+from emotivoice_fetch.paths import marker_path
+from tests.fetch.conftest import run_fetch, upload
+from tests.fetch.s3server import VersityGW
+
+FILES = {"config.json": b"{}", "ckpt/g_00140000": os.urandom(500_000)}
+HOOK = "tests.fetch.hooks:derive"
+
+
+def test_artifacts_are_recorded_and_checked(gw: VersityGW, tmp_path: Path) -> None:
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    result = run_fetch(gw, model.uri, dest, "--after-verify", HOOK)
+    assert result.rc == 0, result.out
+    complete = verify_complete(dest)
+    sums = model.sha256()
+    expected = {f"derived/{sums[rel][:16]}.meta" for rel in FILES}
+    assert set(complete.artifacts) == expected
+    assert complete.after_verify == HOOK
+
+    warm = run_fetch(gw, model.uri, dest, "--after-verify", HOOK)
+    assert "cache complete" in warm.out
+
+    artifact = dest / sorted(expected)[0]
+    artifact.write_text("tampered\n")
+    with pytest.raises(IncompleteModel):
+        verify_complete(dest)
+
+
+def test_adding_or_changing_the_hook_reruns_only_the_hook(gw: VersityGW, tmp_path: Path) -> None:
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    assert run_fetch(gw, model.uri, dest).rc == 0
+    inode = (dest / "ckpt/g_00140000").stat().st_ino
+    with_hook = run_fetch(gw, model.uri, dest, "--after-verify", HOOK)
+    assert with_hook.rc == 0, with_hook.out
+    assert "downloading" not in with_hook.out
+    assert (dest / "ckpt/g_00140000").stat().st_ino == inode
+    old_artifacts = set(verify_complete(dest).artifacts)
+
+    other = run_fetch(gw, model.uri, dest, "--after-verify", "tests.fetch.hooks:derive_other")
+    assert other.rc == 0, other.out
+    assert set(verify_complete(dest).artifacts) == {"summary.txt"}
+    assert not any((dest / rel).exists() for rel in old_artifacts), "obsolete artifacts removed"
+
+
+def test_failing_hook_leaves_no_output_and_no_marker(gw: VersityGW, tmp_path: Path) -> None:
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    result = run_fetch(gw, model.uri, dest, "--after-verify", "tests.fetch.hooks:fail_midway")
+    assert result.rc == ExitCode.HOOK_FAILED
+    assert "converter ran out of memory" in result.out
+    assert not (dest / "derived" / "half.bin").exists()
+    assert not marker_path(dest).exists()
+    # The verified downloads are kept: a fixed hook runs without downloading again.
+    fixed = run_fetch(gw, model.uri, dest, "--after-verify", HOOK)
+    assert fixed.rc == 0, fixed.out
+    assert "downloading" not in fixed.out
+
+
+def test_hook_must_not_modify_model_files(gw: VersityGW, tmp_path: Path) -> None:
+    model = upload(gw, FILES)
+    result = run_fetch(gw, model.uri, tmp_path / "m", "--after-verify", "tests.fetch.hooks:spoil")
+    assert result.rc == ExitCode.HOOK_FAILED
+    assert "modified model file" in result.out
+    assert not marker_path(tmp_path / "m").exists()
+
+
+def test_unknown_hook_fails_before_downloading(gw: VersityGW, tmp_path: Path) -> None:
+    model = upload(gw, FILES)
+    result = run_fetch(gw, model.uri, tmp_path / "m", "--after-verify", "tests.fetch.hooks:nope")
+    assert result.rc == ExitCode.USAGE
+    assert "has no function 'nope'" in result.out
+    assert not (tmp_path / "m" / "config.json").exists()
