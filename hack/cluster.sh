@@ -8,6 +8,9 @@
 #   hack/cluster.sh down     stop everything and remove the state directory
 #   hack/cluster.sh env      print `export KUBECONFIG=...` (eval "$(hack/cluster.sh env)")
 #   hack/cluster.sh status   say whether it is up (exit 0) or not (exit 1)
+#   hack/cluster.sh acquire PID / release PID   used by the test fixture: shares one cluster
+#                            between concurrent test sessions, stops it after the last one if a
+#                            test session started it (tests/support/cluster.py)
 #   hack/cluster.sh nodes    print the fake nodes' manifests (to give another cluster running
 #                            KWOK the same nodes: hack/cluster.sh nodes | kubectl apply -f -)
 #
@@ -237,7 +240,13 @@ up() {
   UP_START=$SECONDS
   DEADLINE=$((SECONDS + TIMEOUT))
   if healthy; then
-    log "already up: export KUBECONFIG=$STATE/kubeconfig"
+    if [ -f "$STATE/test-owned" ]; then
+      # A test session started it; a user asking for it now wants it kept after the tests.
+      rm -f "$STATE/test-owned"
+      log "already up (started by tests; now kept after they end): export KUBECONFIG=$STATE/kubeconfig"
+    else
+      log "already up: export KUBECONFIG=$STATE/kubeconfig"
+    fi
     return 0
   fi
   if [ -d "$STATE" ]; then
@@ -343,6 +352,37 @@ down_locked() {
   rm -rf "$STATE"
 }
 
+# acquire ID / release ID: how test sessions share the cluster. A session registers under its id
+# (its pid); the cluster it had to start is marked test-owned and stopped when the last
+# registered session releases it; one a user started (`up`) is never stopped by the tests.
+acquire() {
+  local id=$1
+  if ! healthy; then
+    up
+    touch "$STATE/test-owned"
+  fi
+  mkdir -p "$STATE/sessions"
+  touch "$STATE/sessions/$id"
+}
+
+release() {
+  local id=$1 f
+  [ -d "$STATE/sessions" ] || return 0
+  rm -f "$STATE/sessions/$id"
+  for f in "$STATE/sessions/"*; do
+    [ -e "$f" ] || continue
+    [ -d "/proc/$(basename "$f")" ] || rm -f "$f" # a session that died without releasing
+  done
+  if [ -f "$STATE/test-owned" ] && [ -z "$(ls -A "$STATE/sessions")" ]; then
+    down_locked
+    log "down (the last test session using it ended)"
+  elif [ -f "$STATE/test-owned" ]; then
+    log "kept up: other test sessions use it ($(ls "$STATE/sessions" | tr '\n' ' '))"
+  else
+    log "kept up: it was started by hand (hack/cluster.sh down stops it)"
+  fi
+}
+
 status() {
   local name
   if [ ! -d "$STATE" ]; then
@@ -374,6 +414,10 @@ case "${1:-}" in
   down) locked down_locked && log "down (state removed)" ;;
   env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
   nodes) fake_nodes ;;
+  acquire | release)
+    [[ "${2:-}" =~ ^[0-9]+$ ]] || die "usage: hack/cluster.sh $1 PID (the test session's process id)"
+    locked "$1" "$2"
+    ;;
   status) status ;;
   *)
     echo "usage: hack/cluster.sh up|down|env|status|nodes" >&2

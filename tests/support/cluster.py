@@ -102,18 +102,14 @@ def build_binaries(*names: str, on_line: Callable[[str], None] | None = None) ->
     return Path(stdout.strip().splitlines()[-1])
 
 
-def _cluster_script(command: str) -> subprocess.CompletedProcess[str]:
+def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(CLUSTER_SCRIPT), command],
+        ["bash", str(CLUSTER_SCRIPT), *args],
         capture_output=True,
         text=True,
-        timeout=UP_TIMEOUT_S if command == "up" else 60,
+        timeout=UP_TIMEOUT_S if args[0] in ("up", "acquire") else 60,
         check=False,
     )
-
-
-def local_cluster_is_up() -> bool:
-    return _cluster_script("status").returncode == 0
 
 
 def local_kubeconfig() -> Path:
@@ -125,22 +121,26 @@ def local_kubeconfig() -> Path:
     return Path(line.removeprefix(prefix))
 
 
-def local_cluster_up() -> Path:
-    """Starts the local control plane (idempotent) and returns its admin kubeconfig."""
+def local_cluster_acquire() -> Path:
+    """Starts the local control plane if needed, registers this session; returns the kubeconfig.
+
+    hack/cluster.sh keeps the registry, so concurrent test sessions share one cluster and only
+    the last one stops it, and only if a test session started it.
+    """
     started = time.monotonic()
-    result = _cluster_script("up")
+    result = _cluster_script("acquire", str(os.getpid()))
     if result.returncode != 0:
         raise ClusterError(
-            f"hack/cluster.sh up failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+            f"hack/cluster.sh acquire failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
         )
-    print(f"local control plane up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(f"local control plane ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return local_kubeconfig()
 
 
-def local_cluster_down() -> None:
-    result = _cluster_script("down")
+def local_cluster_release() -> None:
+    result = _cluster_script("release", str(os.getpid()))
     if result.returncode != 0:
-        raise ClusterError(f"hack/cluster.sh down failed:\n{result.stderr[-4000:]}")
+        raise ClusterError(f"hack/cluster.sh release failed:\n{result.stderr[-4000:]}")
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,8 @@ class Cluster:
 
 @contextlib.contextmanager
 def cluster_session(environ: Mapping[str, str] | None = None) -> Iterator[Cluster]:
-    """The session's cluster; stops the local control plane at the end only if it started it."""
+    """The session's cluster; the local control plane is stopped after the last session using it,
+    and only if a test session started it."""
     choice = choose_cluster(os.environ if environ is None else environ)
     kubectl_path = build_binaries("kubectl") / "kubectl"
     if not choice.local:
@@ -215,10 +216,8 @@ def cluster_session(environ: Mapping[str, str] | None = None) -> Iterator[Cluste
         cluster.kubectl("version", timeout=30)
         yield cluster
         return
-    was_up = local_cluster_is_up()
-    kubeconfig = local_cluster_up()
+    kubeconfig = local_cluster_acquire()
     try:
         yield Cluster(kubeconfig=kubeconfig, kubectl_path=kubectl_path)
     finally:
-        if not was_up:
-            local_cluster_down()
+        local_cluster_release()
