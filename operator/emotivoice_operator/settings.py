@@ -18,6 +18,8 @@ class OperatorSettings:
     timer_interval: float = 30.0
     # Tolerations added to every pod the operator creates (e.g. a cluster's dedicated-node taint).
     extra_tolerations: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    # Port of the operator's /metrics (0: not served).
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -29,4 +31,5 @@ class OperatorSettings:
             server_image=env.get("EMOTIVOICE_SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
             timer_interval=float(env.get("EMOTIVOICE_TIMER_INTERVAL", "30")),
             extra_tolerations=tuple(tolerations),
+            metrics_port=int(env.get("EMOTIVOICE_METRICS_PORT", "0")),
         )

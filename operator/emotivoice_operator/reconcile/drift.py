@@ -9,18 +9,31 @@ keeps an idle operator silent on the API.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
-_DECIMAL = re.compile(r"^[0-9]+$")
+from kubernetes.utils import parse_quantity
+
+_QUANTITY = re.compile(r"^[+-]?[0-9.]+([eE][+-]?[0-9]+|[numkMGTPE]i?|Ki)?$")
+
+
+def _quantity(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    if isinstance(value, str) and not _QUANTITY.match(value):
+        return None
+    try:
+        return parse_quantity(value)
+    except ValueError:
+        return None
 
 
 def _same_scalar(want: Any, have: Any) -> bool:
     if want == have:
         return True
-    # Quantities and int-or-string ports come back normalized: "2" vs 2.
-    if isinstance(want, (int, str)) and isinstance(have, (int, str)):
-        return str(want) == str(have) and bool(_DECIMAL.match(str(want)))
-    return False
+    # The API server returns quantities in canonical form ("0.5" -> "500m", "2" -> 2).
+    w, h = _quantity(want), _quantity(have)
+    return w is not None and w == h
 
 
 def differences(want: Any, have: Any, path: str = "") -> list[str]:

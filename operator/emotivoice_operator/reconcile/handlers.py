@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 import kopf
+import prometheus_client
 from kubernetes import client, config
 
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
@@ -44,6 +45,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     except config.ConfigException:
         config.load_kube_config()
     memo.reconciler = Reconciler(client.ApiClient(), SETTINGS)
+    if SETTINGS.metrics_port:
+        prometheus_client.start_http_server(SETTINGS.metrics_port)
 
 
 def _poster(body: dict[str, Any]):

@@ -18,9 +18,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from emotivoice_operator import metrics
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError, parse_spec
+from emotivoice_operator.reconcile import coldstarts
 from emotivoice_operator.reconcile.apply import Applier
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
 from emotivoice_operator.render import Owner, RenderContext, labels, names, render
@@ -61,7 +63,12 @@ class Reconciler:
     def reconcile(self, body: dict[str, Any], post: EventPoster) -> dict[str, Any]:
         meta = body["metadata"]
         with self._lock(meta["namespace"], meta["name"]):
-            return self._reconcile(body, post)
+            # A trigger's body may predate our last status write: read the current one, so
+            # nothing (a cold start, a warm request) is counted from stale status.
+            fresh = self.get(meta["namespace"], meta["name"])
+            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+                return {}
+            return self._reconcile(fresh, post)
 
     def _reconcile(self, body: dict[str, Any], post: EventPoster) -> dict[str, Any]:
         meta = body["metadata"]
@@ -75,11 +82,12 @@ class Reconciler:
             if old_status.get("message") != str(exc):
                 post("Warning", "InvalidSpec", str(exc))
             return self._write_status(
-                body, self._observe(body, owner, 0, [], now, spec_error=str(exc))
+                body, self._observe(body, owner, 0, [], now, post, spec_error=str(exc))
             )
 
         requests = _warm_requests(old_status)
         floor = win.warm_floor(spec.replicas.min, windows, now, requests)
+        metrics.WARM_FLOOR.labels(owner.namespace, owner.name).set(floor)
         ctx = RenderContext(
             owner=owner,
             warm_floor=floor,
@@ -91,6 +99,7 @@ class Reconciler:
             manifests = render(spec, ctx)
             for manifest in manifests:
                 result = self.applier.apply(manifest)
+                metrics.CHILD_APPLIES.labels(result.kind, result.action).inc()
                 if result.action == "created":
                     post("Normal", "Created", f"created {result.kind} {result.name}")
                 elif result.action == "updated":
@@ -110,7 +119,7 @@ class Reconciler:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             if old_status.get("message") != apply_error:
                 post("Warning", "ApplyFailed", apply_error)
-        observed = self._observe(body, owner, floor, windows, now, apply_error=apply_error)
+        observed = self._observe(body, owner, floor, windows, now, post, apply_error=apply_error)
         status = self._write_status(body, observed)
         if status.get("phase") != old_status.get("phase"):
             post("Normal", f"Phase{status['phase']}", status["message"])
@@ -147,6 +156,7 @@ class Reconciler:
         floor: int,
         windows: list[win.Window],
         now: datetime,
+        post: EventPoster,
         **errors: str | None,
     ) -> Observed:
         deployment = self.applier.get(
@@ -155,7 +165,18 @@ class Reconciler:
         selector = ",".join(
             f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
         )
-        pods = self.core.list_namespaced_pod(owner.namespace, label_selector=selector)
+        pods = [
+            self.api.sanitize_for_serialization(p)
+            for p in self.core.list_namespaced_pod(owner.namespace, label_selector=selector).items
+        ]
+        cold, new = coldstarts.account(pods, (body.get("status") or {}).get("coldStarts"))
+        for start in new:
+            post(
+                "Normal",
+                "ColdStart",
+                f"pod {start.pod} loaded the model and was ready {start.seconds:.1f} s after it started",
+            )
+            metrics.COLD_START_SECONDS.labels(owner.namespace, owner.name).observe(start.seconds)
         active = win.active_windows(windows, now)
         upcoming = win.next_window(windows, now)
         return Observed(
@@ -167,7 +188,8 @@ class Reconciler:
             else "",
             next_window_start=upcoming[1] if upcoming else None,
             deployment=deployment,
-            pods=[self.api.sanitize_for_serialization(p) for p in pods.items],
+            pods=pods,
+            cold_starts=cold,
             **errors,
         )
 
@@ -181,6 +203,7 @@ class Reconciler:
         if all(old.get(k) == v for k, v in status.items()):
             return status
         meta = body["metadata"]
+        metrics.STATUS_WRITES.inc()
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": status}
         )

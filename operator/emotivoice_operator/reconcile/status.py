@@ -21,6 +21,7 @@ class Observed:
     next_window_start: datetime | None
     deployment: dict[str, Any] | None
     pods: list[dict[str, Any]]
+    cold_starts: dict[str, Any] | None = None
     spec_error: str | None = None
     apply_error: str | None = None
 
@@ -134,6 +135,7 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         "nextWindowStart": obs.next_window_start.isoformat().replace("+00:00", "Z")
         if obs.next_window_start
         else None,
+        "coldStarts": obs.cold_starts or {"count": 0, "recent": []},
         "conditions": conditions,
     }
 

@@ -1,0 +1,118 @@
+"""Pure status logic: phases, what-is-missing messages, cold-start accounting, drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emotivoice_operator.reconcile.coldstarts import RECENT, account
+from emotivoice_operator.reconcile.drift import differences
+from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
+
+
+def _pod(name: str, start: str | None, ready_at: str | None, **status: Any) -> dict[str, Any]:
+    conditions = (
+        [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}] if ready_at else []
+    )
+    return {
+        "metadata": {"name": name},
+        "status": {"startTime": start, "conditions": conditions, **status},
+    }
+
+
+def _observed(**kw: Any) -> Observed:
+    base: dict[str, Any] = dict(
+        generation=3, warm_floor=1, active_window="", next_window="", next_window_start=None,
+        deployment={"spec": {"replicas": 1}, "status": {"replicas": 1, "readyReplicas": 0}}, pods=[],
+    )  # fmt: skip
+    base.update(kw)
+    return Observed(**base)
+
+
+def test_cold_starts_are_counted_once_per_pod() -> None:
+    pods = [
+        _pod("a", "2026-01-01T00:00:00Z", "2026-01-01T00:00:20Z"),
+        _pod("b", "2026-01-01T00:01:00Z", "2026-01-01T00:01:10Z"),
+        _pod("c", "2026-01-01T00:02:00Z", None),  # still loading: not counted yet
+    ]
+    first, new = account(pods, None)
+    assert [c.pod for c in new] == ["a", "b"]
+    assert first["count"] == 2 and first["lastSeconds"] == 10 and first["medianSeconds"] == 15
+    again, new = account(pods, first)
+    assert new == [] and again["count"] == 2
+    pods[2] = _pod("c", "2026-01-01T00:02:00Z", "2026-01-01T00:02:30Z")
+    third, new = account(pods, again)
+    assert [c.pod for c in new] == ["c"] and third["count"] == 3 and third["lastSeconds"] == 30
+
+
+def test_cold_start_samples_are_bounded_but_the_count_is_not() -> None:
+    status: dict[str, Any] | None = None
+    for i in range(RECENT + 5):
+        status, _ = account([_pod(f"p{i}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z")], status)
+    assert status is not None
+    assert status["count"] == RECENT + 5 and len(status["recent"]) == RECENT
+
+
+def test_progressing_names_what_is_missing() -> None:
+    unscheduled = _pod("tts-1", None, None)
+    unscheduled["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/2 nodes: unbound PVC",
+        }
+    ]
+    downloading = _pod(
+        "tts-2", "2026-01-01T00:00:00Z", None, initContainerStatuses=[{"state": {"running": {}}}]
+    )
+    status = compute_status(_observed(pods=[unscheduled, downloading]))
+    assert status["phase"] == "Progressing"
+    assert "tts-1 cannot be scheduled: 0/2 nodes: unbound PVC" in status["message"]
+    assert "tts-2: downloading the model" in status["message"]
+    assert status["observedGeneration"] == 3
+
+
+def test_failed_download_is_reported() -> None:
+    pod = _pod("tts-1", "2026-01-01T00:00:00Z", None, initContainerStatuses=[
+        {"state": {"terminated": {"exitCode": 3, "message": "checksum mismatch for g_00140000"}}}
+    ])  # fmt: skip
+    assert (
+        "model download failed: checksum mismatch"
+        in compute_status(_observed(pods=[pod]))["message"]
+    )
+
+
+def test_ready_scaled_to_zero_and_failed_phases() -> None:
+    ready = {"spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 2}}
+    assert compute_status(_observed(deployment=ready))["phase"] == "Ready"
+    zero = {"spec": {"replicas": 0}, "status": {}}
+    assert compute_status(_observed(deployment=zero, warm_floor=0))["phase"] == "ScaledToZero"
+    failed = compute_status(_observed(spec_error="spec.warmPool.timeZone: unknown"))
+    assert failed["phase"] == "Failed"
+    assert {c["type"]: c["status"] for c in failed["conditions"]}["SpecValid"] == "False"
+
+
+def test_transition_time_moves_only_when_status_changes() -> None:
+    old = [{"type": "Ready", "status": "False", "lastTransitionTime": "T0"}]
+    same = with_transition_times([{"type": "Ready", "status": "False"}], old, "T1")
+    flipped = with_transition_times([{"type": "Ready", "status": "True"}], old, "T1")
+    assert same[0]["lastTransitionTime"] == "T0" and flipped[0]["lastTransitionTime"] == "T1"
+
+
+def test_drift_ignores_server_defaults_but_not_changed_values() -> None:
+    want = {"spec": {"ports": [{"port": 8080, "targetPort": "http"}], "replicas": 2}}
+    live = {
+        "spec": {
+            "ports": [{"port": 8080, "targetPort": "http", "protocol": "TCP"}],
+            "replicas": 2,
+            "clusterIP": "10.0.0.1",
+        }
+    }
+    assert differences(want, live) == []
+    live["spec"]["ports"][0]["targetPort"] = 8080
+    assert differences(want, live) == [".spec.ports[0].targetPort"]
+    assert differences({"cpu": "2"}, {"cpu": 2}) == []
+    assert differences({"memory": "2Gi"}, {"memory": "2048Mi"}) == []
+    assert differences({"cpu": "0.5"}, {"cpu": "500m"}) == []
+    assert differences({"memory": "2Gi"}, {"memory": "3Gi"}) == [".memory"]
+    assert differences({"image": "a:1"}, {"image": "a:2"}) == [".image"]
