@@ -97,7 +97,7 @@ build_k8s() {
   for n in "${K8S_NAMES[@]}"; do [ -x "$dir/$n" ] || missing=1; done
   [ $missing = 1 ] || return 0
   log "building ${K8S_NAMES[*]} $K8S_VERSION from the k8s.io/kubernetes Go module" \
-    "(first time only, cached in $dir; about 15-25 min on 2 cores)"
+    "(first time only, cached in $dir; about 6 min on 2 cores)"
   local start=$SECONDS
   rm -rf "$dir.tmp"
   mkdir -p "$dir.tmp/src"

@@ -37,7 +37,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if reporter is not None:
             reporter.write_line(line)
 
-    build_binaries(*(("cluster",) if local else ("kubectl",)), on_line=show)
+    try:
+        build_binaries(*(("cluster",) if local else ("kubectl",)), on_line=show)
+    except ClusterError as err:
+        raise pytest.UsageError(f"{err}; its output is above") from err
 
 
 @pytest.fixture(scope="session")
