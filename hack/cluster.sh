@@ -47,7 +47,7 @@ pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
 alive() {
   local pid
   pid=$(pid_of "$1")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$STATE/"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$STATE/"
 }
 
 # start NAME BINARY ARGS...: runs it in its own session, output to logs/NAME.log.
@@ -276,6 +276,8 @@ EOF
   kubeconfig "$STATE/kube-scheduler.kubeconfig" kube-scheduler
   kubeconfig "$STATE/kwok.kubeconfig" kwok
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (state: $STATE)"
+  # Nothing half-started survives a failed `up`; the logs stay for the diagnosis.
+  trap 'stop_all; log "up failed: stopped what had started; logs in $STATE/logs/"' EXIT
 
   start etcd "$bin/etcd" --name=evs-local --data-dir="$STATE/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
@@ -335,6 +337,7 @@ EOF
   wait_for "fake nodes $CPU_NODE, $GPU_NODE Ready" \
     "${kubectl[@]}" wait --for=condition=Ready "node/$CPU_NODE" "node/$GPU_NODE" --timeout=2s
   wait_for "default ServiceAccount created" "${kubectl[@]}" get serviceaccount default -n default
+  trap - EXIT
   log "up in $((SECONDS - UP_START)) s (Kubernetes $(api_get /version |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])'))"
   cat >&2 <<EOF
