@@ -62,3 +62,10 @@ bench: bench-model
 ## sync-crd: copy the CRD into the Helm chart (a test fails if the two differ)
 sync-crd:
 	@cp crds/emotivoiceservice.yaml charts/emotivoice-operator/crds/emotivoiceservice.yaml
+
+## bench-server: cold start of the server, lazy load vs. our eager load + warm-up (full-size model)
+.PHONY: bench-server
+bench-server: test-model-full
+	@$(PY) bench/server_bench.py --model-dir .models/full --runs 2
+
+bench: bench-server

@@ -7,6 +7,7 @@ the same cached embedding lookups, the same lock, the same model calls. Both go 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -76,7 +77,13 @@ class SpeechEngine:
         return [p for p in pieces if any(ch.isalnum() for ch in p)]
 
     def _embedding(self, cache: LruCache, kind: str, text: str) -> Any:
-        value, hit = cache.get_or_compute(text, self.synth.embed)
+        def compute(key: str) -> Any:
+            began = time.perf_counter()
+            value = self.synth.embed(key)
+            self.metrics.embedding_seconds.labels(kind=kind).observe(time.perf_counter() - began)
+            return value
+
+        value, hit = cache.get_or_compute(text, compute)
         (self.metrics.cache_hits if hit else self.metrics.cache_misses).labels(kind=kind).inc()
         self.metrics.cache_entries.labels(kind=kind).set(len(cache))
         return value

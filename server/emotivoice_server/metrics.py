@@ -68,6 +68,7 @@ class ServerMetrics:
     cache_hits: Counter
     cache_misses: Counter
     cache_entries: Gauge
+    embedding_seconds: Histogram
     model_info: Info
 
     def set_phase(self, current: str) -> None:
@@ -172,6 +173,13 @@ def create(device: Callable[[], str | None]) -> ServerMetrics:
             "emotivoice_embedding_cache_entries",
             "Embeddings held in cache",
             ["kind"],
+            registry=registry,
+        ),
+        embedding_seconds=Histogram(
+            "emotivoice_embedding_compute_seconds",
+            "BERT calls made on cache misses (what a cache hit saves)",
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
             registry=registry,
         ),
         model_info=Info("emotivoice_model", "The loaded model", registry=registry),

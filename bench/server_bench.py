@@ -1,0 +1,338 @@
+"""Cold start, the thing the project is about: the lazy pattern vs. our eager load + warm-up.
+
+Both servers run the same model package on the same full-size model under the same WSGI server
+(gunicorn, one worker, threads); only when the model is loaded differs:
+
+(a) lazy: the common pattern (load on the first request, no warm-up). It reports healthy and
+    "ready" as soon as the port answers; its first user pays for import, load and the first,
+    cold inference.
+(b) eager: `emotivoice-server` (imports, loads, warms up, and only then says ready on /ready).
+
+Measured per run, each in a fresh process: launch -> port answers, launch -> ready, process start
+-> model loaded, the first request's latency, steady-state latency (median of the next requests,
+each with a new text of the same length, so no content-embedding cache hit flatters it), and
+what a repeated emotion prompt saves (the BERT call the cache skips). Ratios are against the
+lazy baseline measured in the same run. Timings are wall clock on whatever machine runs this;
+compare ratios, not seconds, across machines.
+
+    python bench/server_bench.py --model-dir .models/full [--runs 2] [--out .bench/server.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.server.server_process import (  # noqa: E402
+    FULL_MODEL,
+    ServerProcess,
+    start_server,
+)
+
+# A ~10-word sentence (about the upstream baseline's 58 phonemes); every request shuffles its
+# words: the same phonemes, hence the same audio length, but a new text for the content cache.
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "today"]
+PROMPT = "Happy"
+STEADY_REQUESTS = 5
+START_TIMEOUT_S = 600
+
+
+def shuffled_text(seed: int) -> str:
+    words = WORDS[:]
+    random.Random(seed).shuffle(words)
+    return " ".join(words).capitalize() + "."
+
+
+# ------------------------------------------------------------------------ the lazy baseline
+
+
+def serve_lazy(model_dir: Path, port: int, precision: str) -> None:
+    """A lazy server: nothing heavy until the first speech request (then import + load)."""
+    from flask import Flask, Response, jsonify, request
+    from gunicorn.app.base import BaseApplication
+
+    from emotivoice_server import audio
+    from emotivoice_server.procstat import process_start_time
+
+    started = process_start_time()
+    state: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def synth() -> Any:
+        with lock:
+            if "synth" not in state:
+                from emotivoice_tts import load_synthesizer
+
+                state["synth"] = load_synthesizer(model_dir, precision=precision, device="cpu")
+                state["loaded_after_s"] = time.time() - started
+            return state["synth"]
+
+    def create_app() -> Flask:
+        app = Flask("lazy")
+
+        @app.get("/health")
+        def health() -> Response:
+            return jsonify({"status": "ok"})
+
+        @app.post("/v1/audio/speech")
+        def speech() -> Response:
+            body = request.get_json(force=True)
+            model = synth()
+            with lock:
+                waveform = model.synthesize(
+                    body["input"], body.get("voice") or model.speakers[0], body.get("prompt", "")
+                )
+            response = Response(audio.encode(waveform, model.sample_rate, "wav"))
+            response.headers["X-Loaded-After-S"] = f"{state['loaded_after_s']:.4f}"
+            return response
+
+        return app
+
+    class Lazy(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"127.0.0.1:{port}",
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": 4,
+                "timeout": 600,
+                "control_socket_disable": True,
+            }.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            return create_app()
+
+    Lazy().run()
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def post(server: ServerProcess, text: str, prompt: str = PROMPT) -> tuple[float, requests.Response]:
+    began = time.perf_counter()
+    response = requests.post(
+        f"{server.url}/v1/audio/speech",
+        json={"input": text, "prompt": prompt, "response_format": "wav"},
+        timeout=600,
+    )
+    seconds = time.perf_counter() - began
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
+    return seconds, response
+
+
+def wait_until(server: ServerProcess, path: str, timeout: float) -> float:
+    """Seconds from launch until GET `path` answered 200."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited:\n{server.log()[-3000:]}")
+        try:
+            if requests.get(server.url + path, timeout=2).status_code == 200:
+                return time.perf_counter() - server.launched
+        except requests.RequestException:
+            pass
+        time.sleep(0.01)
+    raise TimeoutError(f"{path} not 200 within {timeout} s:\n{server.log()[-3000:]}")
+
+
+def first_and_steady(server: ServerProcess, seed: int) -> dict[str, Any]:
+    first, _ = post(server, shuffled_text(seed))
+    steady = [post(server, shuffled_text(seed + 1 + i))[0] for i in range(STEADY_REQUESTS)]
+    median = statistics.median(steady)
+    return {
+        "first_request_s": round(first, 4),
+        "steady_median_s": round(median, 4),
+        "steady_s": [round(s, 4) for s in steady],
+        "first_over_steady": round(first / median, 3),
+    }
+
+
+def measure_lazy(model_dir: Path, logs: Path, precision: str, seed: int) -> dict[str, Any]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--serve-lazy"]
+    server = start_server(
+        model_dir, logs / f"lazy-{seed}.log", "--precision", precision, command=command
+    )
+    try:
+        port_s = wait_until(server, "/health", START_TIMEOUT_S)
+        result = first_and_steady(server, seed)
+        _, response = post(server, shuffled_text(seed + 100))
+        loaded = float(response.headers["X-Loaded-After-S"])
+    finally:
+        server.stop()
+    return {
+        "launch_to_port_s": round(port_s, 4),
+        "launch_to_ready_s": round(port_s, 4),  # a lazy server calls itself ready at once
+        "process_start_to_loaded_s": round(loaded, 4),
+        "launch_to_first_audio_s": round(port_s + result["first_request_s"], 4),
+        **result,
+    }
+
+
+def metric(server: ServerProcess, name: str) -> float:
+    return server.metrics().get(name, float("nan"))
+
+
+def measure_eager(model_dir: Path, logs: Path, precision: str, seed: int) -> dict[str, Any]:
+    server = start_server(
+        model_dir,
+        logs / f"eager-{seed}.log",
+        "--precision",
+        precision,
+        "--device",
+        "cpu",
+        "--no-require-marker",
+        "--no-persist-embeddings",
+    )
+    try:
+        port_s = wait_until(server, "/health", START_TIMEOUT_S)
+        ready_s = wait_until(server, "/ready", START_TIMEOUT_S)
+        startup = server.metrics()
+        result = first_and_steady(server, seed)
+        cache = prompt_cache_saving(server, seed)
+        phases = requests.get(server.url + "/ready", timeout=5).json()["phase_seconds"]
+    finally:
+        server.stop()
+    return {
+        "launch_to_port_s": round(port_s, 4),
+        "launch_to_ready_s": round(ready_s, 4),
+        "process_start_to_loaded_s": round(
+            startup["emotivoice_process_start_to_loaded_seconds"], 4
+        ),
+        "process_start_to_ready_s": round(startup["emotivoice_process_start_to_ready_seconds"], 4),
+        "phase_seconds": phases,
+        "launch_to_first_audio_s": round(ready_s + result["first_request_s"], 4),
+        **result,
+        "prompt_cache": cache,
+    }
+
+
+def prompt_cache_saving(server: ServerProcess, seed: int) -> dict[str, Any]:
+    """Pairs of requests: a never-seen prompt (BERT runs) then the same prompt (cache hit)."""
+    misses, hits = [], []
+    hit_key = 'emotivoice_embedding_cache_hits_total{kind="prompt"}'
+    before = metric(server, hit_key)
+    for i in range(4):
+        prompt = f"{PROMPT} and calm, variant {seed}-{i}"
+        misses.append(post(server, shuffled_text(seed + 200 + 2 * i), prompt)[0])
+        hits.append(post(server, shuffled_text(seed + 201 + 2 * i), prompt)[0])
+    metrics = server.metrics()
+    bert_sum = metrics['emotivoice_embedding_compute_seconds_sum{kind="prompt"}']
+    bert_count = metrics['emotivoice_embedding_compute_seconds_count{kind="prompt"}']
+    return {
+        "miss_median_s": round(statistics.median(misses), 4),
+        "hit_median_s": round(statistics.median(hits), 4),
+        "saved_median_s": round(statistics.median(misses) - statistics.median(hits), 4),
+        "bert_call_mean_s": round(bert_sum / bert_count, 4) if bert_count else None,
+        "cache_hits_moved_by": metrics[hit_key] - before,
+    }
+
+
+# ------------------------------------------------------------------------ report
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def med(kind: str, key: str) -> float:
+        return statistics.median(r[kind][key] for r in runs)
+
+    lazy_loaded = med("lazy", "process_start_to_loaded_s")
+    return {
+        "eager_loaded_over_lazy_loaded": round(
+            med("eager", "process_start_to_loaded_s") / lazy_loaded, 3
+        ),
+        "eager_ready_over_lazy_loaded": round(
+            med("eager", "process_start_to_ready_s") / lazy_loaded, 3
+        ),
+        "eager_first_over_steady": round(med("eager", "first_over_steady"), 3),
+        "lazy_first_over_steady": round(med("lazy", "first_over_steady"), 3),
+        "first_request_eager_over_lazy": round(
+            med("eager", "first_request_s") / med("lazy", "first_request_s"), 3
+        ),
+        "steady_eager_over_lazy": round(
+            med("eager", "steady_median_s") / med("lazy", "steady_median_s"), 3
+        ),
+        "launch_to_first_audio_eager_over_lazy": round(
+            med("eager", "launch_to_first_audio_s") / med("lazy", "launch_to_first_audio_s"), 3
+        ),
+    }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    rows = [
+        ("launch -> port answers (s)", "launch_to_port_s"),
+        ("launch -> ready (s)", "launch_to_ready_s"),
+        ("process start -> model loaded (s)", "process_start_to_loaded_s"),
+        ("first request after ready (s)", "first_request_s"),
+        ("steady-state request, median (s)", "steady_median_s"),
+        ("first / steady", "first_over_steady"),
+        ("launch -> first audio (s)", "launch_to_first_audio_s"),
+    ]
+    for i, run in enumerate(report["runs"]):
+        print(f"\nrun {i + 1}: {'metric':<36} {'lazy (a)':>10} {'eager (b)':>10}")
+        for label, key in rows:
+            print(f"       {label:<36} {run['lazy'][key]:>10} {run['eager'][key]:>10}")
+        print(f"       eager phases: {run['eager']['phase_seconds']}")
+        print(f"       eager process start -> ready: {run['eager']['process_start_to_ready_s']} s")
+        print(f"       prompt cache: {run['eager']['prompt_cache']}")
+    print("\nratios (medians over runs):")
+    for key, value in report["summary"].items():
+        print(f"  {key:<40} {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=FULL_MODEL)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "server.json")
+    parser.add_argument("--serve-lazy", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--host", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_lazy:
+        serve_lazy(args.model_dir, args.port, args.precision)
+        return 0
+    if not (args.model_dir / "config").is_dir():
+        print(f"no model at {args.model_dir}: run `make test-model-full` first", file=sys.stderr)
+        return 2
+    logs = args.out.parent / "server-bench-logs"
+    runs = []
+    for i in range(args.runs):
+        seed = 1000 * (i + 1)
+        # Alternate the order so that neither side always gets the warmer page cache.
+        order = ("lazy", "eager") if i % 2 == 0 else ("eager", "lazy")
+        run: dict[str, Any] = {}
+        for kind in order:
+            measure = measure_lazy if kind == "lazy" else measure_eager
+            run[kind] = measure(args.model_dir, logs, args.precision, seed)
+            print(f"run {i + 1} {kind}: done", file=sys.stderr)
+        runs.append(run)
+    report = {
+        "model_dir": str(args.model_dir),
+        "precision": args.precision,
+        "runs": runs,
+        "summary": summarize(runs),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print_report(report)
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
