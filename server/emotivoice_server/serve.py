@@ -22,7 +22,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # A worker that misses its heartbeat this long is restarted by the master. The start-up thread
 # does not block the worker's main loop, so this only catches a truly stuck worker.
 WORKER_TIMEOUT_S = 120
-GRACEFUL_TIMEOUT_S = 30
+# Below the pod's terminationGracePeriodSeconds (30), so in-flight requests finish and the
+# prompt cache is saved before the kubelet kills the process.
+GRACEFUL_TIMEOUT_S = 20
 
 
 def configure_logging(level: str = "INFO") -> None:
