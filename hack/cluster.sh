@@ -26,7 +26,7 @@ STATE=${EVS_CLUSTER_DIR:-$REPO/.cluster}
 case "$STATE" in /*) ;; *) STATE=$PWD/$STATE ;; esac
 TIMEOUT=${EVS_CLUSTER_TIMEOUT:-180}
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-# The fake nodes. One source of truth: the README and tests read these names from the cluster.
+# The fake nodes (tests find them through the kwok.x-k8s.io/node=fake annotation, not by name).
 CPU_NODE=kwok-cpu-0
 GPU_NODE=kwok-gpu-0
 GPU_COUNT=4
