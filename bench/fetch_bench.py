@@ -1,0 +1,216 @@
+"""Benchmark: our fetch step vs. a single-stream baseline, same loopback S3 server, same objects.
+
+The baseline is what the usual recipe's init container does: one GET per object, one after the
+other (like `wget`), streaming to disk. It is measured twice: as is ("wget-like": no checksum, no
+fsync; the target ratios are against this one) and doing the same integrity work as ours
+("equal work": an inline sha256 and an fsync of each file, without which a marker could outlive
+the data it vouches for after a node crash). Every run is a fresh
+process, so start-up (Python, boto3) is counted on both sides.
+
+Scenarios:
+- straight: directly to versitygw on 127.0.0.1 (no per-connection limit; two cores shared by the
+  server, the client and the hashing);
+- proxy: through bench/ratelimit_proxy.py at --rate-mb per connection, modelling an object store
+  that serves ~50 MB/s per connection, which is where parallel ranged GETs pay.
+For each: cold (empty model directory) and warm (second start on the complete directory; the
+baseline has no cache and downloads again).
+
+Prints MB/s, ratios against the baseline and peak RSS, then one JSON line with every number.
+Usage: python bench/fetch_bench.py [--size-mb 600] [--repeat 2] [--rate-mb 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.ratelimit_proxy import RateLimitProxy  # noqa: E402
+from tests.fetch.s3server import VersityGW, put_model, random_file, versitygw_binary  # noqa: E402
+
+MB = 1_000_000
+BUCKET = "models"
+PREFIX = "emotivoice"
+
+# The released EmotiVoice layout, scaled to --size-mb (shares of the total).
+LAYOUT = {
+    "WangZeJun/simbert-base-chinese/pytorch_model.bin": 0.65,
+    "outputs/prompt_tts_open_source_joint/ckpt/g_00140000": 0.25,
+    "outputs/style_encoder/ckpt/checkpoint_163431": 0.0996,
+}
+SMALL_FILES = {
+    "WangZeJun/simbert-base-chinese/config.json": 700,
+    "WangZeJun/simbert-base-chinese/vocab.txt": 110_000,
+    "config/joint/config.yaml": 2_000,
+    "data/youdao/text/emotion": 200,
+    "data/youdao/text/energy": 50,
+    "data/youdao/text/pitch": 50,
+    "data/youdao/text/speed": 50,
+    "data/youdao/text/tokenlist": 3_000,
+}
+
+BASELINE = r"""
+import hashlib, os, sys, boto3
+from botocore.config import Config
+endpoint, bucket, prefix, dest, verify = sys.argv[1:6]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  config=Config(s3={"addressing_style": "path"}))
+keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        for o in page.get("Contents", [])]
+for key in keys:
+    path = os.path.join(dest, key[len(prefix) + 1:])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+            f.write(chunk)
+            if verify == "1":
+                digest.update(chunk)
+        if verify == "1":
+            os.fsync(f.fileno())
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> Run:
+    """Run a process to completion; its wall time and peak RSS."""
+    # GNU time reports the command's own peak RSS; wait4 from here would also count the memory
+    # of this (forked) benchmark process before the exec.
+    gnu_time = ["/usr/bin/time", "-f", "peak-rss-kb %M"] if Path("/usr/bin/time").exists() else []
+    start = time.monotonic()
+    proc = subprocess.run(
+        [*gnu_time, *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    )
+    seconds = time.monotonic() - start
+    err = proc.stderr.decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {err[-2000:]}")
+    rss_kb = [int(line.split()[1]) for line in err.splitlines() if line.startswith("peak-rss-kb ")]
+    return Run(seconds, rss_kb[-1] / 1024 if rss_kb else float("nan"))
+
+
+def make_model(work: Path, size_mb: int) -> dict[str, Path | bytes]:
+    files: dict[str, Path | bytes] = {}
+    for i, (rel, share) in enumerate(LAYOUT.items()):
+        files[rel] = random_file(work / f"src{i}", int(size_mb * MB * share), seed=i)
+    for i, (rel, size) in enumerate(SMALL_FILES.items()):
+        files[rel] = os.urandom(size) if size else b""
+        del i
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=600)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--rate-mb", type=float, default=50.0, help="per-connection MB/s")
+    parser.add_argument("--concurrency", type=int, default=None, help="ours; default: the CLI's")
+    parser.add_argument("--workdir", type=Path, default=None, help="S3 data and model copies")
+    parser.add_argument(
+        "--dest-dir",
+        type=Path,
+        default=None,
+        help="where the model directories go (default: the workdir; /dev/shm takes the disk out)",
+    )
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fetch-bench-", dir=args.workdir))
+    dest_root = Path(tempfile.mkdtemp(prefix="fetch-bench-dest-", dir=args.dest_dir or work))
+    gw = VersityGW(versitygw_binary(), work / "s3", work / "versitygw.log").start()
+    proxy = RateLimitProxy(("127.0.0.1", gw.port), args.rate_mb * MB).start()
+    results: dict[str, float] = {}
+    try:
+        print(f"generating and uploading a {args.size_mb} MB model ...", flush=True)
+        files = make_model(work, args.size_mb)
+        put_model(gw.client(), BUCKET, PREFIX, files)
+        total = sum(p.stat().st_size if isinstance(p, Path) else len(p) for p in files.values())
+        for path in work.glob("src*"):
+            path.unlink()
+        env = {**os.environ, **gw.env, "PYTHONPATH": str(ROOT)}
+        extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+
+        def ours(endpoint: str, dest: Path) -> Run:
+            cmd = [sys.executable, "-m", "emotivoice_fetch", "--source", f"s3://{BUCKET}/{PREFIX}"]
+            cmd += ["--dest", str(dest), "--endpoint-url", endpoint, "--path-style", *extra]
+            return timed(cmd, env)
+
+        def baseline(endpoint: str, dest: Path, verify: bool) -> Run:
+            cmd = [sys.executable, "-c", BASELINE, endpoint, BUCKET, PREFIX, str(dest)]
+            return timed([*cmd, "1" if verify else "0"], env)
+
+        print(
+            f"model: {len(files)} files, {total / MB:.0f} MB; per-connection limit through the "
+            f"proxy: {args.rate_mb:g} MB/s; {args.repeat} runs each, median\n"
+        )
+        header = (
+            f"{'scenario':<34}{'seconds':>9}{'MB/s':>9}{'vs wget':>9}{'vs equal':>9}{'RSS MB':>8}"
+        )
+        for name, endpoint in (("straight", gw.endpoint), ("proxy", proxy.endpoint)):
+            print(header if name == "straight" else "")
+            runs: dict[str, list[Run]] = {"wget-like": [], "verified": [], "ours": [], "warm": []}
+            for _ in range(args.repeat):
+                for label, verify in (("wget-like", False), ("verified", True)):
+                    dest = dest_root / "base"
+                    shutil.rmtree(dest, ignore_errors=True)
+                    runs[label].append(baseline(endpoint, dest, verify))
+                dest = dest_root / "ours"
+                shutil.rmtree(dest, ignore_errors=True)
+                runs["ours"].append(ours(endpoint, dest))
+                runs["warm"].append(ours(endpoint, dest))
+            med = {k: statistics.median(r.seconds for r in v) for k, v in runs.items()}
+            rss = {k: max(r.peak_rss_mb for r in v) for k, v in runs.items()}
+            for label in ("wget-like", "verified", "ours", "warm"):
+                secs = med[label]
+                rate = total / MB / secs
+                if label == "warm":
+                    line = (
+                        f"{name + ' ours, warm (2nd start)':<34}{secs:>9.3f}{'':>9}{'':>9}{'':>9}"
+                    )
+                else:
+                    title = {
+                        "wget-like": "baseline (wget-like)",
+                        "verified": "baseline, equal work",
+                    }
+                    vs_base = med["verified"] / secs
+                    vs_wget = med["wget-like"] / secs
+                    desc = f"{name} {title.get(label, 'ours, cold')}"
+                    line = f"{desc:<34}{secs:>9.2f}{rate:>9.0f}{vs_wget:>9.2f}{vs_base:>9.2f}"
+                print(f"{line}{rss[label]:>8.0f}", flush=True)
+                results[f"{name}_{label}_s"] = round(secs, 3)
+                results[f"{name}_{label}_rss_mb"] = round(rss[label], 1)
+            results[f"{name}_ratio_vs_verified"] = round(med["verified"] / med["ours"], 2)
+            results[f"{name}_ratio_vs_wget"] = round(med["wget-like"] / med["ours"], 2)
+        print()
+        checks = [
+            ("proxy: ours >= 3x the single stream", results["proxy_ratio_vs_wget"] >= 3),
+            ("straight: ours >= 0.9x the single stream", results["straight_ratio_vs_wget"] >= 0.9),
+            ("warm second start < 0.5 s", results["straight_warm_s"] < 0.5),
+        ]
+        for what, ok in checks:
+            print(f"target {'met' if ok else 'MISSED'}: {what}")
+        print(json.dumps({"total_mb": round(total / MB, 1), **results}))
+    finally:
+        proxy.stop()
+        gw.stop()
+        shutil.rmtree(dest_root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
