@@ -14,7 +14,9 @@ from emotivoice_server.settings import MAX_INPUT_CHARS, MAX_PROMPT_CHARS
 
 # OpenAI's list of formats; the ones this process cannot encode are refused by name.
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
-DEFAULT_FORMAT = "wav"
+# OpenAI's default; WAV where this process has no MP3 encoder.
+DEFAULT_FORMAT = "mp3"
+FALLBACK_FORMAT = "wav"
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 MAX_LANGUAGE_CHARS = 32
 # Formats whose bytes can be sent sentence by sentence as they are synthesized.
@@ -104,7 +106,8 @@ def parse_speech_request(body: object, available_formats: Collection[str]) -> Sp
             f"'speed' is {speed}; it must lie between {MIN_SPEED} and {MAX_SPEED}", "speed"
         )
 
-    response_format = body.get("response_format") or DEFAULT_FORMAT
+    default_format = DEFAULT_FORMAT if DEFAULT_FORMAT in available_formats else FALLBACK_FORMAT
+    response_format = body.get("response_format") or default_format
     if not isinstance(response_format, str):
         raise RequestError("'response_format' must be a string", "response_format")
     supported = [f for f in OPENAI_FORMATS if f in available_formats]

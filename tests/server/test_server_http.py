@@ -16,6 +16,7 @@ import wave
 import openai
 import pytest
 import requests
+import soundfile
 
 from tests.server.conftest import WARMUP
 from tests.server.server_process import ServerProcess, free_port, server_command
@@ -26,6 +27,8 @@ PHASE_ORDER = ["starting", "verifying", "importing", "loading", "warming", "read
 
 
 def speech(server: ServerProcess, **body) -> requests.Response:
+    """POST a speech request; WAV unless the test asks for another format."""
+    body.setdefault("response_format", "wav")
     return requests.post(f"{server.url}/v1/audio/speech", json=body, timeout=60)
 
 
@@ -97,6 +100,29 @@ def test_speed_shortens_the_audio(server: ServerProcess):
     slow = read_wav(speech(server, input=text, speed=0.5).content)[1]
     assert fast < normal < slow
     assert 0.3 < fast / normal < 0.7
+
+
+@pytest.mark.parametrize(
+    ("response_format", "content_type"),
+    [("flac", "audio/flac"), ("mp3", "audio/mpeg"), ("opus", "audio/ogg")],
+)
+def test_compressed_formats_decode_to_the_same_length(
+    server: ServerProcess, response_format, content_type
+):
+    text = "Good morning to you."
+    _, frames, _ = read_wav(speech(server, input=text).content)
+    response = speech(server, input=text, response_format=response_format)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == content_type
+    decoded, rate = soundfile.read(io.BytesIO(response.content))
+    assert rate == 16000
+    assert abs(len(decoded) - frames) <= 0.05 * frames + 2048  # codec framing and padding
+
+
+def test_default_format_is_openais_mp3(server: ServerProcess):
+    response = requests.post(f"{server.url}/v1/audio/speech", json={"input": "Hi."}, timeout=60)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "audio/mpeg"
 
 
 def test_pcm_is_the_wav_payload(server: ServerProcess):
