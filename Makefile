@@ -69,3 +69,12 @@ bench-server: test-model-full
 	@$(PY) bench/server_bench.py --model-dir .models/full --runs 2
 
 bench: bench-server
+
+## bench-fetch: fetch step vs. a single-stream baseline on loopback versitygw (~600 MB model),
+## straight and through a 50 MB/s-per-connection proxy, cold and warm; ratios, MB/s, peak RSS
+.PHONY: bench-fetch
+bench-fetch: venv
+	@bash hack/build-binaries.sh versitygw >/dev/null
+	@$(PY) bench/fetch_bench.py
+
+bench: bench-fetch
