@@ -35,6 +35,17 @@ HASH_CHUNK = 4 * 1024 * 1024
 JOURNAL_FLUSH_S = 1.0
 
 
+_local = threading.local()
+
+
+def _hash_buffer() -> bytearray:
+    """One reusable read-back buffer per thread: no fresh 4 MiB allocation per read."""
+    buf = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = bytearray(HASH_CHUNK)
+    return buf
+
+
 @dataclass(frozen=True)
 class FileJob:
     """One object to download into `data_path`, with its resume journal."""
@@ -142,12 +153,14 @@ class _FileState:
                     break
                 self.hashing = True
                 pos = self.hashed
+            buf = _hash_buffer()
             while pos < frontier:
-                buf = os.pread(self.fd, min(HASH_CHUNK, frontier - pos), pos)
-                if not buf:
+                view = memoryview(buf)[: min(HASH_CHUNK, frontier - pos)]
+                n = os.preadv(self.fd, [view], pos)
+                if n <= 0:
                     raise FetchError(ExitCode.UNEXPECTED, f"{self.job.data_path} shrank")
-                self.hasher.update(buf)
-                pos += len(buf)
+                self.hasher.update(view[:n])
+                pos += n
             with self.mu:
                 self.hashed = frontier
                 self.hashing = False
