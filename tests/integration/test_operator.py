@@ -77,10 +77,11 @@ def printer_table(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     api = config.new_client_from_config(str(cluster.kubeconfig))
     try:
         path = f"/apis/tts.emotivoice.io/v1alpha1/namespaces/{namespace}/emotivoiceservices"
-        data, _, _ = api.call_api(
+        response = api.call_api(
             path, "GET", header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
-            response_type=object, auth_settings=["BearerToken"], _return_http_data_only=False,
+            auth_settings=["BearerToken"], _preload_content=False, _return_http_data_only=True,
         )  # fmt: skip
+        data = json.loads(response.data)
     finally:
         api.close()
     names = [c["name"] for c in data["columnDefinitions"]]
@@ -398,11 +399,11 @@ def test_killed_mid_reconcile_converges_after_restart(
 def test_child_creation_failure_is_an_event(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    """A PVC whose storage class changes cannot be updated in place: reported, operator alive."""
+    """A PVC's access mode cannot change in place: the refusal is reported, the operator lives on."""
     body = valid_resource("tts-immutable")
     cluster.apply(body, namespace=namespace)
     wait_for(lambda: cluster.get_json("pvc", "tts-immutable-model", "-n", namespace), what="pvc")
-    body["spec"]["model"]["cache"] = {"storageClassName": "other-class"}
+    body["spec"]["model"]["cache"] = {"accessMode": "ReadWriteMany"}
     cluster.apply(body, namespace=namespace)
     status = wait_for(
         lambda: (

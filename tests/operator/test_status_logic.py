@@ -112,6 +112,7 @@ def test_drift_ignores_server_defaults_but_not_changed_values() -> None:
     live["spec"]["ports"][0]["targetPort"] = 8080
     assert differences(want, live) == [".spec.ports[0].targetPort"]
     assert differences({"cpu": "2"}, {"cpu": 2}) == []
+    assert differences({"env": [], "args": ["a"]}, {"args": ["a"]}) == []
     assert differences({"memory": "2Gi"}, {"memory": "2048Mi"}) == []
     assert differences({"cpu": "0.5"}, {"cpu": "500m"}) == []
     assert differences({"memory": "2Gi"}, {"memory": "3Gi"}) == [".memory"]

@@ -44,7 +44,9 @@ def differences(want: Any, have: Any, path: str = "") -> list[str]:
         out: list[str] = []
         for key, value in want.items():
             if key not in have:
-                out.append(f"{path}.{key}")
+                # The API server drops empty lists and maps: absent is what we asked for.
+                if value not in ([], {}):
+                    out.append(f"{path}.{key}")
             else:
                 out += differences(value, have[key], f"{path}.{key}")
         return out

@@ -137,7 +137,7 @@ def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[s
         "imagePullPolicy": server.image_pull_policy,
         "command": ["emotivoice-fetch"],
         "args": fetch_args(spec),
-        "env": _fetch_env(spec),
+        **({"env": env} if (env := _fetch_env(spec)) else {}),
         "securityContext": container_security_context(),
         "volumeMounts": volume_mounts,
     }
