@@ -177,7 +177,7 @@ class ModelHost:
                 count,
             )
             self._start_persister(engine)
-        except Exception as err:
+        except BaseException as err:  # anything, so /ready never sits in a phase forever
             failed_in = self.state.phase
             self.state.error = f"{type(err).__name__} while {failed_in}: {err}"
             self.state.phase = "failed"

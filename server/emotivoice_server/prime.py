@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from emotivoice_server.warmup import WarmupSpec, plan
+from emotivoice_server.warmup import WarmupConfigError, WarmupSpec, plan
 
 log = logging.getLogger("emotivoice_server.prime")
 
@@ -91,7 +91,11 @@ def prime(base_url: str, spec: WarmupSpec, timeout: float) -> tuple[int, PrimeRe
     voices = json.loads(body)
     # Order the speakers so that plan() picks the server's default first, as the server does.
     speakers = [voices["default"], *[v for v in voices["voices"] if v != voices["default"]]]
-    items = plan(spec, speakers)
+    try:
+        items = plan(spec, speakers)
+    except WarmupConfigError as err:
+        log.error("%s", err)
+        return EXIT_REQUESTS_FAILED, None
     failed = 0
     for item in items:
         request = {
