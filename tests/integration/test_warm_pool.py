@@ -1,0 +1,251 @@
+"""Warm pools on a real control plane: pre-warm requests, scale to zero and back, no write fights.
+
+Windows here are placed relative to the real clock (the API server and the operator both read
+it), in UTC, far enough from their edges that a test never straddles one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.cluster import REPO, Cluster
+from tests.support.invalid_specs import valid_resource
+from tests.support.operator_process import OperatorProcess, running_operator, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as op:
+        yield op
+
+
+def _hhmm(t: datetime) -> str:
+    return t.strftime("%H:%M")
+
+
+def _window(name: str, start: datetime, hours: int, replicas: int) -> dict[str, Any]:
+    """A daily UTC window starting at ``start``'s wall time and lasting ``hours``."""
+    return {
+        "name": name,
+        "start": _hhmm(start),
+        "end": _hhmm(start + timedelta(hours=hours)),
+        "leadTime": "1m",
+        "replicas": replicas,
+    }
+
+
+def _service(name: str, minimum: int, windows: list[dict[str, Any]]) -> dict[str, Any]:
+    body = valid_resource(name)
+    body["spec"]["replicas"] = {"min": minimum, "max": 4}
+    body["spec"]["warmPool"] = {"timeZone": "UTC", "windows": windows}
+    return body
+
+
+def _status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("evs", name, "-n", namespace).get("status") or {}
+
+
+def _replicas(cluster: Cluster, namespace: str, name: str) -> int:
+    return cluster.get_json("deployment", name, "-n", namespace)["spec"].get("replicas", 1)
+
+
+def _hpa_min(cluster: Cluster, namespace: str, name: str) -> int | None:
+    result = cluster.kubectl("get", "hpa", name, "-n", namespace, "-o", "json", check=False)
+    return json.loads(result.stdout)["spec"]["minReplicas"] if result.returncode == 0 else None
+
+
+def _job_kubeconfig(cluster: Cluster, namespace: str, account: str, directory: Path) -> Path:
+    """Credentials of the pre-warm job: its own ServiceAccount's token, nothing more."""
+    token = cluster.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    admin = yaml.safe_load(cluster.kubectl("config", "view", "--raw", "--minify").stdout)
+    config = {
+        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account, "namespace": namespace}}],
+        "current-context": account,
+    }  # fmt: skip
+    path = directory / f"{account}.kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_prewarm_job_raises_the_floor_through_the_operator_until_it_expires(
+    cluster: Cluster, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    later = datetime.now(UTC) + timedelta(hours=6)
+    cluster.apply(_service("tts-peak", 1, [_window("peak", later, 2, 3)]), namespace=namespace)
+    wait_for(lambda: _hpa_min(cluster, namespace, "tts-peak") == 1, what="HPA at replicas.min")
+    wait_for(
+        lambda: cluster.get_json("cronjob", "tts-peak-warm-peak", "-n", namespace),
+        what="the window's CronJob",
+    )
+
+    # Run what the CronJob runs, with the job's ServiceAccount (run by hand, outside the window:
+    # the request holds for lead time + duration from now).
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(_job_kubeconfig(cluster, namespace, "tts-peak-warm", tmp_path)),
+    }
+    job = subprocess.run(
+        [sys.executable, "-m", "emotivoice_operator.prewarm_job", "--name", "tts-peak", "--window", "peak",
+         "--url", "http://tts-peak:8080", "--namespace", namespace, "--no-prime"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr
+    request = _status(cluster, namespace, "tts-peak")["warmRequests"]["peak"]
+    assert request["replicas"] == 3
+    expires = datetime.fromisoformat(request["expiresAt"].replace("Z", "+00:00"))
+    assert (
+        timedelta(hours=1, minutes=55)
+        < expires - datetime.now(UTC)
+        <= timedelta(hours=2, minutes=1)
+    )
+    wait_for(
+        lambda: _hpa_min(cluster, namespace, "tts-peak") == 3,
+        what="HPA floor raised by the request",
+    )
+    wait_for(
+        lambda: _replicas(cluster, namespace, "tts-peak") >= 3,
+        what="Deployment raised to the floor",
+    )
+    assert _status(cluster, namespace, "tts-peak")["warmFloor"] == 3
+
+    # The job's identity can do nothing else: not even change the spec it reads.
+    as_job = [f"--as=system:serviceaccount:{namespace}:tts-peak-warm"]
+
+    def can(*args: str) -> str:
+        return cluster.kubectl(
+            "auth", "can-i", *args, "-n", namespace, *as_job, check=False
+        ).stdout.strip()
+
+    assert can("patch", "emotivoiceservices/tts-peak") == "no"
+    assert can("patch", "emotivoiceservices/tts-peak", "--subresource=status") == "yes"
+    assert can("get", "emotivoiceservices/other") == "no"
+    assert can("patch", "horizontalpodautoscalers") == "no"
+
+    # A request that has expired no longer holds the floor (shortened here as an admin, to
+    # avoid waiting two hours): the operator's timer lowers it by itself.
+    soon = (
+        (datetime.now(UTC) + timedelta(seconds=8))
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z")
+    )
+    cluster.kubectl(
+        "patch", "evs", "tts-peak", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"warmRequests": {"peak": {"replicas": 3, "expiresAt": soon}}}}),
+    )  # fmt: skip
+    wait_for(
+        lambda: _hpa_min(cluster, namespace, "tts-peak") == 1,
+        timeout=60,
+        what="floor back to replicas.min after expiry",
+    )
+
+
+def test_scale_to_zero_outside_windows_and_back_inside(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    now = datetime.now(UTC)
+    outside = _window("later", now + timedelta(hours=6), 2, 2)
+    cluster.apply(_service("tts-zero", 0, [outside]), namespace=namespace)
+    wait_for(
+        lambda: _status(cluster, namespace, "tts-zero").get("phase") == "ScaledToZero",
+        timeout=90,
+        what="ScaledToZero",
+    )
+    assert _replicas(cluster, namespace, "tts-zero") == 0
+    assert _hpa_min(cluster, namespace, "tts-zero") is None  # an HPA cannot hold 0
+
+    inside = _window("now", now - timedelta(minutes=30), 2, 2)
+    cluster.apply(_service("tts-zero", 0, [outside, inside]), namespace=namespace)
+    wait_for(
+        lambda: _hpa_min(cluster, namespace, "tts-zero") == 2,
+        what="HPA created with the window's floor",
+    )
+    wait_for(
+        lambda: _replicas(cluster, namespace, "tts-zero") == 2, what="Deployment back to 2 replicas"
+    )
+    status = wait_for(
+        lambda: (s := _status(cluster, namespace, "tts-zero")).get("activeWindow") == "now" and s,
+        what="active window in status",
+    )
+    assert status["warmFloor"] == 2
+    # Pods on the simulated nodes start and become ready: cold starts are accounted.
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-zero"},
+         "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/zero"},
+                  "claimRef": {"namespace": namespace, "name": "tts-zero-model"}}}
+    )  # fmt: skip
+    cold = wait_for(
+        lambda: (c := _status(cluster, namespace, "tts-zero").get("coldStarts", {})).get("count", 0) >= 2 and c,
+        timeout=120, what="two cold starts counted",
+    )  # fmt: skip
+    assert cold["medianSeconds"] >= 0 and len(cold["recent"]) >= 2
+    events = cluster.get_json(
+        "events", "-n", namespace, "--field-selector", "involvedObject.name=tts-zero"
+    )
+    assert sum(e["reason"] == "ColdStart" for e in events["items"]) >= 2
+
+    cluster.apply(_service("tts-zero", 0, [outside]), namespace=namespace)
+    wait_for(
+        lambda: _replicas(cluster, namespace, "tts-zero") == 0,
+        what="back to zero when the window is gone",
+    )
+    wait_for(lambda: _hpa_min(cluster, namespace, "tts-zero") is None, what="HPA removed at zero")
+
+
+def test_an_idle_operator_writes_nothing(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    """Over several timer periods with nothing changing, no object's resourceVersion moves."""
+    cluster.apply(
+        _service("tts-idle", 1, [_window("later", datetime.now(UTC) + timedelta(hours=6), 2, 2)]),
+        namespace=namespace,
+    )
+    wait_for(lambda: _hpa_min(cluster, namespace, "tts-idle") == 1, what="HPA")
+    wait_for(lambda: _status(cluster, namespace, "tts-idle").get("phase"), what="status written")
+
+    def versions() -> dict[str, Any]:
+        """Per object, the operator's own writes (managedFields entries of its field managers);
+        for the EmotiVoiceService, its whole resourceVersion (only the operator writes it here).
+        Other controllers (the HPA's status, the Deployment's) may write; the operator may not."""
+        items = cluster.get_json(
+            "evs,hpa,deployment,cronjob,service,pvc,role,rolebinding,serviceaccount",
+            "-n",
+            namespace,
+        )["items"]
+        out: dict[str, Any] = {}
+        for i in items:
+            meta = i["metadata"]
+            ours = sorted(
+                (m["manager"], m["operation"], m.get("subresource", ""), m["time"])
+                for m in meta.get("managedFields", [])
+                if m["manager"].startswith("emotivoice-operator")
+            )
+            rv = meta["resourceVersion"] if i["kind"] == "EmotiVoiceService" else None
+            out[f"{i['kind']}/{meta['name']}"] = (ours, rv)
+        return out
+
+    # Settle first: the pods' arrival and the first status writes are real changes.
+    before = versions()
+    for _ in range(10):
+        time.sleep(operator.timer_interval * 2)
+        now = versions()
+        if now == before:
+            break
+        before = now
+    time.sleep(operator.timer_interval * 5)
+    assert versions() == before
