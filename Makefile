@@ -54,8 +54,9 @@ test-model-full: venv
 	@$(PY) -m emotivoice_tts.testmodel full .models/full --if-missing
 
 ## bench-model: load/latency/memory of our inference vs. upstream's loading path, full-size model, CPU
+## (UPSTREAM=path/to/EmotiVoice checkout adds EmotiVoice's own modules to the comparison)
 bench-model: test-model-full
-	@$(PY) bench/model_bench.py --model-dir .models/full
+	@$(PY) bench/model_bench.py --model-dir .models/full $(if $(UPSTREAM),--upstream $(UPSTREAM))
 
 bench: bench-model
 
