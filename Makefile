@@ -79,3 +79,9 @@ bench-fetch: venv
 	@$(PY) bench/fetch_bench.py
 
 bench: bench-fetch
+
+## bench-operator: 100 EmotiVoiceServices at once on the local control plane (convergence, idle writes)
+.PHONY: bench-operator
+bench-operator: venv tools
+	@$(PY) bench/operator_bench.py --count 100
+bench: bench-operator
