@@ -79,7 +79,7 @@ def is_current(source: Path, precision: str) -> bool:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
         st = source.stat()
-    except (OSError, Exception):  # missing, truncated or foreign file: not current
+    except Exception:  # missing, truncated or foreign file (safetensors raises its own types)
         return False
     return (
         meta.get("format") == FORMAT
