@@ -14,6 +14,8 @@ from tests.support.cluster import REPO, build_binaries
 
 CHART = REPO / "charts" / "emotivoice-operator"
 K8S_VERSION = "1.34"
+# The cluster version helm renders for (its default, 1.20, is older than the chart allows).
+KUBE_VERSION = "1.34.4"
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ def helm() -> Path:
 def _template(helm: Path, *values: str) -> list[dict[str, Any]]:
     sets = [arg for v in values for arg in ("--set", v)]
     out = subprocess.run(
-        [str(helm), "template", "evo", str(CHART), "--namespace", "evo-system", "--include-crds", *sets],
+        [str(helm), "template", "evo", str(CHART), "--kube-version", KUBE_VERSION, "--namespace", "evo-system", "--include-crds", *sets],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return [d for d in yaml.safe_load_all(out.stdout) if d]
@@ -40,7 +42,7 @@ def test_helm_lint_is_clean(helm: Path) -> None:
     for values in ([], ["watchNamespaces={a,b}"], ["replicaCount=2", "peering.enabled=true"]):
         sets = [arg for v in values for arg in ("--set", v)]
         result = subprocess.run(
-            [str(helm), "lint", "--strict", str(CHART), *sets],
+            [str(helm), "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *sets],
             capture_output=True,
             text=True,
             timeout=60,
@@ -103,7 +105,7 @@ def test_operator_pod_is_hardened(helm: Path) -> None:
 
 def test_several_replicas_without_peering_is_refused(helm: Path) -> None:
     result = subprocess.run(
-        [str(helm), "template", "evo", str(CHART), "--set", "replicaCount=3"],
+        [str(helm), "template", "evo", str(CHART), "--kube-version", KUBE_VERSION, "--set", "replicaCount=3"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0 and "peering.enabled" in result.stderr
@@ -111,7 +113,7 @@ def test_several_replicas_without_peering_is_refused(helm: Path) -> None:
 
 def test_values_schema_rejects_unknown_keys(helm: Path) -> None:
     result = subprocess.run(
-        [str(helm), "template", "evo", str(CHART), "--set", "replicas=3"],
+        [str(helm), "template", "evo", str(CHART), "--kube-version", KUBE_VERSION, "--set", "replicas=3"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0 and "replicas" in result.stderr
