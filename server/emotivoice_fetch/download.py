@@ -3,8 +3,8 @@
 Work is a FIFO of (file, byte range) parts shared by `concurrency` threads, largest file first,
 so big files are split across connections and small files fill the gaps. Each part is written
 with pwrite at its offset into a sparse staging file. Completed ranges go to a per-file journal,
-but only after an fdatasync of the data (batched, about once a second), so a journal never claims
-bytes that a power loss could have lost; a restarted fetch reads the journal and downloads only
+but only after an fdatasync of the data (batched, about once a second), by a background thread,
+so a journal never claims bytes that a power loss could have lost; a restarted fetch reads the journal and downloads only
 what is missing. A transient error inside a part resumes from the last byte written.
 
 The sha256 is computed in file order by whichever thread extends the contiguous prefix of
@@ -107,8 +107,7 @@ class _FileState:
         self.hashing = False
         self.finished = False
         self.mu = threading.Lock()
-        self.flush_mu = threading.Lock()
-        self.last_flush = time.monotonic()
+        self.flush_mu = threading.Lock()  # held while fd may be flushed, and to close it
 
     def write(self, data: bytes, offset: int) -> None:
         view = memoryview(data)
@@ -121,12 +120,11 @@ class _FileState:
         with self.mu:
             self.done = merge_ranges([*self.done, rng])
             self.unflushed.append(rng)
-        self.flush_journal(force=False)
         self.advance_hash()
 
-    def flush_journal(self, force: bool) -> None:
+    def flush_journal(self) -> None:
         with self.flush_mu:
-            if not force and time.monotonic() - self.last_flush < JOURNAL_FLUSH_S:
+            if self.fd < 0:
                 return
             with self.mu:
                 pending, self.unflushed = self.unflushed, []
@@ -135,7 +133,6 @@ class _FileState:
             os.fdatasync(self.fd)  # the data first: the journal must never run ahead of it
             with open(self.job.journal_path, "a") as journal:
                 journal.writelines(f"{start} {end}\n" for start, end in pending)
-            self.last_flush = time.monotonic()
 
     def advance_hash(self) -> None:
         while True:
@@ -164,18 +161,20 @@ class _FileState:
             with self.mu:
                 self.hashed = frontier
                 self.hashing = False
-        self.flush_journal(force=True)
-        os.fsync(self.fd)
-        os.close(self.fd)
-        self.fd = -1
+        self.flush_journal()
+        with self.flush_mu:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
         self.on_complete(self.job, self.hasher.hexdigest())
 
     def close(self) -> None:
-        if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                self.flush_journal(force=True)
-            os.close(self.fd)
-            self.fd = -1
+        with contextlib.suppress(OSError):
+            self.flush_journal()
+        with self.flush_mu:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
 
 
 class Downloader:
@@ -221,6 +220,11 @@ class Downloader:
             for state in states:
                 state.close()
             raise from_os_error(exc, "preparing the staging area") from None
+        stop_flusher = threading.Event()
+        flusher = threading.Thread(
+            target=self._flush_loop, args=(states, stop_flusher), name="journal", daemon=True
+        )
+        flusher.start()
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="fetch") as pool:
                 futures = [pool.submit(self._task, state, rng) for state, rng in tasks]
@@ -234,8 +238,19 @@ class Downloader:
                     errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
                     raise _most_telling(errors)
         finally:
+            stop_flusher.set()
+            flusher.join()
             for state in states:
                 state.close()
+
+    @staticmethod
+    def _flush_loop(states: list[_FileState], stop: threading.Event) -> None:
+        """Journal finished parts about once a second, off the download threads: the
+        fdatasync waits for the disk, and a download thread waiting there idles a connection."""
+        while not stop.wait(JOURNAL_FLUSH_S):
+            for state in states:
+                with contextlib.suppress(OSError):
+                    state.flush_journal()
 
     def _task(self, state: _FileState, rng: Range | None) -> None:
         try:
