@@ -93,6 +93,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> Run:
     # GNU time reports the command's own peak RSS; wait4 from here would also count the memory
     # of this (forked) benchmark process before the exec.
     gnu_time = ["/usr/bin/time", "-f", "peak-rss-kb %M"] if Path("/usr/bin/time").exists() else []
+    os.sync()  # the previous run's dirty pages must not be flushed on this run's clock
     start = time.monotonic()
     proc = subprocess.run(
         [*gnu_time, *cmd], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
