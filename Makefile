@@ -85,3 +85,13 @@ bench: bench-fetch
 bench-operator: venv tools
 	@$(PY) bench/operator_bench.py --count 100
 bench: bench-operator
+
+## images: the operator and server images (needs a Docker engine; none runs on our CI machines)
+IMAGE_TAG ?= 0.1.0
+images:
+	docker build -f operator/Dockerfile -t emotivoice/operator:$(IMAGE_TAG) .
+	docker build -f server/Dockerfile -t emotivoice/server:$(IMAGE_TAG) .
+
+## e2e-kind: kind cluster + images + chart + an example on an in-cluster MinIO, then the integration suite (needs Docker and kind)
+e2e-kind:
+	@bash hack/e2e-kind.sh
