@@ -30,8 +30,8 @@ tools:
 	@bash hack/build-binaries.sh cluster helm versitygw >/dev/null
 
 lint: venv
-	@.venv/bin/ruff check operator server tests
-	@.venv/bin/ruff format --check operator server tests
+	@.venv/bin/ruff check operator server tests bench hack
+	@.venv/bin/ruff format --check operator server tests bench hack
 
 unit: venv
 	@$(PY) -m pytest tests -m "not cluster"
