@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -64,6 +65,7 @@ def serve_lazy(model_dir: Path, port: int, precision: str) -> None:
     from gunicorn.app.base import BaseApplication
 
     from emotivoice_server import audio
+    from emotivoice_server.cpus import cpu_budget
 
     state: dict[str, Any] = {}
     lock = threading.Lock()
@@ -90,6 +92,10 @@ def serve_lazy(model_dir: Path, port: int, precision: str) -> None:
             body = request.get_json(force=True)
             model = synth()
             with lock:
+                # The same intra-op threads as the eager server (set per calling thread).
+                import torch
+
+                torch.set_num_threads(cpu_budget())
                 waveform = model.synthesize(
                     body["input"], body.get("voice") or model.speakers[0], body.get("prompt", "")
                 )
@@ -149,15 +155,26 @@ def wait_until(server: ServerProcess, path: str, timeout: float) -> float:
     raise TimeoutError(f"{path} not 200 within {timeout} s:\n{server.log()[-3000:]}")
 
 
+def timed(server: ServerProcess, text: str, prompt: str = PROMPT) -> tuple[float, float]:
+    """(wall seconds, worker CPU seconds) of one request; requests run one at a time."""
+    cpu = server.worker_cpu_seconds()
+    wall, _ = post(server, text, prompt)
+    return wall, server.worker_cpu_seconds() - cpu
+
+
 def first_and_steady(server: ServerProcess, seed: int) -> dict[str, Any]:
-    first, _ = post(server, shuffled_text(seed))
-    steady = [post(server, shuffled_text(seed + 1 + i))[0] for i in range(STEADY_REQUESTS)]
-    median = statistics.median(steady)
+    first, first_cpu = timed(server, shuffled_text(seed))
+    steady = [timed(server, shuffled_text(seed + 1 + i)) for i in range(STEADY_REQUESTS)]
+    median = statistics.median(w for w, _ in steady)
+    median_cpu = statistics.median(c for _, c in steady)
     return {
         "first_request_s": round(first, 4),
         "steady_median_s": round(median, 4),
-        "steady_s": [round(s, 4) for s in steady],
+        "steady_s": [round(w, 4) for w, _ in steady],
         "first_over_steady": round(first / median, 3),
+        "first_request_cpu_s": round(first_cpu, 3),
+        "steady_median_cpu_s": round(median_cpu, 3),
+        "first_over_steady_cpu": round(first_cpu / median_cpu, 3),
     }
 
 
@@ -203,6 +220,7 @@ def measure_eager(model_dir: Path, logs: Path, precision: str, seed: int) -> dic
     try:
         port_s = wait_until(server, "/health", START_TIMEOUT_S)
         ready_s = wait_until(server, "/ready", START_TIMEOUT_S)
+        cpu_to_ready = server.worker_cpu_seconds()
         startup = server.metrics()
         result = first_and_steady(server, seed)
         cache = prompt_cache_saving(server, seed)
@@ -217,6 +235,7 @@ def measure_eager(model_dir: Path, logs: Path, precision: str, seed: int) -> dic
         ),
         "process_start_to_ready_s": round(startup["emotivoice_process_start_to_ready_seconds"], 4),
         "phase_seconds": phases,
+        "worker_cpu_to_ready_s": round(cpu_to_ready, 3),
         "launch_to_first_audio_s": round(ready_s + result["first_request_s"], 4),
         **result,
         "prompt_cache": cache,
@@ -225,13 +244,17 @@ def measure_eager(model_dir: Path, logs: Path, precision: str, seed: int) -> dic
 
 def prompt_cache_saving(server: ServerProcess, seed: int) -> dict[str, Any]:
     """Pairs of requests: a never-seen prompt (BERT runs) then the same prompt (cache hit)."""
-    misses, hits = [], []
+    misses, hits, miss_cpu, hit_cpu = [], [], [], []
     hit_key = 'emotivoice_embedding_cache_hits_total{kind="prompt"}'
     before = metric(server, hit_key)
     for i in range(6):
         prompt = f"{PROMPT} and calm, variant {seed}-{i}"
-        misses.append(post(server, shuffled_text(seed + 200 + 2 * i), prompt)[0])
-        hits.append(post(server, shuffled_text(seed + 201 + 2 * i), prompt)[0])
+        wall, cpu = timed(server, shuffled_text(seed + 200 + 2 * i), prompt)
+        misses.append(wall)
+        miss_cpu.append(cpu)
+        wall, cpu = timed(server, shuffled_text(seed + 201 + 2 * i), prompt)
+        hits.append(wall)
+        hit_cpu.append(cpu)
     metrics = server.metrics()
     bert_sum = metrics['emotivoice_embedding_compute_seconds_sum{kind="prompt"}']
     bert_count = metrics['emotivoice_embedding_compute_seconds_count{kind="prompt"}']
@@ -239,6 +262,7 @@ def prompt_cache_saving(server: ServerProcess, seed: int) -> dict[str, Any]:
         "miss_median_s": round(statistics.median(misses), 4),
         "hit_median_s": round(statistics.median(hits), 4),
         "saved_median_s": round(statistics.median(misses) - statistics.median(hits), 4),
+        "saved_median_cpu_s": round(statistics.median(miss_cpu) - statistics.median(hit_cpu), 3),
         "bert_call_mean_s": round(bert_sum / bert_count, 4) if bert_count else None,
         "cache_hits_moved_by": metrics[hit_key] - before,
     }
@@ -261,6 +285,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         "eager_first_over_steady": round(med("eager", "first_over_steady"), 3),
         "lazy_first_over_steady": round(med("lazy", "first_over_steady"), 3),
+        "eager_first_over_steady_cpu": round(med("eager", "first_over_steady_cpu"), 3),
+        "lazy_first_over_steady_cpu": round(med("lazy", "first_over_steady_cpu"), 3),
         "first_request_eager_over_lazy": round(
             med("eager", "first_request_s") / med("lazy", "first_request_s"), 3
         ),
@@ -281,6 +307,9 @@ def print_report(report: dict[str, Any]) -> None:
         ("first request after ready (s)", "first_request_s"),
         ("steady-state request, median (s)", "steady_median_s"),
         ("first / steady", "first_over_steady"),
+        ("first request, worker CPU (s)", "first_request_cpu_s"),
+        ("steady-state request, worker CPU (s)", "steady_median_cpu_s"),
+        ("first / steady (CPU)", "first_over_steady_cpu"),
         ("launch -> first audio (s)", "launch_to_first_audio_s"),
     ]
     for i, run in enumerate(report["runs"]):
@@ -289,6 +318,7 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"       {label:<36} {run['lazy'][key]:>10} {run['eager'][key]:>10}")
         print(f"       eager phases: {run['eager']['phase_seconds']}")
         print(f"       eager process start -> ready: {run['eager']['process_start_to_ready_s']} s")
+        print(f"       eager worker CPU until ready: {run['eager']['worker_cpu_to_ready_s']} s")
         print(f"       prompt cache: {run['eager']['prompt_cache']}")
     print("\nratios (medians over runs):")
     for key, value in report["summary"].items():
@@ -324,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {i + 1} {kind}: done", file=sys.stderr)
         runs.append(run)
     report = {
+        "load_average_at_end": os.getloadavg(),
+        "cpus": os.cpu_count(),
         "model_dir": str(args.model_dir),
         "precision": args.precision,
         "runs": runs,

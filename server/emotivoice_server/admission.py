@@ -1,8 +1,8 @@
 """Admission control in front of the model: a bounded number of requests at once, no more.
 
-One model, one request at a time on it (a lock); up to `max_queue` more may wait. The next one
-is refused at once with 503 and a Retry-After computed from recent request durations, instead
-of piling up until clients time out and the process runs out of memory.
+One request at a time runs on the model (the model thread serializes them); up to `max_queue`
+more may wait. The next one is refused at once with 503 and a Retry-After computed from recent
+request durations, instead of piling up until clients time out and memory runs out.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Admission:
-    """Counts admitted requests; `model_lock` serializes every call into the model."""
+    """Counts admitted requests (running or waiting for the model thread)."""
 
     max_queue: int
-    model_lock: threading.Lock = field(default_factory=threading.Lock)
     _in_flight: int = 0
     _mean_seconds: float = 1.0
     _lock: threading.Lock = field(default_factory=threading.Lock)

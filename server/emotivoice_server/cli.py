@@ -58,6 +58,12 @@ def serve_parser() -> argparse.ArgumentParser:
         f"{1 + settings_module.SPARE_THREADS})",
     )
     parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help=f"PyTorch intra-op threads (env {settings_module.ENV_TORCH_THREADS}; default: "
+        "the CPUs the container may use)",
+    )
+    parser.add_argument(
         "--no-require-marker",
         dest="require_marker",
         action="store_false",
@@ -118,6 +124,7 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
             device=args.device,
             max_queue=args.max_queue,
             threads=args.threads,
+            torch_threads=args.torch_threads,
             require_marker=args.require_marker,
             embedding_cache_file=args.embedding_cache_file,
             persist_embeddings=args.persist_embeddings,

@@ -1,19 +1,18 @@
 """The one path from text to waveform, shared by user requests and warm-up.
 
 Warm-up is only worth something if it runs the code a request runs: the same sentence split,
-the same cached embedding lookups, the same lock, the same model calls. Both go through
-`SpeechEngine.render`.
+the same cached embedding lookups, the same model calls on the same thread. Both go through
+`SpeechEngine.render`, which runs on the model thread.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
-from emotivoice_server.admission import Admission
 from emotivoice_server.embedding_cache import LruCache
 from emotivoice_server.metrics import ServerMetrics
 from emotivoice_server.pieces import bound_pieces
@@ -44,18 +43,19 @@ class Synthesizer(Protocol):
 
 
 class SpeechEngine:
-    """A loaded synthesizer with its embedding caches, serialized by the admission lock."""
+    """A loaded synthesizer with its embedding caches; every model call goes through `runner`
+    (the model thread's `call`), which also serializes them."""
 
     def __init__(
         self,
         synth: Synthesizer,
-        admission: Admission,
+        runner: Callable[..., Any],
         metrics: ServerMetrics,
         prompt_cache: LruCache,
         content_cache: LruCache,
     ) -> None:
         self.synth = synth
-        self.admission = admission
+        self._runner = runner
         self.metrics = metrics
         self.prompt_cache = prompt_cache
         self.content_cache = content_cache
@@ -96,19 +96,23 @@ class SpeechEngine:
         language: str | None = None,
         speed: float = 1.0,
     ) -> np.ndarray:
-        """Synthesize one sentence; one request on the model at a time."""
-        with self.admission.model_lock:
-            style = self._embedding(self.prompt_cache, "prompt", prompt)
-            content = self._embedding(self.content_cache, "content", sentence)
-            return self.synth.synthesize(
-                sentence,
-                voice,
-                prompt=prompt,
-                language=language,
-                speed=speed,
-                style_embedding=style,
-                content_embedding=content,
-            )
+        """Synthesize one sentence on the model thread."""
+        return self._runner(self._render, sentence, voice, prompt, language, speed)
+
+    def _render(
+        self, sentence: str, voice: str, prompt: str, language: str | None, speed: float
+    ) -> np.ndarray:
+        style = self._embedding(self.prompt_cache, "prompt", prompt)
+        content = self._embedding(self.content_cache, "content", sentence)
+        return self.synth.synthesize(
+            sentence,
+            voice,
+            prompt=prompt,
+            language=language,
+            speed=speed,
+            style_embedding=style,
+            content_embedding=content,
+        )
 
     def render_all(
         self, sentences: Sequence[str], voice: str, prompt: str, language: str | None, speed: float

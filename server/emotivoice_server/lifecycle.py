@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emotivoice_server import embedding_cache
-from emotivoice_server.admission import Admission
+from emotivoice_server.cpus import cpu_budget
 from emotivoice_server.embedding_cache import LruCache
 from emotivoice_server.engine import SpeechEngine, Synthesizer
 from emotivoice_server.metrics import ServerMetrics
+from emotivoice_server.model_thread import ModelThread
 from emotivoice_server.settings import ServerSettings
 from emotivoice_server.warmup import plan
 
@@ -45,9 +46,17 @@ def load_model(settings: ServerSettings) -> Synthesizer:
     )
 
 
-def import_model_package() -> None:
-    """Imported on its own so the cost of importing torch shows as its own phase."""
+def import_model_package(torch_threads: int) -> None:
+    """Imported on its own so the cost of importing torch shows as its own phase.
+
+    Runs on the model thread, which is where the intra-op thread count must be set: PyTorch's
+    OpenMP setting belongs to the calling thread.
+    """
+    import torch
+
     import emotivoice_tts  # noqa: F401
+
+    torch.set_num_threads(torch_threads)
 
 
 @dataclass
@@ -67,16 +76,14 @@ class ModelHost:
         self,
         settings: ServerSettings,
         metrics: ServerMetrics,
-        admission: Admission,
         *,
         verify: Callable[[ServerSettings], None] = verify_marker,
         loader: Callable[[ServerSettings], Synthesizer] = load_model,
-        importer: Callable[[], None] = import_model_package,
+        importer: Callable[[int], None] = import_model_package,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.admission = admission
         self.state = StartupState()
         self.engine: SpeechEngine | None = None
         self.device: str | None = None
@@ -84,22 +91,19 @@ class ModelHost:
         self._loader = loader
         self._importer = importer
         self._clock = clock
-        self._thread: threading.Thread | None = None
+        self._model_thread = ModelThread(self._run)
         self._stop = threading.Event()
         self._fingerprint: str | None = None
 
     # -- the start-up sequence -------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="model-startup", daemon=True)
-        self._thread.start()
+        """Start-up runs on the model thread, which then stays to serve every model call."""
+        self._model_thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until start-up ended (ready or failed); True if it ended in time."""
-        if self._thread is None:
-            return False
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._model_thread.started.wait(timeout)
 
     @property
     def ready(self) -> bool:
@@ -125,14 +129,16 @@ class ModelHost:
         )
         return result
 
-    def _run(self) -> None:
+    def _run(self) -> bool:
+        """The start-up sequence; True when ready (the model thread then serves requests)."""
         s = self.settings
         try:
             if s.require_marker:
                 self._phase("verifying", lambda: self._verify(s), f"model_dir={s.model_dir}")
             else:
                 log.warning("startup: completion marker NOT checked (--no-require-marker)")
-            self._phase("importing", self._importer)
+            threads = s.torch_threads or cpu_budget()
+            self._phase("importing", lambda: self._importer(threads), f"torch_threads={threads}")
             synth = self._phase(
                 "loading",
                 lambda: self._loader(s),
@@ -153,7 +159,7 @@ class ModelHost:
             )
             engine = SpeechEngine(
                 synth,
-                self.admission,
+                self._model_thread.call,
                 self.metrics,
                 prompt_cache=LruCache(s.prompt_cache_size),
                 content_cache=LruCache(s.content_cache_size),
@@ -177,6 +183,7 @@ class ModelHost:
                 count,
             )
             self._start_persister(engine)
+            return True
         except BaseException as err:  # anything, so /ready never sits in a phase forever
             failed_in = self.state.phase
             self.state.error = f"{type(err).__name__} while {failed_in}: {err}"
@@ -184,6 +191,7 @@ class ModelHost:
             self.metrics.set_phase("failed")
             log.error("startup failed phase=%s error=%s", failed_in, self.state.error)
             log.debug("startup failure detail", exc_info=True)
+            return False
 
     def _report_load_steps(self, synth: Synthesizer) -> None:
         steps: dict[str, float] = dict(getattr(synth, "load_timings", None) or {})
@@ -240,6 +248,7 @@ class ModelHost:
         self._stop.set()
         if self.engine is not None:
             self._persist(self.engine)
+        self._model_thread.stop()
 
     # -- what /ready says ------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def build_wsgi_app(settings: ServerSettings) -> tuple[Any, Any]:
     holder: dict[str, ModelHost] = {}
     metrics = metrics_module.create(lambda: holder["host"].device if "host" in holder else None)
     admission = Admission(max_queue=settings.max_queue)
-    host = ModelHost(settings, metrics, admission)
+    host = ModelHost(settings, metrics)
     holder["host"] = host
     app = create_app(host, metrics, admission)
     host.start()

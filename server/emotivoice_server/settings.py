@@ -33,6 +33,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 ENV_MAX_QUEUE = "EMOTIVOICE_MAX_QUEUE"
 ENV_THREADS = "EMOTIVOICE_THREADS"
+ENV_TORCH_THREADS = "EMOTIVOICE_TORCH_THREADS"
 
 
 class SettingsError(ValueError):
@@ -51,6 +52,8 @@ class ServerSettings:
     warmup: WarmupSpec = field(default_factory=WarmupSpec)
     max_queue: int = DEFAULT_MAX_QUEUE
     threads: int = DEFAULT_MAX_QUEUE + 1 + SPARE_THREADS
+    # PyTorch intra-op threads on the model thread; 0: the container's CPU budget (cpus.py).
+    torch_threads: int = 0
     require_marker: bool = True
     prompt_cache_size: int = DEFAULT_PROMPT_CACHE_SIZE
     content_cache_size: int = DEFAULT_CONTENT_CACHE_SIZE
@@ -97,6 +100,7 @@ def resolve(
     device: str = "auto",
     max_queue: int | None = None,
     threads: int | None = None,
+    torch_threads: int | None = None,
     require_marker: bool = True,
     embedding_cache_file: Path | None = None,
     persist_embeddings: bool = True,
@@ -122,6 +126,11 @@ def resolve(
         )
     else:
         threads = _positive_int(threads, "--threads", 1)
+    if torch_threads is None:
+        raw_torch = env.get(ENV_TORCH_THREADS, "").strip()
+        torch_threads = _positive_int(raw_torch, ENV_TORCH_THREADS, 0) if raw_torch else 0
+    else:
+        torch_threads = _positive_int(torch_threads, "--torch-threads", 0)
     cache_file = None
     if persist_embeddings:
         cache_file = embedding_cache_file or default_embedding_cache_file(model_dir)
@@ -134,6 +143,7 @@ def resolve(
         warmup=warmup,
         max_queue=max_queue,
         threads=threads,
+        torch_threads=torch_threads,
         require_marker=require_marker,
         embedding_cache_file=cache_file,
         process_start=process_start,

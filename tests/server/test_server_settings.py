@@ -88,3 +88,22 @@ def test_proc_stat_start_field_survives_odd_command_names():
     fields = " ".join(str(n) for n in range(3, 30))
     line = f"123 (we ird) (name)) {fields}"
     assert parse_start_ticks(line) == 22
+
+
+def test_torch_threads_from_flag_or_environment():
+    assert resolve().torch_threads == 0  # auto
+    assert resolve({s.ENV_TORCH_THREADS: "3"}).torch_threads == 3
+    assert resolve({s.ENV_TORCH_THREADS: "3"}, torch_threads=1).torch_threads == 1
+
+
+def test_cpu_budget_follows_the_cgroup_quota(tmp_path):
+    from emotivoice_server.cpus import cpu_budget, parse_cpu_max
+
+    assert parse_cpu_max("max 100000") is None
+    assert parse_cpu_max("150000 100000") == 1.5
+    quota = tmp_path / "cpu.max"
+    quota.write_text("50000 100000\n")
+    assert cpu_budget(quota) == 1
+    quota.write_text("max 100000\n")
+    assert cpu_budget(quota) >= 1
+    assert cpu_budget(tmp_path / "absent") >= 1
