@@ -74,3 +74,11 @@ def test_unknown_voice_is_a_config_error():
         plan(WarmupSpec(voices=("nope",)), ["a", "b"])
     assert "'nope'" in str(info.value)
     assert "voices" in str(info.value)
+
+
+def test_default_phrases_reach_the_longest_piece_in_one_piece():
+    from emotivoice_server.pieces import MAX_PIECE_CHARS, bound_pieces
+
+    longest = max(DEFAULT_PHRASES, key=len)
+    assert bound_pieces([longest]) == [longest]
+    assert len(longest) > 0.9 * MAX_PIECE_CHARS
