@@ -18,7 +18,13 @@ from emotivoice_operator.cli_render import load_services, render_service
 from emotivoice_operator.settings import OperatorSettings
 from tests.support.cluster import REPO, Cluster
 from tests.support.invalid_specs import CASES, valid_resource
-from tests.support.operator_process import OperatorProcess, running_operator, wait_for
+from tests.support.operator_process import (
+    ACCOUNT,
+    SYSTEM_NAMESPACE,
+    OperatorProcess,
+    running_operator,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -346,7 +352,7 @@ def test_a_spec_the_operator_cannot_honour_is_reported_not_crashed_on(
 def test_operator_cannot_read_secrets(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    as_operator = ["--as=system:serviceaccount:emotivoice-system:emotivoice-operator"]
+    as_operator = [f"--as=system:serviceaccount:{SYSTEM_NAMESPACE}:{ACCOUNT}"]
     assert (
         cluster.kubectl(
             "auth", "can-i", "get", "secrets", "-n", namespace, *as_operator, check=False

@@ -1,8 +1,9 @@
-"""Runs the real operator as a subprocess under the Helm chart's RBAC, for integration tests.
+"""Runs the real operator as a subprocess under the Helm chart's identity, for integration tests.
 
-The operator gets a ServiceAccount token bound to a ClusterRole made from
-charts/emotivoice-operator/files/operator-rules.yaml, the same rules the chart grants, so a
-permission the operator lacks in production fails here too.
+The chart is installed for real (`helm upgrade --install`): its ServiceAccount, ClusterRole and
+binding exist exactly as in production. The chart's own operator pod cannot run here (no
+container runtime: it stays Pending), so the operator runs as a local process authenticated
+with a token of the chart's ServiceAccount. A permission the chart lacks fails here too.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.cluster import KWOK_TOLERATION, REPO, Cluster
+from tests.support.cluster import KWOK_TOLERATION, REPO, Cluster, build_binaries
 
-RULES = REPO / "charts" / "emotivoice-operator" / "files" / "operator-rules.yaml"
+CHART = REPO / "charts" / "emotivoice-operator"
 CRD = REPO / "crds" / "emotivoiceservice.yaml"
 SYSTEM_NAMESPACE = "emotivoice-system"
-ACCOUNT = "emotivoice-operator"
+RELEASE = "evo"
+ACCOUNT = "evo-emotivoice-operator"  # the chart's fullname for release "evo"
 
 
 def install_crd(cluster: Cluster) -> None:
@@ -38,21 +40,13 @@ def install_crd(cluster: Cluster) -> None:
 
 
 def operator_kubeconfig(cluster: Cluster, directory: Path) -> Path:
-    """A kubeconfig that authenticates as the operator's ServiceAccount (not cluster-admin)."""
-    rules = yaml.safe_load(RULES.read_text())
-    objects = [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NAMESPACE}},
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": ACCOUNT, "namespace": SYSTEM_NAMESPACE}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": ACCOUNT}, "rules": rules},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": ACCOUNT},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": ACCOUNT},
-            "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": SYSTEM_NAMESPACE}],
-        },
-    ]  # fmt: skip
-    cluster.apply(objects)
+    """A kubeconfig that authenticates as the chart's ServiceAccount (not cluster-admin)."""
+    helm = build_binaries("helm") / "helm"
+    subprocess.run(
+        [str(helm), "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NAMESPACE,
+         "--create-namespace", "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"],
+        check=True, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
     cluster.kubectl(
         "wait", "--for=create", f"serviceaccount/{ACCOUNT}", "-n", SYSTEM_NAMESPACE, "--timeout=60s"
     )
