@@ -101,6 +101,8 @@ def test_init_container_fetches_into_the_cache_volume() -> None:
     assert _arg(args, "--endpoint-url") == "http://minio.minio.svc:9000"
     assert "--path-style" in args  # implied by the endpoint
     assert _arg(args, "--manifest") == "SHA256SUMS"
+    # The released weights are converted once, for the precision the server loads (fp32 on CPU).
+    assert _arg(args, "--after-verify") == "emotivoice_tts.convert:convert_fp32"
     dest = _arg(args, "--dest")
     assert dest == names.model_dir("s3://models/emotivoice/v1")
     assert _arg(_server(children)["args"], "--model-dir") == dest

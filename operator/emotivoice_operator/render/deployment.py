@@ -19,7 +19,8 @@ from emotivoice_operator.render.security import container_security_context, pod_
 
 STARTUP_PROBE_PERIOD_SECONDS = 5
 GPU_RESOURCE = "nvidia.com/gpu"
-CONVERT_HOOK = "emotivoice_tts.convert:convert_for_serving"
+# The fetch step converts the released weights once, for the precision the server will load.
+CONVERT_HOOK = "emotivoice_tts.convert:convert_{precision}"
 
 
 def server_image(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> str:
@@ -45,7 +46,7 @@ def fetch_args(spec: EmotiVoiceServiceSpec) -> list[str]:
         args += ["--manifest", source.checksum_manifest]
     args += ["--concurrency", str(source.concurrency)]
     if spec.model.load_format == "converted":
-        args += ["--after-verify", CONVERT_HOOK]
+        args += ["--after-verify", CONVERT_HOOK.format(precision=precision(spec))]
     return args
 
 

@@ -1,0 +1,56 @@
+"""The pieces fit: the init container's arguments as the operator renders them, run against a
+real S3 server, download the released model, convert it for the rendered precision through the
+after-verify hook, and leave a directory the model loads from with its serving files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emotivoice_fetch.marker import verify_complete
+from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.render.deployment import fetch_args
+from emotivoice_tts import load_synthesizer
+from emotivoice_tts.convert import serving_path
+from emotivoice_tts.testmodel import write_model
+from tests.fetch.conftest import run_fetch, upload
+
+pytestmark = pytest.mark.slow
+
+
+def _flag(args: list[str], name: str) -> str:
+    return args[args.index(name) + 1]
+
+
+def test_rendered_fetch_step_yields_a_loadable_converted_model(gw, tmp_path: Path) -> None:
+    released = write_model(tmp_path / "released", "small", seed=3)
+    files = {p.relative_to(released).as_posix(): p for p in released.rglob("*") if p.is_file()}
+    model = upload(gw, files, prefix="emotivoice/v1")
+    spec = parse_spec({"model": {"source": {"uri": f"s3://{model.bucket}/emotivoice/v1"}}})
+    args = fetch_args(spec)
+    # The rendered flags, minus what the test server decides (endpoint, destination).
+    hook = _flag(args, "--after-verify")
+    assert hook == "emotivoice_tts.convert:convert_fp32"
+    dest = tmp_path / "volume" / "model"
+    result = run_fetch(
+        gw, _flag(args, "--source"), dest,
+        "--region", _flag(args, "--region"), "--concurrency", _flag(args, "--concurrency"),
+        "--after-verify", hook,
+    )  # fmt: skip
+    assert result.rc == 0, result.out
+
+    complete = verify_complete(dest)
+    assert set(files) <= set(complete.files)
+    # The converter's outputs are recorded in the marker: a changed one is detected later.
+    converted = [
+        serving_path(dest / rel, "fp32")
+        for rel in files
+        if serving_path(dest / rel, "fp32").exists()
+    ]
+    assert converted, "the after-verify hook wrote no serving file"
+    assert {p.relative_to(dest).as_posix() for p in converted} <= set(complete.artifacts)
+
+    synth = load_synthesizer(dest, precision="fp32", device="cpu")
+    audio = synth.synthesize("Hello.", speaker=synth.speakers[0])
+    assert audio.ndim == 1 and audio.size > 0
