@@ -52,8 +52,13 @@ def test_helm_lint_is_clean(helm: Path) -> None:
 
 @pytest.mark.parametrize(
     "values",
-    [[], ["watchNamespaces={voice,speech}"], ["replicaCount=2", "peering.enabled=true"]],
-    ids=["cluster-wide", "namespaced", "peering"],
+    [
+        [],
+        ["watchNamespaces={voice,speech}"],
+        ["replicaCount=2", "peering.enabled=true"],
+        ["metrics.service.enabled=true"],
+    ],
+    ids=["cluster-wide", "namespaced", "peering", "metrics-service"],
 )
 def test_rendered_objects_validate_against_kubernetes_schemas(
     helm: Path, values: list[str]
@@ -62,7 +67,7 @@ def test_rendered_objects_validate_against_kubernetes_schemas(
     kinds = {d["kind"] for d in docs}
     assert {"Deployment", "ServiceAccount", "CustomResourceDefinition"} <= kinds
     for doc in docs:
-        if doc["apiVersion"].startswith("kopf.dev/"):
+        if doc["apiVersion"].startswith(("kopf.dev/", "monitoring.coreos.com/")):
             continue  # kopf's own peering objects: validated by their CRD, not Kubernetes' schemas
         try:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
