@@ -72,9 +72,12 @@ k get events -n "$NS" --field-selector involvedObject.name=tts-minimal --sort-by
 cat <<EOT
 
 Try next:
-  export KUBECONFIG=$STATE/kubeconfig
-  kubectl apply -n $NS -f examples/gpu-peak-windows.yaml   # GPU node, two peak windows
-  kubectl delete service tts-minimal -n $NS                 # the operator puts it back
-  make render                                               # every object, without a cluster
+  export KUBECONFIG=$STATE/kubeconfig PATH=$(dirname "$KUBECTL"):\$PATH
+  # GPU node, two peak windows:
+  kubectl apply -n $NS -f examples/gpu-peak-windows.yaml
+  # delete a child: the operator puts it back within seconds
+  kubectl delete service tts-minimal -n $NS
+  # every object for every example, without a cluster
+  make render
 Clean up: make demo-down   (stops the operator and the control plane)
 EOT
