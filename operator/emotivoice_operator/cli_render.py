@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from emotivoice_operator import windows as win
 from emotivoice_operator.crd import KIND
-from emotivoice_operator.crd.spec import SpecError, parse_spec
-from emotivoice_operator.render import Owner, RenderContext, render
+from emotivoice_operator.crd.spec import SpecError
+from emotivoice_operator.desired import desired_state
+from emotivoice_operator.render import Owner
 from emotivoice_operator.settings import OperatorSettings
 
 # Offline there is no API server to assign a uid; owner references show this placeholder.
@@ -55,20 +55,12 @@ def render_service(
     body: dict[str, Any], namespace: str, now: datetime, settings: OperatorSettings
 ) -> tuple[list[dict[str, Any]], str]:
     meta = body["metadata"]
-    spec = parse_spec(body.get("spec") or {})
-    windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
-    floor = win.warm_floor(spec.replicas.min, windows, now, {})
     owner = Owner(meta["name"], meta.get("namespace", namespace), OFFLINE_UID)
-    ctx = RenderContext(owner, floor, settings.server_image, settings.extra_tolerations)
-    manifests = render(spec, ctx)
-    upcoming = win.next_window(windows, now)
-    nxt = (
-        f", next window {upcoming[0].name} {win.format_local(upcoming[1], upcoming[0].zone)}"
-        if upcoming
-        else ""
-    )
-    kinds = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in manifests)
-    return manifests, f"{owner.namespace}/{owner.name}: warm floor {floor}{nxt}\n    {kinds}"
+    desired = desired_state(body.get("spec") or {}, owner, now, {}, settings)
+    nxt = f", next window {desired.next_window_text}" if desired.next_window else ""
+    kinds = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in desired.manifests)
+    summary = f"{owner.namespace}/{owner.name}: warm floor {desired.warm_floor}{nxt}\n    {kinds}"
+    return desired.manifests, summary
 
 
 def run(args: argparse.Namespace) -> int:

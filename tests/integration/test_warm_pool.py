@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.support.cluster import REPO, Cluster
 from tests.support.invalid_specs import valid_resource
-from tests.support.operator_process import OperatorProcess, running_operator, wait_for
+from tests.support.operator_process import (
+    OperatorProcess,
+    running_operator,
+    service_account_kubeconfig,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -66,23 +70,6 @@ def _hpa_min(cluster: Cluster, namespace: str, name: str) -> int | None:
     return json.loads(result.stdout)["spec"]["minReplicas"] if result.returncode == 0 else None
 
 
-def _job_kubeconfig(cluster: Cluster, namespace: str, account: str, directory: Path) -> Path:
-    """Credentials of the pre-warm job: its own ServiceAccount's token, nothing more."""
-    token = cluster.kubectl(
-        "create", "token", account, "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    admin = yaml.safe_load(cluster.kubectl("config", "view", "--raw", "--minify").stdout)
-    config = {
-        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": admin["clusters"][0]["name"], "user": account, "namespace": namespace}}],
-        "current-context": account,
-    }  # fmt: skip
-    path = directory / f"{account}.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_prewarm_job_raises_the_floor_through_the_operator_until_it_expires(
     cluster: Cluster, operator: OperatorProcess, namespace: str, tmp_path: Path
 ) -> None:
@@ -98,7 +85,9 @@ def test_prewarm_job_raises_the_floor_through_the_operator_until_it_expires(
     # the request holds for lead time + duration from now).
     env = {
         **os.environ,
-        "KUBECONFIG": str(_job_kubeconfig(cluster, namespace, "tts-peak-warm", tmp_path)),
+        "KUBECONFIG": str(
+            service_account_kubeconfig(cluster, namespace, "tts-peak-warm", tmp_path)
+        ),
     }
     job = subprocess.run(
         [sys.executable, "-m", "emotivoice_operator.prewarm_job", "--name", "tts-peak", "--window", "peak",

@@ -50,22 +50,37 @@ def operator_kubeconfig(cluster: Cluster, directory: Path) -> Path:
     cluster.kubectl(
         "wait", "--for=create", f"serviceaccount/{ACCOUNT}", "-n", SYSTEM_NAMESPACE, "--timeout=60s"
     )
+    return service_account_kubeconfig(cluster, SYSTEM_NAMESPACE, ACCOUNT, directory)
+
+
+def service_account_kubeconfig(
+    cluster: Cluster, namespace: str, account: str, directory: Path
+) -> Path:
+    """A kubeconfig for the same cluster that authenticates with one ServiceAccount's token."""
     token = cluster.kubectl(
-        "create", "token", ACCOUNT, "-n", SYSTEM_NAMESPACE, "--duration=3h"
+        "create", "token", account, "-n", namespace, "--duration=3h"
     ).stdout.strip()
-    admin = yaml.safe_load(cluster.kubectl("config", "view", "--raw", "--minify").stdout)
-    admin_cluster = admin["clusters"][0]
+    admin_cluster = yaml.safe_load(cluster.kubectl("config", "view", "--raw", "--minify").stdout)[
+        "clusters"
+    ][0]
     config = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [admin_cluster],
-        "users": [{"name": ACCOUNT, "user": {"token": token}}],
+        "users": [{"name": account, "user": {"token": token}}],
         "contexts": [
-            {"name": ACCOUNT, "context": {"cluster": admin_cluster["name"], "user": ACCOUNT}}
+            {
+                "name": account,
+                "context": {
+                    "cluster": admin_cluster["name"],
+                    "user": account,
+                    "namespace": namespace,
+                },
+            }
         ],
-        "current-context": ACCOUNT,
+        "current-context": account,
     }
-    path = directory / "operator.kubeconfig"
+    path = directory / f"{account}.kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -19,13 +19,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from emotivoice_operator import metrics
-from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
-from emotivoice_operator.crd.spec import SpecError, parse_spec
+from emotivoice_operator.crd.spec import SpecError
+from emotivoice_operator.desired import DesiredState, desired_state
 from emotivoice_operator.reconcile import coldstarts
 from emotivoice_operator.reconcile.apply import Applier
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
-from emotivoice_operator.render import Owner, RenderContext, labels, names, render
+from emotivoice_operator.render import Owner, labels, names
 from emotivoice_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -76,27 +76,21 @@ class Reconciler:
         old_status = body.get("status") or {}
         now = self.clock()
         try:
-            spec = parse_spec(body.get("spec") or {})
-            windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+            desired = desired_state(
+                body.get("spec") or {}, owner, now, _warm_requests(old_status), self.settings
+            )
         except SpecError as exc:
             if old_status.get("message") != str(exc):
                 post("Warning", "InvalidSpec", str(exc))
             return self._write_status(
-                body, self._observe(body, owner, 0, [], now, post, spec_error=str(exc))
+                body, self._observe(body, owner, None, post, spec_error=str(exc))
             )
 
-        requests = _warm_requests(old_status)
-        floor = win.warm_floor(spec.replicas.min, windows, now, requests)
+        floor = desired.warm_floor
         metrics.WARM_FLOOR.labels(owner.namespace, owner.name).set(floor)
-        ctx = RenderContext(
-            owner=owner,
-            warm_floor=floor,
-            default_server_image=self.settings.server_image,
-            extra_tolerations=self.settings.extra_tolerations,
-        )
+        manifests = desired.manifests
         apply_error = None
         try:
-            manifests = render(spec, ctx)
             for manifest in manifests:
                 result = self.applier.apply(manifest)
                 metrics.CHILD_APPLIES.labels(result.kind, result.action).inc()
@@ -119,7 +113,7 @@ class Reconciler:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             if old_status.get("message") != apply_error:
                 post("Warning", "ApplyFailed", apply_error)
-        observed = self._observe(body, owner, floor, windows, now, post, apply_error=apply_error)
+        observed = self._observe(body, owner, desired, post, apply_error=apply_error)
         status = self._write_status(body, observed)
         if status.get("phase") != old_status.get("phase"):
             post("Normal", f"Phase{status['phase']}", status["message"])
@@ -153,12 +147,11 @@ class Reconciler:
         self,
         body: dict[str, Any],
         owner: Owner,
-        floor: int,
-        windows: list[win.Window],
-        now: datetime,
+        desired: DesiredState | None,
         post: EventPoster,
         **errors: str | None,
     ) -> Observed:
+        """What the API shows now; ``desired`` is None when the spec cannot be honoured."""
         deployment = self.applier.get(
             "apps/v1", "Deployment", names.server(owner.name), owner.namespace
         )
@@ -177,16 +170,12 @@ class Reconciler:
                 f"pod {start.pod} loaded the model and was ready {start.seconds:.1f} s after it started",
             )
             metrics.COLD_START_SECONDS.labels(owner.namespace, owner.name).observe(start.seconds)
-        active = win.active_windows(windows, now)
-        upcoming = win.next_window(windows, now)
         return Observed(
             generation=body["metadata"].get("generation", 0),
-            warm_floor=floor,
-            active_window=",".join(w.name for w in active),
-            next_window=f"{upcoming[0].name} {win.format_local(upcoming[1], upcoming[0].zone)}"
-            if upcoming
-            else "",
-            next_window_start=upcoming[1] if upcoming else None,
+            warm_floor=desired.warm_floor if desired else 0,
+            active_window=",".join(w.name for w in desired.active_windows) if desired else "",
+            next_window=desired.next_window_text if desired else "",
+            next_window_start=desired.next_window[1] if desired and desired.next_window else None,
             deployment=deployment,
             pods=pods,
             cold_starts=cold,
