@@ -15,7 +15,7 @@ FIELD_MANAGER = MANAGER
 MODEL_MOUNT = "/models"
 HTTP_PORT_NAME = "http"
 
-# Annotation the operator puts on server pods so that time-to-ready can be attributed to a start.
+# The standard labels every child carries (see labels.py).
 LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
 LABEL_NAME = "app.kubernetes.io/name"
