@@ -39,6 +39,13 @@ def serve_parser() -> argparse.ArgumentParser:
         choices=settings_module.PRECISIONS,
         default=settings_module.DEFAULT_PRECISION,
     )
+    parser.add_argument(
+        "--load-format",
+        choices=settings_module.LOAD_FORMATS,
+        default="converted",
+        help="converted: fast serving files (written at first start if missing); "
+        "released: the released checkpoints at every start, nothing written",
+    )
     parser.add_argument("--device", choices=settings_module.DEVICES, default="auto")
     parser.add_argument(
         "--warmup-file",
@@ -121,6 +128,7 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
             port=args.port,
             host=args.host,
             precision=args.precision,
+            load_format=args.load_format,
             device=args.device,
             max_queue=args.max_queue,
             threads=args.threads,

@@ -42,7 +42,10 @@ def load_model(settings: ServerSettings) -> Synthesizer:
     from emotivoice_tts import load_synthesizer
 
     return load_synthesizer(
-        settings.model_dir, precision=settings.precision, device=settings.torch_device
+        settings.model_dir,
+        precision=settings.precision,
+        device=settings.torch_device,
+        load_format=settings.load_format,
     )
 
 

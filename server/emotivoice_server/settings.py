@@ -17,6 +17,8 @@ DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PRECISION = "fp32"
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+# emotivoice_tts.synthesizer.LOAD_FORMATS, repeated so that parsing flags never imports torch.
+LOAD_FORMATS = ("converted", "released")
 # Requests admitted at once = 1 on the model + DEFAULT_MAX_QUEUE waiting; the next one gets 503.
 DEFAULT_MAX_QUEUE = 8
 # HTTP threads beyond the admitted requests, so /health, /ready, /metrics and the fast 503s
@@ -48,6 +50,9 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     host: str = DEFAULT_HOST
     precision: str = DEFAULT_PRECISION
+    # "converted": fast serving files (written at first start if the fetch step did not);
+    # "released": the released checkpoints at every start.
+    load_format: str = "converted"
     device: str = "auto"
     warmup: WarmupSpec = field(default_factory=WarmupSpec)
     max_queue: int = DEFAULT_MAX_QUEUE
@@ -97,6 +102,7 @@ def resolve(
     port: int = DEFAULT_PORT,
     host: str = DEFAULT_HOST,
     precision: str = DEFAULT_PRECISION,
+    load_format: str = "converted",
     device: str = "auto",
     max_queue: int | None = None,
     threads: int | None = None,
@@ -108,6 +114,10 @@ def resolve(
     """Combine flags (which win) with EMOTIVOICE_MAX_QUEUE / EMOTIVOICE_THREADS and defaults."""
     if precision not in PRECISIONS:
         raise SettingsError(f"--precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if load_format not in LOAD_FORMATS:
+        raise SettingsError(
+            f"--load-format: {load_format!r} is not one of {', '.join(LOAD_FORMATS)}"
+        )
     if device not in DEVICES:
         raise SettingsError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
     if not 0 <= port <= 65535:
@@ -139,6 +149,7 @@ def resolve(
         port=port,
         host=host,
         precision=precision,
+        load_format=load_format,
         device=device,
         warmup=warmup,
         max_queue=max_queue,

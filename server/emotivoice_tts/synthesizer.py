@@ -137,15 +137,24 @@ class Synthesizer:
         return out.wav[0, 0].float().cpu().numpy()
 
 
+LOAD_FORMATS = ("converted", "released")
+
+
 def load_synthesizer(
-    model_dir: Path, precision: str = "fp32", device: str | None = None
+    model_dir: Path,
+    precision: str = "fp32",
+    device: str | None = None,
+    load_format: str = "converted",
 ) -> Synthesizer:
     """Loads a model directory (EmotiVoice's released layout, see `layout`) onto a device.
 
-    Uses the serving files when current; otherwise converts the released checkpoints, writes the
-    serving files for next time (when the directory is writable) and goes on with the result.
-    `load_timings` tells where the time went.
+    `converted` (default) uses the serving files when current; otherwise converts the released
+    checkpoints, writes the serving files for next time (when the directory is writable) and
+    goes on with the result. `released` always loads the released checkpoints and writes nothing
+    (for a read-only volume, or to rule the conversion out). `load_timings` tells where the time went.
     """
+    if load_format not in LOAD_FORMATS:
+        raise ValueError(f"load_format {load_format!r} is not one of {', '.join(LOAD_FORMATS)}")
     dtype = precision_dtype(precision)
     device = device or default_device()
     timings: dict[str, float] = {}
@@ -161,13 +170,16 @@ def load_synthesizer(
     lap("read_spec")
     states: dict[str, dict[str, torch.Tensor]] = {}
     for role, source in spec.layout.sources().items():
-        if is_current(source, precision):
+        if load_format == "converted" and is_current(source, precision):
             states[role] = read_serving(source, precision, device)
             lap("read_serving_weights")
             continue
-        log.info("no current serving file for %s (%s): converting", source, precision)
         state = released_state(spec, role)
         lap("read_released_weights")
+        if load_format == "released":
+            states[role] = cast_floats(state, dtype)
+            continue
+        log.info("no current serving file for %s (%s): converting", source, precision)
         try:
             write_serving(source, precision, state, SourceId.of(source))
         except OSError as exc:

@@ -45,6 +45,25 @@ def test_first_load_converts_and_second_load_reuses(model_copy: Path) -> None:
     np.testing.assert_array_equal(first.synthesize(TEXT, "8051"), second.synthesize(TEXT, "8051"))
 
 
+def test_released_format_loads_the_checkpoints_and_writes_nothing(model_copy: Path) -> None:
+    converted = load_synthesizer(model_copy, "fp32", "cpu")  # writes the serving files
+    released = load_synthesizer(model_copy, "fp32", "cpu", load_format="released")
+    assert "read_released_weights" in released.load_timings
+    assert "read_serving_weights" not in released.load_timings
+    np.testing.assert_array_equal(
+        converted.synthesize(TEXT, "8051"), released.synthesize(TEXT, "8051")
+    )
+    fresh = model_copy.parent / "fresh"
+    fresh.mkdir()
+    os.rename(model_copy, fresh / "model")
+    for source in (generator_file(fresh / "model"), style_file(fresh / "model")):
+        serving_path(source, "fp32").unlink()
+    load_synthesizer(fresh / "model", "fp32", "cpu", load_format="released")
+    assert not serving_path(generator_file(fresh / "model"), "fp32").exists()
+    with pytest.raises(ValueError, match="load_format"):
+        load_synthesizer(fresh / "model", "fp32", "cpu", load_format="onnx")
+
+
 def test_changed_source_makes_serving_file_stale(model_copy: Path) -> None:
     load_synthesizer(model_copy, "fp32", "cpu")
     source = generator_file(model_copy)

@@ -90,6 +90,15 @@ def test_gpu_limits_and_toleration_only_when_asked() -> None:
     cpu = _render(SERVICES["tts-minimal"])
     assert "nvidia.com/gpu" not in _server(cpu)["resources"]["limits"]
     assert _arg(_server(cpu)["args"], "--precision") == "fp32"  # auto on CPU
+    assert _arg(_server(cpu)["args"], "--load-format") == "converted"
+
+
+def test_released_load_format_skips_the_conversion() -> None:
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-minimal"]))
+    body["spec"]["model"]["loadFormat"] = "released"
+    children = _render(body)
+    assert "--after-verify" not in _init(children)["args"]
+    assert _arg(_server(children)["args"], "--load-format") == "released"
 
 
 def test_init_container_fetches_into_the_cache_volume() -> None:

@@ -47,6 +47,7 @@ def test_environment_then_flags():
         ({s.ENV_MAX_QUEUE: "-1"}, {}, "EMOTIVOICE_MAX_QUEUE: must be at least 0"),
         ({s.ENV_THREADS: "0"}, {}, "EMOTIVOICE_THREADS: must be at least 1"),
         ({}, {"precision": "int8"}, "--precision"),
+        ({}, {"load_format": "onnx"}, "--load-format"),
         ({}, {"device": "tpu"}, "--device"),
         ({}, {"port": 70000}, "--port"),
     ],

@@ -151,6 +151,7 @@ def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[s
             *("--model-dir", model_dir),
             *("--port", str(server.port)),
             *("--precision", precision(spec)),
+            *("--load-format", spec.model.load_format),
             *("--device", "cuda" if server.gpus else "cpu"),
         ],
         "ports": [{"name": names.HTTP_PORT_NAME, "containerPort": server.port, "protocol": "TCP"}],
