@@ -93,6 +93,22 @@ def _positive_int(raw: str | int, name: str, minimum: int) -> int:
     return value
 
 
+def _flag_or_env(
+    flag_value: int | None,
+    flag: str,
+    env: Mapping[str, str],
+    variable: str,
+    minimum: int,
+    default: int,
+) -> int:
+    """The flag when given (it wins), else the environment variable when set, else the default;
+    a bad value names where it came from."""
+    if flag_value is not None:
+        return _positive_int(flag_value, flag, minimum)
+    raw = env.get(variable, "").strip()
+    return _positive_int(raw, variable, minimum) if raw else default
+
+
 def resolve(
     *,
     model_dir: Path,
@@ -122,25 +138,9 @@ def resolve(
         raise SettingsError(f"--device: {device!r} is not one of {', '.join(DEVICES)}")
     if not 0 <= port <= 65535:
         raise SettingsError(f"--port: {port} is not a TCP port (0-65535)")
-    if max_queue is None:
-        raw_queue = env.get(ENV_MAX_QUEUE, "").strip()
-        max_queue = _positive_int(raw_queue, ENV_MAX_QUEUE, 0) if raw_queue else DEFAULT_MAX_QUEUE
-    else:
-        max_queue = _positive_int(max_queue, "--max-queue", 0)
-    if threads is None:
-        raw_threads = env.get(ENV_THREADS, "").strip()
-        threads = (
-            _positive_int(raw_threads, ENV_THREADS, 1)
-            if raw_threads
-            else max_queue + 1 + SPARE_THREADS
-        )
-    else:
-        threads = _positive_int(threads, "--threads", 1)
-    if torch_threads is None:
-        raw_torch = env.get(ENV_TORCH_THREADS, "").strip()
-        torch_threads = _positive_int(raw_torch, ENV_TORCH_THREADS, 0) if raw_torch else 0
-    else:
-        torch_threads = _positive_int(torch_threads, "--torch-threads", 0)
+    max_queue = _flag_or_env(max_queue, "--max-queue", env, ENV_MAX_QUEUE, 0, DEFAULT_MAX_QUEUE)
+    threads = _flag_or_env(threads, "--threads", env, ENV_THREADS, 1, max_queue + 1 + SPARE_THREADS)
+    torch_threads = _flag_or_env(torch_threads, "--torch-threads", env, ENV_TORCH_THREADS, 0, 0)
     cache_file = None
     if persist_embeddings:
         cache_file = embedding_cache_file or default_embedding_cache_file(model_dir)
