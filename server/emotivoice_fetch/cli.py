@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--part-size-mb",
         type=_positive_int,
         default=cfg.DEFAULT_PART_SIZE_MB,
-        help="size of the ranged parts of large files, MiB (default %(default)s)",
+        help="smallest byte range split off a slow stream for another connection, MiB "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--lock-timeout",

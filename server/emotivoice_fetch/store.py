@@ -17,8 +17,6 @@ from emotivoice_fetch.config import Credentials, Source
 from emotivoice_fetch.errors import ExitCode, FetchError, TransientError
 from emotivoice_fetch.plan import RemoteObject, relpath_of
 
-READ_CHUNK = 1024 * 1024
-
 AUTH_CODES = frozenset(
     {
         "AccessDenied",
@@ -48,7 +46,19 @@ class ObjectStore(Protocol):
 
     def read_small(self, key: str, limit: int) -> bytes: ...
 
-    def read_range(self, key: str, start: int, end: int, etag: str | None) -> Iterator[bytes]: ...
+    def open_range(self, key: str, start: int, end: int, etag: str | None) -> RangeReader: ...
+
+
+class RangeReader(Protocol):
+    """The body of a ranged GET, read in pieces of the caller's choosing."""
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes (at least one); TransientError if the connection ends early."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading; a body closed before its end is not reused as a connection."""
+        ...
 
 
 class S3Store:
@@ -110,8 +120,8 @@ class S3Store:
                 )
             return resp["Body"].read()
 
-    def read_range(self, key: str, start: int, end: int, etag: str | None) -> Iterator[bytes]:
-        """Stream bytes [start, end) of an object in chunks; ObjectChanged if its ETag moved."""
+    def open_range(self, key: str, start: int, end: int, etag: str | None) -> RangeReader:
+        """Start a GET of bytes [start, end) of an object; ObjectChanged if its ETag moved."""
         what = f"downloading s3://{self.source.bucket}/{key}"
         with self._translated(what, key=key):
             resp = self._client.get_object(
@@ -120,25 +130,14 @@ class S3Store:
                 Range=f"bytes={start}-{end - 1}",
                 **({"IfMatch": etag} if etag else {}),
             )
-            if int(resp["ContentLength"]) != end - start:
-                raise FetchError(
-                    ExitCode.UNEXPECTED,
-                    f"{what}: asked for {end - start} bytes at {start}, the store sent "
-                    f"{resp['ContentLength']} (ranged GETs unsupported?)",
-                )
-            body = resp["Body"]
-            raw = body._raw_stream  # the urllib3 response: reads without botocore's extra layer
-            remaining = end - start
-            try:
-                while remaining > 0:
-                    chunk = raw.read(min(READ_CHUNK, remaining))
-                    if not chunk:
-                        raise TransientError(f"{what}: connection closed {remaining} bytes early")
-                    remaining -= len(chunk)
-                    yield chunk
-            finally:
-                if remaining:
-                    body.close()  # a half-read connection must not go back to the pool
+        if int(resp["ContentLength"]) != end - start:
+            resp["Body"].close()
+            raise FetchError(
+                ExitCode.UNEXPECTED,
+                f"{what}: asked for {end - start} bytes at {start}, the store sent "
+                f"{resp['ContentLength']} (ranged GETs unsupported?)",
+            )
+        return _S3Range(self, resp["Body"], end - start, what, key)
 
     @contextmanager
     def _translated(self, what: str, key: str | None = None) -> Iterator[None]:
@@ -191,6 +190,30 @@ class S3Store:
         if code in TRANSIENT_CODES or status >= 500:
             return TransientError(f"{what}: {code or status}")
         return FetchError(ExitCode.UNEXPECTED, f"{what}: the store answered {code or status}")
+
+
+class _S3Range:
+    """A ranged GET body read straight from urllib3, without botocore's extra layer."""
+
+    def __init__(self, store: S3Store, body: Any, length: int, what: str, key: str) -> None:
+        self._store = store
+        self._body = body
+        self._raw = body._raw_stream
+        self._left = length
+        self._what = what
+        self._key = key
+
+    def read(self, n: int) -> bytes:
+        with self._store._translated(self._what, key=self._key):
+            chunk = self._raw.read(min(n, self._left))
+        if not chunk:
+            raise TransientError(f"{self._what}: connection closed {self._left} bytes early")
+        self._left -= len(chunk)
+        return chunk  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._left:
+            self._body.close()  # a half-read connection must not go back to the pool
 
 
 StoreFactory = Callable[[], ObjectStore]

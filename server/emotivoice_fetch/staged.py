@@ -1,0 +1,205 @@
+"""One file being downloaded into the staging area: its descriptor, landed bytes, journal, hash.
+
+Bytes may land in any order (several connections can fill one file), but a sha256 can only be
+fed in file order. The hash therefore follows a frontier: everything before `hashed` is hashed.
+A chunk that lands exactly at the frontier is hashed from the buffer it arrived in, so a file
+streamed in order (the common case on a fast link) is never read back. Bytes that landed ahead
+of the frontier are read back from the file once the gap before them closes; that also covers
+a resumed file, whose journaled prefix is hashed once before its download continues. Whatever
+the path, the digest covers every byte of the file in order before the file is committed.
+
+The journal lists landed ranges only after an fdatasync of the data (done by a background
+thread about once a second, see `flush_journal`), so a journal never claims bytes that a power
+loss could have lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from emotivoice_fetch.errors import ExitCode, FetchError
+from emotivoice_fetch.plan import Range, RemoteObject, merge_ranges
+
+READBACK_CHUNK = 4 * 1024 * 1024
+
+_local = threading.local()
+
+
+def _readback_buffer() -> bytearray:
+    """One reusable read-back buffer per thread: no fresh 4 MiB allocation per read."""
+    buf = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = bytearray(READBACK_CHUNK)
+    return buf
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One object to download into `data_path`, with its resume journal."""
+
+    obj: RemoteObject
+    data_path: Path
+    journal_path: Path
+
+
+def _journal_header(obj: RemoteObject) -> str:
+    return json.dumps({"key": obj.key, "size": obj.size, "etag": obj.etag}, sort_keys=True)
+
+
+def load_journal(job: FileJob) -> list[Range]:
+    """Ranges already on disk for this exact object version; [] if none or for another version."""
+    try:
+        lines = job.journal_path.read_text().splitlines()
+        data_size = job.data_path.stat().st_size
+    except (FileNotFoundError, UnicodeDecodeError):
+        return []
+    if not lines or lines[0] != _journal_header(job.obj) or data_size != job.obj.size:
+        return []
+    done: list[Range] = []
+    for line in lines[1:]:
+        try:
+            start, end = (int(x) for x in line.split())
+        except ValueError:
+            break  # a line cut short by a crash: everything after it is unknown
+        done.append((start, end))
+    return merge_ranges(done)
+
+
+def discard(job: FileJob) -> None:
+    for path in (job.journal_path, job.data_path):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+class StagedFile:
+    """A file being filled by one or more connections and hashed in order as it fills."""
+
+    def __init__(
+        self, job: FileJob, done: list[Range], on_complete: Callable[[FileJob, str], None]
+    ) -> None:
+        self.job = job
+        self.size = job.obj.size
+        self.on_complete = on_complete
+        job.data_path.parent.mkdir(parents=True, exist_ok=True)
+        job.journal_path.parent.mkdir(parents=True, exist_ok=True)
+        if not done:
+            job.journal_path.write_text(_journal_header(job.obj) + "\n")
+        self.fd = os.open(job.data_path, os.O_RDWR | os.O_CREAT, 0o644)
+        if os.fstat(self.fd).st_size != self.size:
+            os.ftruncate(self.fd, self.size)  # sparse: space is taken as bytes arrive
+        self.landed = done  # on disk (or in the page cache), merged
+        self.unflushed: list[Range] = []
+        self.hasher = hashlib.sha256()
+        self.hashed = 0
+        self.hashing = False  # one thread at a time feeds the hasher
+        self.finished = False
+        self.mu = threading.Lock()
+        self.flush_mu = threading.Lock()  # held while fd may be flushed, and to close it
+
+    def land(self, data: memoryview, offset: int) -> None:
+        """Write `data` at `offset`; hash it on the spot if it extends the hashed prefix."""
+        view = data
+        pos = offset
+        while view:
+            n = os.pwrite(self.fd, view, pos)
+            view = view[n:]
+            pos += n
+        rng = (offset, pos)
+        with self.mu:
+            self.landed = _add_range(self.landed, rng)
+            self.unflushed.append(rng)
+            in_stream = not self.hashing and self.hashed == offset
+            if in_stream:
+                self.hashing = True
+        if in_stream:
+            try:
+                self.hasher.update(data)
+            finally:
+                with self.mu:
+                    self.hashed = pos
+                    self.hashing = False
+
+    def catch_up(self) -> None:
+        """Hash whatever landed contiguously past the frontier (reading it back); if that was
+        the whole file, flush, close and hand it over. Safe to call from any thread, any time:
+        the last thread to land bytes of the file always calls it, so no file is left behind."""
+        while True:
+            with self.mu:
+                if self.hashing or self.finished:
+                    return
+                frontier = _contiguous_end(self.landed, self.hashed)
+                if frontier == self.hashed:
+                    if self.hashed < self.size:
+                        return
+                    self.finished = True  # all bytes hashed: finish exactly once
+                    break
+                self.hashing = True
+                pos = self.hashed
+            try:
+                self._read_back(pos, frontier)
+            finally:
+                with self.mu:
+                    self.hashed = frontier
+                    self.hashing = False
+        self.flush_journal()
+        with self.flush_mu:
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+        self.on_complete(self.job, self.hasher.hexdigest())
+
+    def _read_back(self, pos: int, end: int) -> None:
+        buf = _readback_buffer()
+        while pos < end:
+            view = memoryview(buf)[: min(READBACK_CHUNK, end - pos)]
+            n = os.preadv(self.fd, [view], pos)
+            if n <= 0:
+                raise FetchError(ExitCode.UNEXPECTED, f"{self.job.data_path} shrank")
+            self.hasher.update(view[:n])
+            pos += n
+
+    def flush_journal(self) -> None:
+        """Make the landed bytes durable, then record them in the journal."""
+        with self.flush_mu:
+            if self.fd < 0:
+                return
+            with self.mu:
+                pending, self.unflushed = self.unflushed, []
+            if not pending:
+                return
+            os.fdatasync(self.fd)  # the data first: the journal must never run ahead of it
+            with open(self.job.journal_path, "a") as journal:
+                journal.writelines(f"{start} {end}\n" for start, end in merge_ranges(pending))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.flush_journal()
+        with self.flush_mu:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def _add_range(ranges: list[Range], rng: Range) -> list[Range]:
+    """Add one range to a merged list; the usual case (extending the last range) is O(1)."""
+    start, end = rng
+    if ranges and ranges[-1][0] <= start <= ranges[-1][1]:
+        last = ranges[-1]
+        ranges[-1] = (last[0], max(last[1], end))
+        return ranges
+    return merge_ranges([*ranges, rng])
+
+
+def _contiguous_end(ranges: list[Range], pos: int) -> int:
+    """How far the bytes from `pos` on are landed without a gap."""
+    for start, end in ranges:
+        if start <= pos < end:
+            return end
+    return pos
