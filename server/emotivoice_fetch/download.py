@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
+from emotivoice_fetch.cpu import CpuGauge
 from emotivoice_fetch.errors import ExitCode, FetchError, TransientError, from_os_error
 from emotivoice_fetch.plan import covered, missing_ranges
 from emotivoice_fetch.progress import Progress
@@ -74,7 +75,7 @@ class Downloader:
             for staged in files:
                 staged.close()
             raise from_os_error(exc, "preparing the staging area") from None
-        scheduler = Scheduler(ranges, min_split=self.part_size)
+        scheduler = Scheduler(ranges, min_split=self.part_size, cpu_busy=CpuGauge().busy)
         stop_flusher = threading.Event()
         flusher = threading.Thread(
             target=self._flush_loop, args=(files, stop_flusher), name="journal", daemon=True

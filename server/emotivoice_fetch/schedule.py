@@ -3,10 +3,13 @@
 Each file starts as a single stream over its missing bytes (largest file first), so on a fast
 link every file arrives in order and is hashed as it streams, with one GET per file. A
 connection left without a file of its own splits the stream with the longest expected
-remaining time, taking the back half of its unclaimed bytes, but only when that stream is slow
-enough to be worth it: expected to need more than `split_after_s` at its measured rate. So a
-store that limits each connection (50 MB/s, say) gets many parallel ranged GETs, and a fast
-loopback store gets one GET per file; nothing needs tuning for either.
+remaining time, taking the back half of its unclaimed bytes, but only when that pays: the
+stream is expected to need more than `split_after_s` at its measured rate, and there is CPU
+to spare (the CPUs are under `CPU_BUSY`, see cpu.py). A stream that is slow because there is
+no CPU left (hashing and copying a fast link on few cores) would not get faster on two
+connections; its back half would only have to be read back from disk to be hashed. So a store
+that limits each connection (50 MB/s, say) gets many parallel ranged GETs, and a fast store
+next to a small CPU gets one GET per file; nothing needs tuning for either.
 
 Thread-safe; the clock is injected so that the splitting rule is tested without sleeping.
 """
@@ -26,6 +29,7 @@ SAMPLE_S = 0.25  # a stream's rate is trusted after this long
 POLL_S = 0.05  # how often an idle connection looks again for something to split
 SPLIT_AFTER_S = 0.5
 SPLIT_ALIGN = 1024 * 1024
+CPU_BUSY = 0.65
 
 
 @dataclass(eq=False)
@@ -57,7 +61,9 @@ class Scheduler(Generic[F]):
         min_split: int,
         split_after_s: float = SPLIT_AFTER_S,
         clock: Callable[[], float] = time.monotonic,
+        cpu_busy: Callable[[], float] = lambda: 0.0,
     ) -> None:
+        self._cpu_busy = cpu_busy
         self._queue: deque[Segment[F]] = deque(
             Segment(file, start, end, start) for file, start, end in ranges
         )
@@ -108,6 +114,8 @@ class Scheduler(Generic[F]):
     def split(self, now: float) -> Segment[F] | None:
         """Cut the slowest-to-finish stream in two (caller holds the lock, or single-threaded
         tests); None when no stream is worth splitting."""
+        if self._cpu_busy() >= CPU_BUSY:
+            return None
         best: tuple[float, Segment[F], float] | None = None
         for seg in self._active:
             rate = seg.rate(now)

@@ -28,6 +28,7 @@ from emotivoice_fetch.errors import ExitCode, FetchError
 from emotivoice_fetch.plan import Range, RemoteObject, merge_ranges
 
 READBACK_CHUNK = 4 * 1024 * 1024
+WRITEBACK_EVERY = 16 * 1024 * 1024
 
 _local = threading.local()
 
@@ -99,6 +100,7 @@ class StagedFile:
         self.hasher = hashlib.sha256()
         self.hashed = 0
         self.hashing = False  # one thread at a time feeds the hasher
+        self.written_back = 0  # hashed bytes before this are already on their way to disk
         self.finished = False
         self.mu = threading.Lock()
         self.flush_mu = threading.Lock()  # held while fd may be flushed, and to close it
@@ -121,10 +123,23 @@ class StagedFile:
         if in_stream:
             try:
                 self.hasher.update(data)
+                if pos - self.written_back >= WRITEBACK_EVERY:
+                    self._write_back(pos)
             finally:
                 with self.mu:
                     self.hashed = pos
                     self.hashing = False
+
+    def _write_back(self, upto: int) -> None:
+        """Start writing hashed bytes to disk now rather than all in the final fsync, which
+        would otherwise wait for the whole file at the end; and let the kernel drop them from
+        the page cache (they are hashed, never read again), which a pod's memory limit counts.
+        Called by the thread that holds the hasher, so never twice for the same bytes."""
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(
+                self.fd, self.written_back, upto - self.written_back, os.POSIX_FADV_DONTNEED
+            )
+        self.written_back = upto
 
     def catch_up(self) -> None:
         """Hash whatever landed contiguously past the frontier (reading it back); if that was
