@@ -7,7 +7,6 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +20,8 @@ from .frontend.numbers import digits_to_chinese
 from .jets import JetsModel, JetsOutput
 from .layout import ModelLayout
 from .spec import ModelSpec, materialize
-from .style import MAX_BERT_TOKENS, StyleEncoder, load_tokenizer
+from .style import StyleEncoder, load_tokenizer
+from .wordpiece import WordPieceTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Synthesizer:
     spec: ModelSpec
     generator: JetsModel
     style: StyleEncoder
-    tokenizer: Any
+    tokenizer: WordPieceTokenizer
     frontend: MixedG2P
     device: str
     precision: str
@@ -71,13 +71,11 @@ class Synthesizer:
     @torch.inference_mode()
     def embed(self, text: str) -> torch.Tensor:
         """BERT pooled output (1, hidden) for a prompt or an input text, on the model's device."""
-        enc = self.tokenizer(
-            [text], return_tensors="pt", truncation=True, max_length=MAX_BERT_TOKENS
-        )
+        enc = self.tokenizer.encode(text)
         return self.style(
-            enc["input_ids"].to(self.device),
-            enc["token_type_ids"].to(self.device),
-            enc["attention_mask"].to(self.device),
+            torch.tensor([enc.input_ids], device=self.device),
+            torch.tensor([enc.token_type_ids], device=self.device),
+            torch.tensor([enc.attention_mask], device=self.device),
         )
 
     @torch.inference_mode()

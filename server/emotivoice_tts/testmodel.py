@@ -39,8 +39,8 @@ from typing import Any
 
 import torch
 import yaml
-from transformers import BertConfig
 
+from .bert import BertConfig
 from .config import parse_config
 from .jets import JetsModel
 from .layout import (
@@ -267,7 +267,9 @@ def _write_tree(root: Path, size: Size, seed: int) -> None:
     bert_dir.mkdir(parents=True)
     vocab = bert_vocab(size.bert.get("vocab_size"))
     bert_config = BertConfig(**{**size.bert, "vocab_size": len(vocab)})
-    bert_config.save_pretrained(bert_dir)
+    (bert_dir / "config.json").write_text(
+        json.dumps(bert_config.to_json(), indent=2) + "\n", encoding="utf-8"
+    )
     (bert_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
 
     generator = JetsModel(config, weight_norm=True)
@@ -277,6 +279,7 @@ def _write_tree(root: Path, size: Size, seed: int) -> None:
 
     heads = {name: len(labels) for name, labels in LABELS.items()}
     style = StyleEncoder(bert_config, heads)
+    _init_like_bert(style)
     s_state = dict(style.state_dict())
     s_state["bert.embeddings.position_ids"] = torch.arange(
         bert_config.max_position_embeddings
@@ -284,6 +287,20 @@ def _write_tree(root: Path, size: Size, seed: int) -> None:
     _save(root / STYLE_DIR / STYLE_NAME, {"model": {"module." + k: v for k, v in s_state.items()}})
     bert_state = {k[len("bert.") :]: v for k, v in s_state.items() if k.startswith("bert.")}
     _save(bert_dir / "pytorch_model.bin", bert_state)
+
+
+def _init_like_bert(module: torch.nn.Module) -> None:
+    """BERT's own initialisation (normal 0.02, zero bias, unit LayerNorm), not PyTorch's default:
+    random embeddings of unit scale would make every prompt's embedding nearly the same."""
+    with torch.no_grad():
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.Linear | torch.nn.Embedding):
+                sub.weight.normal_(0.0, 0.02)
+            if isinstance(sub, torch.nn.Linear) and sub.bias is not None:
+                sub.bias.zero_()
+            if isinstance(sub, torch.nn.LayerNorm):
+                sub.weight.fill_(1.0)
+                sub.bias.zero_()
 
 
 def _pin_durations(model: JetsModel, weight_std: float) -> None:

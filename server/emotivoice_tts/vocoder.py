@@ -4,6 +4,12 @@ Released checkpoints store every convolution weight-normalised (a magnitude g an
 `weight_norm=True` builds the convolutions with PyTorch's weight-norm parametrization, which gives
 exactly the released key names; serving builds them plain (`weight_norm=False`) and loads weights
 folded once by `fold_weight_norm` (w = g * v / ||v||), so no forward pass recomputes the norm.
+
+Serving also runs each upsampling layer (a transposed convolution) as its polyphase equivalent, a
+plain convolution with `rate` times the output channels whose outputs are interleaved
+(`PolyphaseUpsample`): the same weights and the same result, but oneDNN's transposed convolution
+pays tens of milliseconds of set-up for every new input length (every request has a new length)
+and runs slower than the plain convolution it is rewritten into.
 """
 
 from __future__ import annotations
@@ -55,6 +61,70 @@ class ResBlock1(nn.Module):
         return x
 
 
+class PolyphaseUpsample(nn.Module):
+    """A ConvTranspose1d(c_in, c_out, kernel, rate, padding) computed as a Conv1d + interleave.
+
+    Output sample t = q * rate + p takes input i with kernel tap k = t + padding - i * rate, so
+    phase p is an ordinary convolution over the input with taps k = j * rate + p + padding for
+    the offsets j = q - i that land inside the kernel. Stacking the phases as output channels
+    gives one convolution; interleaving its channels gives the transposed convolution's output.
+    Parameters keep ConvTranspose1d's names and shapes, so checkpoints load unchanged.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, rate: int, padding: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(c_in, c_out, kernel))
+        self.bias = nn.Parameter(torch.empty(c_out))
+        self.rate, self.padding = rate, padding
+        # Built from the weights on first use; keyed by the parameters' storage, version
+        # counter, dtype and device, so loading, changing, casting or moving them rebuilds it.
+        self._phases: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._phases_of: tuple[object, ...] | None = None
+
+    def _key(self) -> tuple[object, ...]:
+        w, b = self.weight, self.bias
+        return (w.data_ptr(), _version(w), b.data_ptr(), _version(b), w.dtype, w.device)
+
+    @staticmethod
+    def applies(kernel: int, rate: int, padding: int) -> bool:
+        """Output length = rate x input length, the HiFi-GAN case (otherwise ConvTranspose1d)."""
+        return kernel - 2 * padding == rate and 0 <= padding < kernel
+
+    def _offsets(self) -> tuple[int, int]:
+        kernel, rate, pad = self.weight.shape[2], self.rate, self.padding
+        lo = min(-((p + pad) // rate) for p in range(rate))
+        hi = max((kernel - 1 - p - pad) // rate for p in range(rate))
+        return lo, hi
+
+    def phase_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(rate * c_out, c_in, taps) weights and (rate * c_out,) bias, built once."""
+        key = self._key()
+        if self._phases is not None and self._phases_of == key:
+            return self._phases
+        w = self.weight.detach()
+        c_in, c_out, kernel = w.shape
+        lo, hi = self._offsets()
+        taps = hi - lo + 1
+        phases = torch.zeros(self.rate, c_out, c_in, taps, dtype=w.dtype, device=w.device)
+        for p in range(self.rate):
+            for j in range(lo, hi + 1):
+                k = j * self.rate + p + self.padding
+                if 0 <= k < kernel:
+                    phases[p, :, :, hi - j] = w[:, :, k].T
+        bias = self.bias.detach().repeat(self.rate)
+        self._phases = (phases.reshape(self.rate * c_out, c_in, taps), bias)
+        self._phases_of = key
+        return self._phases
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.phase_weights()
+        lo, hi = self._offsets()
+        z = F.conv1d(F.pad(x, (hi, -lo)), weight, bias)
+        batch, _, frames = z.shape
+        c_out = self.weight.shape[1]
+        return z.view(batch, self.rate, c_out, frames).permute(0, 2, 3, 1).reshape(batch, c_out, -1)
+
+
 class HifiganGenerator(nn.Module):
     def __init__(self, cfg: VocoderConfig, *, weight_norm: bool = False) -> None:
         super().__init__()
@@ -68,9 +138,13 @@ class HifiganGenerator(nn.Module):
             zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=True)
         ):
             c_in, c_out = ch // (2**i), ch // (2 ** (i + 1))
-            self.ups.append(
-                norm(nn.ConvTranspose1d(c_in, c_out, kernel, rate, padding=(kernel - rate) // 2))
-            )
+            padding = (kernel - rate) // 2
+            if not weight_norm and PolyphaseUpsample.applies(kernel, rate, padding):
+                self.ups.append(PolyphaseUpsample(c_in, c_out, kernel, rate, padding))
+            else:
+                self.ups.append(
+                    norm(nn.ConvTranspose1d(c_in, c_out, kernel, rate, padding=padding))
+                )
             for k, d in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True):
                 self.resblocks.append(ResBlock1(c_out, k, d, weight_norm))
         self.conv_post = norm(nn.Conv1d(c_out, 1, 7, padding=3))
@@ -111,6 +185,11 @@ def fold_weight_norm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         else:
             out[key] = value
     return out
+
+
+def _version(tensor: torch.Tensor) -> int:
+    """In-place changes bump a tensor's version; tensors made in inference mode have none."""
+    return -1 if tensor.is_inference() else tensor._version
 
 
 def _identity(module: nn.Module) -> nn.Module:

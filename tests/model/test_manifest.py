@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig
 
+from emotivoice_tts.bert import BertConfig
 from emotivoice_tts.config import parse_config
 from emotivoice_tts.jets import JetsModel
 from emotivoice_tts.style import StyleEncoder
