@@ -4,10 +4,11 @@ Each file starts as a single stream over its missing bytes (largest file first),
 link every file arrives in order and is hashed as it streams, with one GET per file. A
 connection left without a file of its own splits the stream with the longest expected
 remaining time, taking the back half of its unclaimed bytes, but only when that pays: the
-stream is expected to need more than `split_after_s` at its measured rate, and there is CPU
-to spare (the CPUs are under `CPU_BUSY`, see cpu.py). A stream that is slow because there is
-no CPU left (hashing and copying a fast link on few cores) would not get faster on two
-connections; its back half would only have to be read back from disk to be hashed. So a store
+stream is expected to need more than `split_after_s` at its measured rate, that rate is below
+`FAST_STREAM` (a connection that fast is not what limits a fetch that hashes every byte on a
+few cores), and the process has CPU to spare (under `CPU_BUSY` of its CPUs, see cpu.py). A
+stream that is slow because there is no CPU left would not get faster on two connections; its
+back half would only have to be read back from disk to be hashed. So a store
 that limits each connection (50 MB/s, say) gets many parallel ranged GETs, and a fast store
 next to a small CPU gets one GET per file; nothing needs tuning for either.
 
@@ -30,6 +31,7 @@ POLL_S = 0.05  # how often an idle connection looks again for something to split
 SPLIT_AFTER_S = 0.5
 SPLIT_ALIGN = 1024 * 1024
 CPU_BUSY = 0.65
+FAST_STREAM = 200_000_000  # bytes/s
 
 
 @dataclass(eq=False)
@@ -120,7 +122,7 @@ class Scheduler(Generic[F]):
         for seg in self._active:
             rate = seg.rate(now)
             left = seg.end - seg.claimed
-            if rate is None or rate <= 0 or left < 2 * self._min_split:
+            if rate is None or not 0 < rate < FAST_STREAM or left < 2 * self._min_split:
                 continue
             eta = left / rate
             if eta > self._split_after_s and (best is None or eta > best[0]):
