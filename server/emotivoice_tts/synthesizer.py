@@ -15,8 +15,7 @@ from .checkpoints import cast_floats
 from .config import precision_dtype
 from .convert import SourceId, is_current, read_serving, released_state, write_serving
 from .errors import EmptyInputError, UnknownSpeakerError, UnknownTokenError
-from .frontend import ChineseG2P, EnglishG2P, MixedG2P, read_lexicon, split_sentences
-from .frontend.numbers import digits_to_chinese
+from .frontend import MixedG2P, build_frontend, split_sentences
 from .jets import JetsModel, JetsOutput
 from .layout import ModelLayout
 from .spec import ModelSpec, materialize
@@ -143,6 +142,7 @@ def load_synthesizer(
     precision: str = "fp32",
     device: str | None = None,
     load_format: str = "converted",
+    frontend: MixedG2P | None = None,
 ) -> Synthesizer:
     """Loads a model directory (EmotiVoice's released layout, see `layout`) onto a device.
 
@@ -150,6 +150,8 @@ def load_synthesizer(
     checkpoints, writes the serving files for next time (when the directory is writable) and
     goes on with the result. `released` always loads the released checkpoints and writes nothing
     (for a read-only volume, or to rule the conversion out). `load_timings` tells where the time went.
+    A `frontend` built beforehand (`frontend.build_frontend`, e.g. on another thread while torch
+    was being imported) is used as is.
     """
     if load_format not in LOAD_FORMATS:
         raise ValueError(f"load_format {load_format!r} is not one of {', '.join(LOAD_FORMATS)}")
@@ -192,11 +194,9 @@ def load_synthesizer(
     lap("build_modules")
     tokenizer = load_tokenizer(spec.layout.bert_dir)
     lap("load_tokenizer")
-    frontend = MixedG2P(
-        chinese=ChineseG2P(digits_to_chinese),
-        english=EnglishG2P(read_lexicon(spec.layout.lexicon)),
-    )
-    lap("load_frontend")
+    if frontend is None:
+        frontend = build_frontend(spec.layout.lexicon)
+        lap("load_frontend")
     return Synthesizer(spec, generator, style, tokenizer, frontend, device, precision, timings)
 
 
