@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from emotivoice_fetch import config as cfg
+from emotivoice_fetch.durability import DEFAULT_DURABILITY, Durability
 from emotivoice_fetch.errors import ExitCode, FetchError
 
 PROG = "emotivoice-fetch"
@@ -76,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between progress lines, 0 for none (default %(default)s)",
     )
+    parser.add_argument(
+        "--durability",
+        choices=[d.value for d in Durability],
+        default=DEFAULT_DURABILITY.value,
+        help="'boot' (default): write no fsync, so the pod does not wait for the model to be "
+        "written back to a slow disk; the completion marker records the kernel boot id, and "
+        "after a node reboot the next run re-hashes every file before the model is trusted "
+        "again (the server refuses it until then). 'fsync': fsync every file before marking "
+        "the model complete, so it is trusted across reboots without re-hashing",
+    )
     return parser
 
 
@@ -107,6 +118,7 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> cfg.Fet
         lock_timeout_s=args.lock_timeout,
         after_verify=args.after_verify,
         progress_interval_s=args.progress_interval,
+        durability=Durability(args.durability),
     )
 
 
@@ -135,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"downloaded {outcome.downloaded_bytes / 1e6:.1f} MB in {outcome.seconds:.1f} s "
             f"({rate:.1f} MB/s); {len(model.files)} files, {size / 1e6:.1f} MB verified in "
             f"{config.dest}"
+            + (f" ({len(outcome.rehashed)} re-hashed from disk)" if outcome.rehashed else "")
+            + ("" if model.synced else f"; not fsynced, trusted during boot {model.boot_id}")
         )
     else:
         verb = "cache complete" if outcome.action == "warm" else "completed by another pod"

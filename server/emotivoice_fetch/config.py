@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emotivoice_fetch.durability import DEFAULT_DURABILITY, Durability
 from emotivoice_fetch.errors import ExitCode, FetchError
 from emotivoice_fetch.paths import check_relpath
 
@@ -71,6 +72,7 @@ class FetchConfig:
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
     after_verify: str | None = None  # "module:function"
     progress_interval_s: float = 5.0
+    durability: Durability = DEFAULT_DURABILITY  # see durability.py
 
 
 def parse_source_uri(uri: str) -> tuple[str, str]:

@@ -4,7 +4,8 @@
 missing bytes, split into ranged GETs only where a stream is slow (see schedule.py). Bytes are
 written with pwrite at their offset into a sparse staging file and hashed in file order as they
 land (see staged.py), so a file is verified moments after its last byte arrives. Landed ranges
-go to a per-file journal after an fdatasync, from a background thread about once a second; a
+go to a per-file journal (after an fdatasync in `fsync` durability, tied to the boot id in
+`boot` durability; see durability.py) from a background thread about once a second; a
 restarted fetch reads the journal and downloads only what is missing. A transient error inside
 a segment resumes from the last byte written.
 """
@@ -43,8 +44,12 @@ class Downloader:
         retry: RetryPolicy,
         progress: Progress,
         log: Callable[[str], None],
+        sync: bool = True,
+        boot_id: str | None = None,
     ) -> None:
         self.store = store
+        self.sync = sync  # fsync files and fdatasync before journaling (see StagedFile)
+        self.boot_id = boot_id
         self.concurrency = concurrency
         self.part_size = part_size  # the smallest range a split hands to another connection
         self.retry = retry
@@ -55,8 +60,8 @@ class Downloader:
         self._last_retry_log = 0.0
 
     @staticmethod
-    def resumable_bytes(jobs: list[FileJob]) -> int:
-        return sum(covered(job.obj.size, load_journal(job)) for job in jobs)
+    def resumable_bytes(jobs: list[FileJob], boot_id: str | None) -> int:
+        return sum(covered(job.obj.size, load_journal(job, boot_id)) for job in jobs)
 
     def run(self, jobs: list[FileJob], on_complete: Callable[[FileJob, str], None]) -> None:
         """Download every job; `on_complete(job, sha256_hex)` runs once per finished file."""
@@ -64,8 +69,8 @@ class Downloader:
         ranges: list[tuple[StagedFile, int, int]] = []
         try:
             for job in sorted(jobs, key=lambda j: (-j.obj.size, j.obj.relpath)):
-                done = load_journal(job)
-                staged = StagedFile(job, done, on_complete)
+                done = load_journal(job, self.boot_id)
+                staged = StagedFile(job, done, on_complete, self.sync, self.boot_id)
                 files.append(staged)
                 gaps = missing_ranges(job.obj.size, done, max(job.obj.size, 1))
                 ranges.extend((staged, start, end) for start, end in gaps)

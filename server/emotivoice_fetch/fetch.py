@@ -6,10 +6,20 @@ Order of events on a cold start, chosen so that a crash at any point leaves noth
 1. the old marker (if any) is moved into the staging area: from here on the directory is not
    a complete model; the old records still let unchanged files skip re-hashing;
 2. each file is downloaded into `.emotivoice-partial/`, hashed, compared with its expected
-   sha256, fsynced and only then renamed to its final path (a record goes to a journal);
+   sha256, fsynced (`--durability fsync` only) and then renamed to its final path (a record
+   goes to a journal);
 3. the `--after-verify` hook runs; its outputs are recorded;
 4. files of the previous model version that are no longer part of it are removed;
-5. directories are fsynced, the marker is written atomically, the staging area is removed.
+5. if the marker will say "synced": files and directories are fsynced; the marker is written
+   atomically (with the boot id), the staging area is removed.
+
+With `--durability boot` (the default, see durability.py) nothing is fsynced on a cold start
+and every record (marker, journals) carries the boot id. Records written without fsync during
+another boot are not trusted on identity: their files are re-hashed from disk against the
+recorded sha256 and re-fetched if they differ. A run that downloads nothing (such a re-verify
+after a reboot) fsyncs every file and writes a synced marker: the fsyncs are nearly free, since
+the bytes were just read back from the disk, and from then on the model survives reboots. If the
+store is unreachable, such a re-verify still runs against the marker's own records.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from pathlib import Path
 
 from emotivoice_fetch.config import FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
+from emotivoice_fetch.durability import current_boot_id, fsync_file, needs_sync, trusted_now
 from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
 from emotivoice_fetch.hook import Hook, load_hook, run_hook, sha256_file
 from emotivoice_fetch.lock import LeaseLock
@@ -33,6 +44,7 @@ from emotivoice_fetch.marker import (
     CompleteModel,
     FileRecord,
     IncompleteModel,
+    UnsyncedFromOtherBoot,
     fsync_dir,
     read_marker,
     record_for,
@@ -109,6 +121,27 @@ def _verified(dest: Path) -> CompleteModel | None:
         return None
 
 
+def _from_other_boot(dest: Path) -> CompleteModel | None:
+    """The marker's model if it was refused only for being unsynced from another boot."""
+    try:
+        verify_complete(dest)
+    except UnsyncedFromOtherBoot:
+        with contextlib.suppress(IncompleteModel):
+            return read_marker(marker_path(dest), dest)
+    except IncompleteModel:
+        pass
+    return None
+
+
+def request_from_model(model: CompleteModel, source: Source) -> Request:
+    """The request a verified model answered (pure): to re-verify it without the store."""
+    objects = [
+        RemoteObject(rel, source.key_for(rel), rec.size, rec.etag or "")
+        for rel, rec in sorted(model.files.items())
+    ]
+    return Request(objects, model.sha256)
+
+
 def describe_request(
     store: ObjectStore, config: FetchConfig, retry: RetryPolicy, log: Log
 ) -> Request:
@@ -158,18 +191,22 @@ def run(
     if cached is not None and _quick_confirms(cached, config, log):
         return Outcome(cached, "warm", seconds=time.monotonic() - started)
 
+    stale = _from_other_boot(dest) if cached is None else None
+    if stale is not None:
+        log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
     store = store_factory(config)
     try:
         request = describe_request(store, config, retry, log)
     except FetchError as exc:
-        if (
-            exc.code == ExitCode.SOURCE_UNREACHABLE
-            and cached is not None
-            and _same_source(cached, config)
-        ):
+        if exc.code != ExitCode.SOURCE_UNREACHABLE:
+            raise
+        if cached is not None and _same_source(cached, config):
             log(f"warning: {exc}; using the verified cache in {dest} as it is")
             return Outcome(cached, "warm", seconds=time.monotonic() - started)
-        raise
+        if stale is None or not _same_source(stale, config):
+            raise
+        log(f"warning: {exc}; re-verifying the cache in {dest} against its own records")
+        request = request_from_model(stale, config.source)
     if cached is not None and matches(cached, config, request):
         return Outcome(cached, "warm", seconds=time.monotonic() - started)
 
@@ -226,20 +263,34 @@ def _acquire(
         time.sleep(LOCK_POLL_S)
 
 
-def _trusted_records(dest: Path) -> dict[str, FileRecord]:
-    """Records of files verified earlier (the previous marker, commits of a crashed run)."""
+def _trusted_records(dest: Path, now: str | None) -> tuple[dict[str, FileRecord], set[str]]:
+    """Records of files verified earlier (the previous marker, commits of a crashed run), and
+    which of them were written without fsync during another boot than `now`: those files may
+    have lost bytes in a reboot, so their records say what to re-hash against, not that the
+    file is good."""
     staging = staging_dir(dest)
     records: dict[str, FileRecord] = {}
+    recheck: set[str] = set()
+
+    def take(relpath: str, rec: FileRecord, trusted: bool) -> None:
+        records[relpath] = rec
+        if trusted:
+            recheck.discard(relpath)
+        else:
+            recheck.add(relpath)
+
     with contextlib.suppress(IncompleteModel):
         previous = read_marker(staging / "previous-marker.json", dest)
-        records.update(previous.files)
-        records.update(previous.artifacts)
+        ok = trusted_now(previous.synced, previous.boot_id, now)
+        for relpath, rec in (*previous.files.items(), *previous.artifacts.items()):
+            take(relpath, rec, ok)
     with contextlib.suppress(FileNotFoundError):
         for line in (staging / "committed.jsonl").read_text().splitlines():
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 doc = json.loads(line)
-                records[doc["relpath"]] = FileRecord(**doc["record"])
-    return records
+                ok = trusted_now(doc.get("synced", True) is not False, doc.get("boot_id"), now)
+                take(doc["relpath"], FileRecord(**doc["record"]), ok)
+    return records, recheck
 
 
 def _fetch_locked(
@@ -253,6 +304,8 @@ def _fetch_locked(
 ) -> Outcome:
     dest = config.dest
     staging = staging_dir(dest)
+    now = current_boot_id()
+    sync = needs_sync(config.durability, now)
     try:
         staging.mkdir(exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -260,11 +313,11 @@ def _fetch_locked(
             fsync_dir(dest)
     except OSError as exc:
         raise from_os_error(exc, f"preparing {staging}") from None
-    trusted = _trusted_records(dest)
+    trusted, recheck = _trusted_records(dest, now)
     previous_paths = set(trusted)
 
     kept: dict[str, FileRecord] = {}
-    to_check: list[RemoteObject] = []
+    to_check: list[tuple[RemoteObject, str]] = []  # with the sha256 it must have
     to_fetch: list[RemoteObject] = []
     for obj in request.objects:
         want = request.expected.get(obj.relpath)
@@ -276,23 +329,25 @@ def _fetch_locked(
             continue
         except OSError as exc:
             raise from_os_error(exc, f"checking {dest / obj.relpath}") from None
-        if _still_trusted(rec, st, obj, want):
+        if obj.relpath not in recheck and _still_trusted(rec, st, obj, want):
             assert rec is not None
             kept[obj.relpath] = replace(rec, etag=obj.etag)
             continue
-        if want is not None and st.st_size == obj.size:
-            to_check.append(obj)  # present but unrecorded: re-hash rather than re-download
+        digest = want if want is not None else _recorded_digest(rec, obj)
+        if digest is not None and st.st_size == obj.size:
+            to_check.append((obj, digest))  # re-hash rather than re-download
         else:
             to_fetch.append(obj)
 
     rehashed = []
-    for obj in to_check:
+    for obj, want_digest in to_check:
         path = dest / obj.relpath
         digest = sha256_file(path)
-        if digest == request.expected[obj.relpath]:
+        if digest == want_digest:
             kept[obj.relpath] = record_for(path, digest, obj.etag)
             rehashed.append(obj.relpath)
         else:
+            log(f"{obj.relpath} on disk does not match its sha256: downloading it again")
             to_fetch.append(obj)
 
     jobs = [
@@ -300,16 +355,18 @@ def _fetch_locked(
         for obj in to_fetch
     ]
     total = sum(obj.size for obj in to_fetch)
-    already = Downloader.resumable_bytes(jobs)
+    already = Downloader.resumable_bytes(jobs, now)
     _check_space(dest, total - already)
     if jobs:
         log(
             f"downloading {len(jobs)} of {len(request.objects)} files, {total / MB:.1f} MB "
             f"from {config.source.uri}" + (f" ({already / MB:.1f} MB resumed)" if already else "")
         )
-    committed = _Committer(dest, staging, request.expected, lock, config.source)
+    committed = _Committer(dest, staging, request.expected, lock, config.source, sync, now)
     progress = Progress(total, already, len(jobs), log, config.progress_interval_s)
-    downloader = Downloader(store, config.concurrency, config.part_size, retry, progress, log)
+    downloader = Downloader(
+        store, config.concurrency, config.part_size, retry, progress, log, sync, now
+    )
     with progress:
         downloader.run(jobs, committed.commit(progress))
     records = {**kept, **committed.records}
@@ -327,16 +384,31 @@ def _fetch_locked(
             (dest / stale).unlink()
             log(f"removed {stale}: no longer part of the model")
 
-    model = CompleteModel(dest, config.source.uri, records, artifacts, config.after_verify)
+    # Synced: in `fsync` mode always; in `boot` mode when nothing was written without fsync in
+    # this run (a re-verify after a reboot), where fsyncing what was just read back is cheap.
+    synced = sync or not committed.records
+    model = CompleteModel(
+        dest, config.source.uri, records, artifacts, config.after_verify, synced, now
+    )
     try:
-        for directory in sorted({(dest / rel).parent for rel in current} | {dest}):
-            fsync_dir(directory)
+        if synced:
+            for rel in sorted(current - set(committed.records)):  # downloads were fsynced
+                fsync_file(dest / rel)
+            for directory in sorted({(dest / rel).parent for rel in current} | {dest}):
+                fsync_dir(directory)
         lock.check_held()
         write_marker(model)
         shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:
         raise from_os_error(exc, f"writing the completion marker in {dest}") from None
     return Outcome(model, "downloaded", downloaded_bytes=progress.fresh_bytes, rehashed=rehashed)
+
+
+def _recorded_digest(rec: FileRecord | None, obj: RemoteObject) -> str | None:
+    """The sha256 recorded for this very object version, if any (pure)."""
+    if rec is None or rec.size != obj.size or not obj.etag or rec.etag != obj.etag:
+        return None
+    return rec.sha256
 
 
 def _still_trusted(
@@ -373,8 +445,12 @@ class _Committer:
         expected: Mapping[str, str],
         lock: LeaseLock,
         source: Source,
+        synced: bool,
+        boot_id: str | None,
     ) -> None:
         self.dest = dest
+        self.synced = synced  # the committed files were fsynced, else tied to boot_id
+        self.boot_id = boot_id
         self.journal = staging / "committed.jsonl"
         self.expected = expected
         self.lock = lock
@@ -400,7 +476,13 @@ class _Committer:
                 os.replace(job.data_path, target)
                 rec = record_for(target, digest, obj.etag)
                 with open(self.journal, "a") as f:
-                    f.write(json.dumps({"relpath": obj.relpath, "record": asdict(rec)}) + "\n")
+                    doc = {
+                        "relpath": obj.relpath,
+                        "record": asdict(rec),
+                        "synced": self.synced,
+                        "boot_id": self.boot_id,
+                    }
+                    f.write(json.dumps(doc) + "\n")
                 job.journal_path.unlink(missing_ok=True)
             except OSError as exc:
                 raise from_os_error(exc, f"moving {obj.relpath} into place") from None

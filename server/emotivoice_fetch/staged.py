@@ -8,9 +8,15 @@ of the frontier are read back from the file once the gap before them closes; tha
 a resumed file, whose journaled prefix is hashed once before its download continues. Whatever
 the path, the digest covers every byte of the file in order before the file is committed.
 
-The journal lists landed ranges only after an fdatasync of the data (done by a background
-thread about once a second, see `flush_journal`), so a journal never claims bytes that a power
-loss could have lost.
+The journal lists landed ranges (written by a background thread about once a second, see
+`flush_journal`). In `fsync` durability it does so only after an fdatasync of the data, so it
+never claims bytes that a power loss could have lost, and its header says `"synced": true`. In
+`boot` durability (see durability.py) there is no fdatasync: the header records the boot id and
+`"synced": false`, and `load_journal` trusts such a journal only during the same boot, when
+every landed byte is still in the page cache or on disk (a killed process loses nothing). A
+journal from another boot is ignored and the file is downloaded afresh: its ranges cannot be
+re-checked on their own, since the only digest we have is that of the whole file. Either way
+the resumed prefix is read back and hashed with the rest, so the file is verified end to end.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from emotivoice_fetch.durability import current_boot_id, trusted_now
 from emotivoice_fetch.errors import ExitCode, FetchError
 from emotivoice_fetch.plan import Range, RemoteObject, merge_ranges
 
@@ -50,18 +57,44 @@ class FileJob:
     journal_path: Path
 
 
-def _journal_header(obj: RemoteObject) -> str:
-    return json.dumps({"key": obj.key, "size": obj.size, "etag": obj.etag}, sort_keys=True)
+def _object_id(obj: RemoteObject) -> dict[str, object]:
+    return {"key": obj.key, "size": obj.size, "etag": obj.etag}
 
 
-def load_journal(job: FileJob) -> list[Range]:
-    """Ranges already on disk for this exact object version; [] if none or for another version."""
+def _journal_header(obj: RemoteObject, synced: bool, boot_id: str | None) -> str:
+    return json.dumps({**_object_id(obj), "synced": synced, "boot_id": boot_id}, sort_keys=True)
+
+
+def _header_trusted(line: str, obj: RemoteObject, now: str | None) -> bool:
+    """Whether a journal's header is for this object version and its ranges can be believed."""
+    try:
+        header = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(header, dict):
+        return False
+    if {k: header.get(k) for k in ("key", "size", "etag")} != _object_id(obj):
+        return False
+    boot_id = header.get("boot_id")
+    return trusted_now(
+        header.get("synced", True) is not False, boot_id if isinstance(boot_id, str) else None, now
+    )
+
+
+THIS_BOOT = "<this boot>"  # load_journal's default: read the boot id (None means unknown)
+
+
+def load_journal(job: FileJob, now: str | None = THIS_BOOT) -> list[Range]:
+    """Ranges already on disk for this exact object version; [] if none, for another version,
+    or written without fdatasync during another boot than `now` (default: this boot)."""
     try:
         lines = job.journal_path.read_text().splitlines()
         data_size = job.data_path.stat().st_size
     except (FileNotFoundError, UnicodeDecodeError):
         return []
-    if not lines or lines[0] != _journal_header(job.obj) or data_size != job.obj.size:
+    if not lines or data_size != job.obj.size:
+        return []
+    if not _header_trusted(lines[0], job.obj, current_boot_id() if now == THIS_BOOT else now):
         return []
     done: list[Range] = []
     for line in lines[1:]:
@@ -83,18 +116,25 @@ class StagedFile:
     """A file being filled by one or more connections and hashed in order as it fills."""
 
     def __init__(
-        self, job: FileJob, done: list[Range], on_complete: Callable[[FileJob, str], None]
+        self,
+        job: FileJob,
+        done: list[Range],
+        on_complete: Callable[[FileJob, str], None],
+        sync: bool = True,
+        boot_id: str | None = None,
     ) -> None:
+        """`sync`: fdatasync before journaling and fsync before handing the file over (the
+        `fsync` durability); otherwise neither, and the journal is tied to `boot_id`."""
         self.job = job
         self.size = job.obj.size
         self.on_complete = on_complete
+        self.sync = sync
         job.data_path.parent.mkdir(parents=True, exist_ok=True)
         job.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        if not done:
-            job.journal_path.write_text(_journal_header(job.obj) + "\n")
         self.fd = os.open(job.data_path, os.O_RDWR | os.O_CREAT, 0o644)
         if os.fstat(self.fd).st_size != self.size:
             os.ftruncate(self.fd, self.size)  # sparse: space is taken as bytes arrive
+        self._start_journal(done, boot_id)
         self.landed = done  # on disk (or in the page cache), merged
         self.unflushed: list[Range] = []
         self.hasher = hashlib.sha256()
@@ -104,6 +144,18 @@ class StagedFile:
         self.finished = False
         self.mu = threading.Lock()
         self.flush_mu = threading.Lock()  # held while fd may be flushed, and to close it
+
+    def _start_journal(self, done: list[Range], boot_id: str | None) -> None:
+        """Write a fresh journal in this run's mode, carrying over the resumed ranges: its
+        header must describe every line under it, and a resumed journal may come from a run
+        in the other mode (a synced header above unsynced lines would outlive a reboot)."""
+        if done and self.sync:
+            os.fdatasync(self.fd)  # resumed ranges may be unsynced (same boot): sync them now
+        header = _journal_header(self.job.obj, self.sync, None if self.sync else boot_id)
+        text = header + "\n" + "".join(f"{start} {end}\n" for start, end in done)
+        tmp = self.job.journal_path.with_name(self.job.journal_path.name + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.job.journal_path)
 
     def land(self, data: memoryview, offset: int) -> None:
         """Write `data` at `offset`; hash it on the spot if it extends the hashed prefix."""
@@ -165,7 +217,8 @@ class StagedFile:
                     self.hashing = False
         self.flush_journal()
         with self.flush_mu:
-            os.fsync(self.fd)
+            if self.sync:
+                os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
         self.on_complete(self.job, self.hasher.hexdigest())
@@ -181,7 +234,7 @@ class StagedFile:
             pos += n
 
     def flush_journal(self) -> None:
-        """Make the landed bytes durable, then record them in the journal."""
+        """Record the landed bytes in the journal; in `sync` mode make them durable first."""
         with self.flush_mu:
             if self.fd < 0:
                 return
@@ -189,7 +242,8 @@ class StagedFile:
                 pending, self.unflushed = self.unflushed, []
             if not pending:
                 return
-            os.fdatasync(self.fd)  # the data first: the journal must never run ahead of it
+            if self.sync:
+                os.fdatasync(self.fd)  # the data first: the journal must never run ahead of it
             with open(self.job.journal_path, "a") as journal:
                 journal.writelines(f"{start} {end}\n" for start, end in merge_ranges(pending))
 
