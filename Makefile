@@ -67,7 +67,7 @@ sync-crd:
 ## bench-server: cold start of the server, lazy load vs. our eager load + warm-up (full-size model)
 .PHONY: bench-server
 bench-server: test-model-full
-	@$(PY) bench/server_bench.py --model-dir .models/full --runs 2
+	@$(PY) bench/server_bench.py --model-dir .models/full --runs 2 $(if $(UPSTREAM),--upstream $(UPSTREAM))
 
 bench: bench-server
 

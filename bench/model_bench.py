@@ -122,6 +122,8 @@ def worker(
         for text in (PROMPT, TEXT):
             enc = tokenizer([text], return_tensors="pt")
             out = embed(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
+            if hasattr(out, "pooler_output"):  # transformers' BertModel (the released path)
+                out = out.pooler_output
             vectors.append(out["pooled_output"] if isinstance(out, dict) else out)
         t_gen = time.perf_counter()
         out = generate(tokens, lengths, speakers, vectors[0], vectors[1])

@@ -11,15 +11,18 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# A short input, a Chinese one (the Chinese frontend's dictionaries initialise on first use) and
-# one as long as the longest piece a request is cut into (pieces.MAX_PIECE_CHARS), so the
-# allocator and the kernels have seen the largest shapes before the first user. Each is one
-# model call: a warm-up that costs seconds of start-up must earn them.
+# A short input, a Chinese one and a sentence of a typical request's length. Each is one model
+# call, and warm-up time delays readiness, so each must earn its place (measured with
+# bench/server_bench.py): the three pay PyTorch's and oneDNN's one-time set-up and grow the
+# allocator's heap (memory.py keeps it) to a typical request's size, after which a first request
+# costs what later ones do. What no warm-up can pay for is oneDNN's set-up for each new input
+# length (a few percent), which every request of an unseen length pays, first or not. A longer
+# phrase (up to pieces.MAX_PIECE_CHARS) also grows the heap for the longest pieces, for about two
+# more seconds of start-up; configure one where long inputs dominate.
 DEFAULT_PHRASES: tuple[str, ...] = (
     "Hello.",
     "今天天气真好。",
-    "Good morning, and welcome to the show, where we talk about speech synthesis and why "
-    "the first request is often slow.",
+    "Good morning, and welcome to the show about speech synthesis.",
 )
 # The empty prompt is the OpenAI default (no `prompt`/`instructions`); the others are common
 # emotion prompts whose style embeddings are worth having cached before the first user.

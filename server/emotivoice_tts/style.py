@@ -45,7 +45,9 @@ class StyleEncoder(nn.Module):
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:
         """The pooled [CLS] vector, (B, hidden)."""
-        return self.bert(input_ids, token_type_ids, attention_mask)
+        return self.bert(
+            input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask
+        )
 
 
 def read_bert_config(bert_dir: Path) -> BertConfig:

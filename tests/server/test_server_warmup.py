@@ -76,9 +76,11 @@ def test_unknown_voice_is_a_config_error():
     assert "voices" in str(info.value)
 
 
-def test_default_phrases_reach_the_longest_piece_in_one_piece():
+def test_default_phrases_cover_a_short_and_a_typical_sentence_in_one_piece_each():
     from emotivoice_server.pieces import MAX_PIECE_CHARS, bound_pieces
 
     longest = max(DEFAULT_PHRASES, key=len)
     assert bound_pieces([longest]) == [longest]
-    assert len(longest) > 0.9 * MAX_PIECE_CHARS
+    assert 40 <= len(longest) <= MAX_PIECE_CHARS
+    assert min(len(p) for p in DEFAULT_PHRASES) <= 10
+    assert any("\u4e00" <= ch <= "\u9fa5" for p in DEFAULT_PHRASES for ch in p)
