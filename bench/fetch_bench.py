@@ -4,7 +4,9 @@ The baseline is what the usual recipe's init container does: one GET per object,
 other (like `wget`), streaming to disk. It is measured twice: as is ("wget-like": no checksum, no
 fsync; the target ratios are against this one) and doing the same integrity work as ours
 ("equal work": an inline sha256 and an fsync of each file, without which a marker could outlive
-the data it vouches for after a node crash). Every run is a fresh
+the data it vouches for after a node crash). Ours runs with the CLI's default durability
+(`boot`: no fsync, the marker is tied to the kernel boot id and re-verified after a reboot)
+unless --durability says otherwise; the mode is printed. Every run is a fresh
 process, so start-up (Python, boto3) is counted on both sides.
 
 Scenarios:
@@ -17,6 +19,7 @@ baseline has no cache and downloads again).
 
 Prints MB/s, ratios against the baseline and peak RSS, then one JSON line with every number.
 Usage: python bench/fetch_bench.py [--size-mb 600] [--repeat 2] [--rate-mb 50]
+       [--durability boot|fsync]
 """
 
 from __future__ import annotations
@@ -122,6 +125,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--rate-mb", type=float, default=50.0, help="per-connection MB/s")
     parser.add_argument("--concurrency", type=int, default=None, help="ours; default: the CLI's")
+    parser.add_argument("--durability", default=None, help="ours; default: the CLI's")
     parser.add_argument("--workdir", type=Path, default=None, help="S3 data and model copies")
     parser.add_argument(
         "--dest-dir",
@@ -145,6 +149,11 @@ def main() -> None:
             path.unlink()
         env = {**os.environ, **gw.env, "PYTHONPATH": str(ROOT)}
         extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+        if args.durability:
+            extra += ["--durability", args.durability]
+        from emotivoice_fetch.durability import DEFAULT_DURABILITY
+
+        durability = args.durability or DEFAULT_DURABILITY.value
 
         def ours(endpoint: str, dest: Path) -> Run:
             cmd = [sys.executable, "-m", "emotivoice_fetch", "--source", f"s3://{BUCKET}/{PREFIX}"]
@@ -157,7 +166,8 @@ def main() -> None:
 
         print(
             f"model: {len(files)} files, {total / MB:.0f} MB; per-connection limit through the "
-            f"proxy: {args.rate_mb:g} MB/s; {args.repeat} runs each, median\n"
+            f"proxy: {args.rate_mb:g} MB/s; {args.repeat} runs each, median; ours with "
+            f"--durability {durability}\n"
         )
         header = (
             f"{'scenario':<34}{'seconds':>9}{'MB/s':>9}{'vs wget':>9}{'vs equal':>9}{'RSS MB':>8}"
@@ -205,7 +215,8 @@ def main() -> None:
         ]
         for what, ok in checks:
             print(f"target {'met' if ok else 'MISSED'}: {what}")
-        print(json.dumps({"total_mb": round(total / MB, 1), **results}))
+        summary = {"total_mb": round(total / MB, 1), "durability": durability, **results}
+        print(json.dumps(summary))
     finally:
         proxy.stop()
         gw.stop()
