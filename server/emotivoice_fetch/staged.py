@@ -183,8 +183,9 @@ class StagedFile:
                     self.hashing = False
 
     def _write_back(self, upto: int) -> None:
-        """Start writing hashed bytes to disk now rather than all in the final fsync, which
-        would otherwise wait for the whole file at the end; and let the kernel drop them from
+        """Start writing hashed bytes to disk now rather than all in the final fsync (`fsync`
+        durability), which would otherwise wait for the whole file at the end; and in either
+        mode let the kernel drop them from
         the page cache (they are hashed, never read again), which a pod's memory limit counts.
         Called by the thread that holds the hasher, so never twice for the same bytes."""
         with contextlib.suppress(OSError, AttributeError):
