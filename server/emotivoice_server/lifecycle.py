@@ -39,12 +39,14 @@ def verify_marker(settings: ServerSettings) -> None:
     verify_complete(settings.model_dir)
 
 
-def build_frontend(settings: ServerSettings) -> Any:
-    """The text frontend (jieba, pypinyin, the lexicon): a second of pure Python, no torch."""
-    from emotivoice_tts.frontend import build_frontend as build
-    from emotivoice_tts.layout import ModelLayout
+def start_frontend(settings: ServerSettings) -> Any:
+    """The text frontend in a child process: it builds its dictionaries (a second and a half of
+    pure Python) on another core while this process imports torch."""
+    from emotivoice_tts.frontend.process import FrontendProcess
+    from emotivoice_tts.layout import LEXICON_FILE
 
-    return build(ModelLayout.discover(settings.model_dir).lexicon)
+    # The path alone: a missing file is reported by the loading phase, not before any phase.
+    return FrontendProcess(settings.model_dir / LEXICON_FILE)
 
 
 def load_model(settings: ServerSettings, frontend: Any) -> Synthesizer:
@@ -57,35 +59,6 @@ def load_model(settings: ServerSettings, frontend: Any) -> Synthesizer:
         load_format=settings.load_format,
         frontend=frontend,
     )
-
-
-class Background:
-    """Runs one function on its own thread; `result()` waits and returns it or raises its error.
-
-    The frontend's dictionaries are built while torch is being imported: both hold the GIL most
-    of the time, yet together they finish a few tenths of a second sooner than one after the other.
-    """
-
-    def __init__(self, name: str, fn: Callable[[], Any]) -> None:
-        self.seconds = 0.0
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], Any]) -> None:
-        began = time.perf_counter()
-        try:
-            self._value = fn()
-        except BaseException as err:  # handed to whoever waits for the result
-            self._error = err
-        self.seconds = time.perf_counter() - began
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 def import_model_package(torch_threads: int) -> None:
@@ -120,7 +93,7 @@ class ModelHost:
         metrics: ServerMetrics,
         *,
         verify: Callable[[ServerSettings], None] = verify_marker,
-        frontend: Callable[[ServerSettings], Any] = build_frontend,
+        frontend: Callable[[ServerSettings], Any] = start_frontend,
         loader: Callable[[ServerSettings, Any], Synthesizer] = load_model,
         importer: Callable[[int], None] = import_model_package,
         clock: Callable[[], float] = time.time,
@@ -138,6 +111,7 @@ class ModelHost:
         self._model_thread = ModelThread(self._run)
         self._stop = threading.Event()
         self._fingerprint: str | None = None
+        self._frontend_process: Any = None
 
     # -- the start-up sequence -------------------------------------------------------------
 
@@ -182,18 +156,14 @@ class ModelHost:
             else:
                 log.warning("startup: completion marker NOT checked (--no-require-marker)")
             keep_freed_memory()
-            frontend = Background("frontend", lambda: self._frontend(s))
+            frontend = self._frontend_process = self._frontend(s)
             threads = s.torch_threads or cpu_budget()
             self._phase("importing", lambda: self._importer(threads), f"torch_threads={threads}")
             synth = self._phase(
                 "loading",
-                lambda: self._loader(s, frontend.result()),
+                lambda: self._load(s, frontend),
                 f"precision={s.precision} device={s.device}",
             )
-            self.metrics.load_step_seconds.labels(step="frontend_beside_import").set(
-                frontend.seconds
-            )
-            log.info("startup frontend built beside the import seconds=%.3f", frontend.seconds)
             self.device = str(synth.device)
             self._report_load_steps(synth)
             self.metrics.process_start_to_loaded.set(self._since_start())
@@ -242,6 +212,17 @@ class ModelHost:
             log.error("startup failed phase=%s error=%s", failed_in, self.state.error)
             log.debug("startup failure detail", exc_info=True)
             return False
+
+    def _load(self, settings: ServerSettings, frontend: Any) -> Synthesizer:
+        """The weights (whose errors name the files), then the frontend process's dictionaries,
+        built meanwhile on another core (what is left of that wait is logged)."""
+        synth = self._loader(settings, frontend)
+        waited = time.perf_counter()
+        frontend.wait_ready()
+        waited = time.perf_counter() - waited
+        self.metrics.load_step_seconds.labels(step="frontend_wait").set(waited)
+        log.info("startup frontend process ready, waited seconds=%.3f", waited)
+        return synth
 
     def _report_load_steps(self, synth: Synthesizer) -> None:
         steps: dict[str, float] = dict(getattr(synth, "load_timings", None) or {})
@@ -299,6 +280,8 @@ class ModelHost:
         if self.engine is not None:
             self._persist(self.engine)
         self._model_thread.stop()
+        if self._frontend_process is not None:
+            self._frontend_process.close()
 
     # -- what /ready says ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from .checkpoints import cast_floats
 from .config import precision_dtype
 from .convert import SourceId, is_current, read_serving, released_state, write_serving
 from .errors import EmptyInputError, UnknownSpeakerError, UnknownTokenError
-from .frontend import MixedG2P, build_frontend, split_sentences
+from .frontend import G2P, build_frontend, split_sentences
 from .jets import JetsModel, JetsOutput
 from .layout import ModelLayout
 from .spec import ModelSpec, materialize
@@ -39,7 +39,7 @@ class Synthesizer:
     generator: JetsModel
     style: StyleEncoder
     tokenizer: WordPieceTokenizer
-    frontend: MixedG2P
+    frontend: G2P
     device: str
     precision: str
     load_timings: dict[str, float] = field(default_factory=dict)
@@ -142,7 +142,7 @@ def load_synthesizer(
     precision: str = "fp32",
     device: str | None = None,
     load_format: str = "converted",
-    frontend: MixedG2P | None = None,
+    frontend: G2P | None = None,
 ) -> Synthesizer:
     """Loads a model directory (EmotiVoice's released layout, see `layout`) onto a device.
 
