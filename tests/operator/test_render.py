@@ -101,6 +101,25 @@ def test_released_load_format_skips_the_conversion() -> None:
     assert _arg(_server(children)["args"], "--load-format") == "released"
 
 
+def test_unset_warmup_leaves_the_servers_defaults_and_set_fields_win() -> None:
+    """The warm-up defaults live in the server alone: the operator passes only what is set,
+    and the server (and the pre-warm job's priming) reads the same plan."""
+    from emotivoice_server.warmup import WarmupSpec, parse_warmup
+
+    def warmup(children: dict[str, Any]) -> str:
+        env = {e["name"]: e.get("value") for e in _server(children)["env"]}
+        return env["EMOTIVOICE_WARMUP"]
+
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-minimal"]))
+    body["spec"].setdefault("server", {}).pop("warmup", None)
+    assert parse_warmup(warmup(_render(body))) == WarmupSpec()
+    body["spec"]["server"]["warmup"] = {"phrases": ["Only this."], "voices": ["8051"]}
+    parsed = parse_warmup(warmup(_render(body)))
+    assert parsed.phrases == ("Only this.",)
+    assert parsed.voices == ("8051",)
+    assert parsed.prompts == WarmupSpec().prompts
+
+
 def test_init_container_fetches_into_the_cache_volume() -> None:
     children = _render(SERVICES["tts-minimal"])
     init = _init(children)

@@ -86,9 +86,10 @@ class Resources(_Model):
 
 
 class Warmup(_Model):
-    phrases: list[str]
+    # Unset phrases/prompts: the server's defaults (emotivoice_server.warmup), their one home.
+    phrases: list[str] | None = None
     voices: list[str] | None = None
-    prompts: list[str]
+    prompts: list[str] | None = None
 
 
 class ServerSpec(_Model):

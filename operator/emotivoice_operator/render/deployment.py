@@ -75,7 +75,9 @@ def _fetch_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
 def warmup_env(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
     """The warm-up plan, read by the server at start and by the pre-warm job's priming."""
     warmup = spec.server.warmup
-    plan = {"phrases": warmup.phrases, "voices": warmup.voices or [], "prompts": warmup.prompts}
+    fields = {"phrases": warmup.phrases, "voices": warmup.voices, "prompts": warmup.prompts}
+    # What the user left unset is left out: the server's own defaults apply (one home for them).
+    plan = {k: v for k, v in fields.items() if v is not None}
     return {"name": "EMOTIVOICE_WARMUP", "value": json.dumps(plan, sort_keys=True)}
 
 
