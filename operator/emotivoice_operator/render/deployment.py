@@ -84,9 +84,7 @@ def warmup_env(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
 def _server_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         warmup_env(spec),
-        # Nothing may be fetched from a model hub at run time: the weights are on the volume.
-        {"name": "HF_HUB_OFFLINE", "value": "1"},
-        {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+        # The root file system is read-only; caches (jieba's dictionary) go to the /tmp emptyDir.
         {"name": "HOME", "value": "/tmp"},
     ]
     # User env last: a user value for the same name wins, as in a plain pod spec.
