@@ -88,8 +88,9 @@ def worker(
         return result
 
     import torch
-    from transformers import AutoTokenizer
 
+    if mode != "ours":  # the released path tokenizes with transformers, as upstream does
+        from transformers import AutoTokenizer
     result["import_s"] = time.perf_counter() - t0
     if mode.startswith("pair-"):
         return _paired(
@@ -104,12 +105,24 @@ def worker(
         result["load_s"] = sum(
             v for k, v in synth.load_timings.items() if k not in ("load_tokenizer", "load_frontend")
         )
-        tokenizer, embed, generate = synth.tokenizer, synth.style, synth.generator
+        embed, generate = synth.style, synth.generator
+
+        def tokenize(text: str) -> dict[str, torch.Tensor]:
+            enc = synth.tokenizer.encode(text)
+            return {
+                "input_ids": torch.tensor([enc.input_ids]),
+                "token_type_ids": torch.tensor([enc.token_type_ids]),
+                "attention_mask": torch.tensor([enc.attention_mask]),
+            }
     else:
         t = time.perf_counter()
         embed, generate = _load_released(mode, model_dir, upstream)
         result["load_s"] = time.perf_counter() - t
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir / "WangZeJun/simbert-base-chinese"))
+
+        def tokenize(text: str) -> dict[str, torch.Tensor]:
+            return tokenizer([text], return_tensors="pt")
+
     result["rss_after_load_mib"] = _rss_mib()
 
     tokens = torch.tensor([token_ids])
@@ -120,7 +133,7 @@ def worker(
         t = time.perf_counter()
         vectors = []
         for text in (PROMPT, TEXT):
-            enc = tokenizer([text], return_tensors="pt")
+            enc = tokenize(text)
             out = embed(enc["input_ids"], enc["token_type_ids"], enc["attention_mask"])
             if hasattr(out, "pooler_output"):  # transformers' BertModel (the released path)
                 out = out.pooler_output
