@@ -210,6 +210,9 @@ class ModelHost:
             self.state.phase = "failed"
             self.metrics.set_phase("failed")
             log.error("startup failed phase=%s error=%s", failed_in, self.state.error)
+            if self._frontend_process is not None:  # a failed pod stays up: free its child
+                self._frontend_process.close()
+                self._frontend_process = None
             log.debug("startup failure detail", exc_info=True)
             return False
 
