@@ -17,7 +17,8 @@ Scenarios:
 For each: cold (empty model directory) and warm (second start on the complete directory; the
 baseline has no cache and downloads again).
 
-Prints MB/s, ratios against the baseline and peak RSS, then one JSON line with every number.
+Prints MB/s, ratios against the baseline, peak RSS and CPU seconds (user + system, median;
+steadier than wall time on a shared machine), then one JSON line with every number.
 Usage: python bench/fetch_bench.py [--size-mb 600] [--repeat 2] [--rate-mb 50]
        [--durability boot|fsync]
 """
@@ -89,13 +90,15 @@ for key in keys:
 class Run:
     seconds: float
     peak_rss_mb: float
+    cpu_s: float  # user + system of the process: unlike wall time, not inflated by other load
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> Run:
-    """Run a process to completion; its wall time and peak RSS."""
+    """Run a process to completion; its wall time, peak RSS and CPU time."""
     # GNU time reports the command's own peak RSS; wait4 from here would also count the memory
     # of this (forked) benchmark process before the exec.
-    gnu_time = ["/usr/bin/time", "-f", "peak-rss-kb %M"] if Path("/usr/bin/time").exists() else []
+    fmt = "peak-rss-kb %M cpu-s %U %S"
+    gnu_time = ["/usr/bin/time", "-f", fmt] if Path("/usr/bin/time").exists() else []
     os.sync()  # the previous run's dirty pages must not be flushed on this run's clock
     start = time.monotonic()
     proc = subprocess.run(
@@ -105,8 +108,11 @@ def timed(cmd: list[str], env: dict[str, str]) -> Run:
     err = proc.stderr.decode()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed ({proc.returncode}): {err[-2000:]}")
-    rss_kb = [int(line.split()[1]) for line in err.splitlines() if line.startswith("peak-rss-kb ")]
-    return Run(seconds, rss_kb[-1] / 1024 if rss_kb else float("nan"))
+    stats = [line.split() for line in err.splitlines() if line.startswith("peak-rss-kb ")]
+    if not stats:
+        return Run(seconds, float("nan"), float("nan"))
+    last = stats[-1]
+    return Run(seconds, int(last[1]) / 1024, float(last[3]) + float(last[4]))
 
 
 def make_model(work: Path, size_mb: int) -> dict[str, Path | bytes]:
@@ -171,6 +177,7 @@ def main() -> None:
         )
         header = (
             f"{'scenario':<34}{'seconds':>9}{'MB/s':>9}{'vs wget':>9}{'vs equal':>9}{'RSS MB':>8}"
+            f"{'CPU s':>7}"
         )
         for name, endpoint in (("straight", gw.endpoint), ("proxy", proxy.endpoint)):
             print(header if name == "straight" else "")
@@ -186,6 +193,7 @@ def main() -> None:
                 runs["warm"].append(ours(endpoint, dest))
             med = {k: statistics.median(r.seconds for r in v) for k, v in runs.items()}
             rss = {k: max(r.peak_rss_mb for r in v) for k, v in runs.items()}
+            cpu = {k: statistics.median(r.cpu_s for r in v) for k, v in runs.items()}
             for label in ("wget-like", "verified", "ours", "warm"):
                 secs = med[label]
                 rate = total / MB / secs
@@ -202,8 +210,9 @@ def main() -> None:
                     vs_wget = med["wget-like"] / secs
                     desc = f"{name} {title.get(label, 'ours, cold')}"
                     line = f"{desc:<34}{secs:>9.2f}{rate:>9.0f}{vs_wget:>9.2f}{vs_base:>9.2f}"
-                print(f"{line}{rss[label]:>8.0f}", flush=True)
+                print(f"{line}{rss[label]:>8.0f}{cpu[label]:>7.2f}", flush=True)
                 results[f"{name}_{label}_s"] = round(secs, 3)
+                results[f"{name}_{label}_cpu_s"] = round(cpu[label], 2)
                 results[f"{name}_{label}_rss_mb"] = round(rss[label], 1)
             results[f"{name}_ratio_vs_verified"] = round(med["verified"] / med["ours"], 2)
             results[f"{name}_ratio_vs_wget"] = round(med["wget-like"] / med["ours"], 2)
