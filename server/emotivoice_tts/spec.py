@@ -73,7 +73,12 @@ _INITIALISERS = (
 
 @contextlib.contextmanager
 def skeleton() -> Iterator[None]:
-    """Modules built inside have meta tensors and run no initialiser (all are overwritten)."""
+    """Modules built inside have meta tensors and run no initialiser (all are overwritten).
+
+    The initialisers are swapped in `torch.nn.init` itself, for the whole process: a module
+    built on another thread meanwhile would skip its initialisation too. Loading builds its
+    modules on one thread (the server's model thread), and nothing else builds modules then.
+    """
     saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
 
     def keep(tensor: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
