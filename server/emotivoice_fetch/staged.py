@@ -175,7 +175,7 @@ class StagedFile:
         if in_stream:
             try:
                 self.hasher.update(data)
-                if pos - self.written_back >= WRITEBACK_EVERY:
+                if self.sync and pos - self.written_back >= WRITEBACK_EVERY:
                     self._write_back(pos)
             finally:
                 with self.mu:
@@ -183,10 +183,13 @@ class StagedFile:
                     self.hashing = False
 
     def _write_back(self, upto: int) -> None:
-        """Start writing hashed bytes to disk now rather than all in the final fsync (`fsync`
-        durability), which would otherwise wait for the whole file at the end; and in either
-        mode let the kernel drop them from
-        the page cache (they are hashed, never read again), which a pod's memory limit counts.
+        """`fsync` durability only: start writing hashed bytes to disk now, so the final fsync
+        does not wait for the whole file, and let the kernel drop them from the page cache
+        (hashed, never read again). In `boot` durability nothing waits for the disk, and
+        forcing write-back here cost the fetch a third of its time on a fast store (the
+        submission runs in this process: 0.3-1.3 s of system time for 600 MB, measured); the
+        kernel's flusher writes the pages in the background, and the server's first load then
+        finds them still in the page cache.
         Called by the thread that holds the hasher, so never twice for the same bytes."""
         with contextlib.suppress(OSError, AttributeError):
             os.posix_fadvise(
