@@ -2,8 +2,9 @@
 
 Bytes may land in any order (several connections can fill one file), but a sha256 can only be
 fed in file order. The hash therefore follows a frontier: everything before `hashed` is hashed.
-A chunk that lands exactly at the frontier is hashed from the buffer it arrived in, so a file
-streamed in order (the common case on a fast link) is never read back. Bytes that landed ahead
+A chunk that lands exactly at the frontier is hashed from the buffer it arrived in (for a large
+file on its own thread, hashlane.py, so the hash overlaps the download), so a file streamed in
+order (the common case on a fast link) is never read back. Bytes that landed ahead
 of the frontier are read back from the file once the gap before them closes; that also covers
 a resumed file, whose journaled prefix is hashed once before its download continues. Whatever
 the path, the digest covers every byte of the file in order before the file is committed.
@@ -32,10 +33,13 @@ from pathlib import Path
 
 from emotivoice_fetch.durability import current_boot_id, trusted_now
 from emotivoice_fetch.errors import ExitCode, FetchError
+from emotivoice_fetch.hashlane import HashLane
 from emotivoice_fetch.plan import Range, RemoteObject, merge_ranges
 
 READBACK_CHUNK = 4 * 1024 * 1024
 WRITEBACK_EVERY = 16 * 1024 * 1024
+# Files at least this large hash on a thread of their own (hashlane.py); smaller ones inline.
+LANE_MIN_BYTES = 32 * 1024 * 1024
 
 _local = threading.local()
 
@@ -138,6 +142,13 @@ class StagedFile:
         self.landed = done  # on disk (or in the page cache), merged
         self.unflushed: list[Range] = []
         self.hasher = hashlib.sha256()
+        # In-stream chunks of a large file go through the lane; read-backs drain it first and
+        # hash inline, so the hasher always sees the bytes in file order.
+        self._lane = (
+            HashLane(self.hasher, f"sha256 {job.obj.relpath}")
+            if self.size >= LANE_MIN_BYTES
+            else None
+        )
         self.hashed = 0
         self.hashing = False  # one thread at a time feeds the hasher
         self.written_back = 0  # hashed bytes before this are already on their way to disk
@@ -174,7 +185,10 @@ class StagedFile:
                 self.hashing = True
         if in_stream:
             try:
-                self.hasher.update(data)
+                if self._lane is not None:
+                    self._lane.put(data)
+                else:
+                    self.hasher.update(data)
                 if self.sync and pos - self.written_back >= WRITEBACK_EVERY:
                     self._write_back(pos)
             finally:
@@ -225,9 +239,14 @@ class StagedFile:
                 os.fsync(self.fd)
             os.close(self.fd)
             self.fd = -1
+        if self._lane is not None:
+            self._lane.drain()  # the last streamed chunks, before the digest is read
+            self._lane.stop()
         self.on_complete(self.job, self.hasher.hexdigest())
 
     def _read_back(self, pos: int, end: int) -> None:
+        if self._lane is not None:
+            self._lane.drain()  # what streamed in before these bytes goes in first
         buf = _readback_buffer()
         while pos < end:
             view = memoryview(buf)[: min(READBACK_CHUNK, end - pos)]
@@ -252,6 +271,8 @@ class StagedFile:
                 journal.writelines(f"{start} {end}\n" for start, end in merge_ranges(pending))
 
     def close(self) -> None:
+        if self._lane is not None:
+            self._lane.stop()
         with contextlib.suppress(OSError):
             self.flush_journal()
         with self.flush_mu:

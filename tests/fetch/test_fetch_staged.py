@@ -1,4 +1,5 @@
-"""Hashing while bytes land: in order, out of order, resumed, and corrupted on disk."""
+"""Hashing while bytes land: in order, out of order, resumed, and corrupted on disk; each both
+inline and through the hashing thread that large files use (hashlane.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
+from emotivoice_fetch import staged as staged_module
 from emotivoice_fetch.plan import RemoteObject
 from emotivoice_fetch.staged import FileJob, StagedFile, load_journal
 
 MB = 1024 * 1024
 DATA = os.urandom(6 * MB + 123)
+
+
+@pytest.fixture(autouse=True, params=["inline", "lane"])
+def hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with the hash inline and on the lane thread (a 6 MB file is below the
+    real size threshold, so the lane is forced for it)."""
+    monkeypatch.setattr(staged_module, "LANE_MIN_BYTES", 0 if request.param == "lane" else 1 << 62)
+    return request.param
 
 
 def job_in(tmp_path: Path, size: int = len(DATA)) -> FileJob:
@@ -31,8 +43,9 @@ def finish(staged: StagedFile) -> dict[str, str]:
     return digests
 
 
-def test_in_order_is_hashed_in_stream(tmp_path: Path) -> None:
+def test_in_order_is_hashed_in_stream(tmp_path: Path, hashing: str) -> None:
     staged = StagedFile(job_in(tmp_path), [], lambda job, digest: None)
+    assert (staged._lane is not None) == (hashing == "lane")
     land(staged, 0, len(DATA))
     assert staged.hashed == len(DATA), "hashed as it landed, nothing left to read back"
     assert finish(staged) == {"w.bin": hashlib.sha256(DATA).hexdigest()}
