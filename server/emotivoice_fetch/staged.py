@@ -169,7 +169,9 @@ class StagedFile:
         os.replace(tmp, self.job.journal_path)
 
     def land(self, data: memoryview, offset: int) -> None:
-        """Write `data` at `offset`; hash it on the spot if it extends the hashed prefix."""
+        """Write `data` at `offset`; hash it if it extends the hashed prefix (on the spot, or
+        queued for the file's hashing thread: `data` must stay unchanged, as the `bytes` of a
+        read do)."""
         view = data
         pos = offset
         while view:
