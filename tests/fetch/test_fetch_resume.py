@@ -11,7 +11,7 @@ from emotivoice_fetch.marker import verify_complete
 from emotivoice_fetch.paths import staging_dir
 from emotivoice_fetch.plan import RemoteObject
 from emotivoice_fetch.staged import FileJob, StagedFile
-from tests.fetch.conftest import run_fetch, upload
+from tests.fetch.conftest import Model, run_fetch, upload
 from tests.fetch.s3server import VersityGW
 
 MB = 1024 * 1024
@@ -28,13 +28,19 @@ def stage_prefix(dest: Path, obj: RemoteObject, prefix: bytes) -> None:
     staged.close()
 
 
-def test_corrupted_resumed_prefix_is_caught_then_refetched(gw: VersityGW, tmp_path: Path) -> None:
+def one_file_model(gw: VersityGW, tmp_path: Path) -> tuple[bytes, Model, RemoteObject, Path]:
+    """A 12 MB one-file model in the bucket, its object as the planner sees it, an empty dest."""
     content = bytes(range(256)) * (12 * MB // 256)
     model = upload(gw, {"w.bin": content})
     etag = gw.client().head_object(Bucket=model.bucket, Key=f"{model.prefix}/w.bin")["ETag"]
     obj = RemoteObject("w.bin", f"{model.prefix}/w.bin", len(content), etag)
     dest = tmp_path / "m"
     dest.mkdir()
+    return content, model, obj, dest
+
+
+def test_corrupted_resumed_prefix_is_caught_then_refetched(gw: VersityGW, tmp_path: Path) -> None:
+    content, model, obj, dest = one_file_model(gw, tmp_path)
     bad = bytearray(content[: 5 * MB])
     bad[3 * MB] ^= 0xFF
     stage_prefix(dest, obj, bytes(bad))
@@ -52,12 +58,7 @@ def test_corrupted_resumed_prefix_is_caught_then_refetched(gw: VersityGW, tmp_pa
 
 
 def test_good_resumed_prefix_completes(gw: VersityGW, tmp_path: Path) -> None:
-    content = bytes(range(256)) * (12 * MB // 256)
-    model = upload(gw, {"w.bin": content})
-    etag = gw.client().head_object(Bucket=model.bucket, Key=f"{model.prefix}/w.bin")["ETag"]
-    obj = RemoteObject("w.bin", f"{model.prefix}/w.bin", len(content), etag)
-    dest = tmp_path / "m"
-    dest.mkdir()
+    content, model, obj, dest = one_file_model(gw, tmp_path)
     stage_prefix(dest, obj, content[: 5 * MB])
     pins = {"EMOTIVOICE_EXPECTED_SHA256": json.dumps(model.sha256())}
     result = run_fetch(gw, model.uri, dest, env=pins)
