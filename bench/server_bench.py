@@ -203,11 +203,13 @@ def wait_until(server: ServerProcess, path: str, timeout: float) -> float:
     raise TimeoutError(f"{path} not 200 within {timeout} s:\n{server.log()[-3000:]}")
 
 
-def timed(server: ServerProcess, text: str, prompt: str = PROMPT) -> tuple[float, float]:
-    """(wall seconds, worker CPU seconds) of one request; requests run one at a time."""
+def timed(
+    server: ServerProcess, text: str, prompt: str = PROMPT
+) -> tuple[float, float, requests.Response]:
+    """(wall seconds, worker CPU seconds, response) of one request; one request at a time."""
     cpu = server.worker_cpu_seconds()
-    wall, _ = post(server, text, prompt)
-    return wall, server.worker_cpu_seconds() - cpu
+    wall, response = post(server, text, prompt)
+    return wall, server.worker_cpu_seconds() - cpu, response
 
 
 def audio_seconds(response: requests.Response) -> float:
@@ -221,14 +223,11 @@ def per_audio_second(server: ServerProcess, text: str) -> float:
 
 
 def first_and_steady(server: ServerProcess, seed: int) -> dict[str, Any]:
-    first_text = shuffled_text(seed)
-    cpu = server.worker_cpu_seconds()
-    first, response = post(server, first_text)
-    first_cpu = server.worker_cpu_seconds() - cpu
+    first, first_cpu, response = timed(server, shuffled_text(seed))
     first_rtf = first / audio_seconds(response)
     steady = [timed(server, shuffled_text(seed + 1 + i)) for i in range(STEADY_REQUESTS)]
-    median = statistics.median(w for w, _ in steady)
-    median_cpu = statistics.median(c for _, c in steady)
+    median = statistics.median(w for w, _, _ in steady)
+    median_cpu = statistics.median(c for _, c, _ in steady)
     other = [
         per_audio_second(server, shuffled_text(seed + 50 + i, n))
         for i, n in enumerate(OTHER_LENGTHS)
@@ -239,7 +238,7 @@ def first_and_steady(server: ServerProcess, seed: int) -> dict[str, Any]:
         "first_over_other_lengths_rtf": round(first_rtf / statistics.median(other), 3),
         "first_request_s": round(first, 4),
         "steady_median_s": round(median, 4),
-        "steady_s": [round(w, 4) for w, _ in steady],
+        "steady_s": [round(w, 4) for w, _, _ in steady],
         "first_over_steady": round(first / median, 3),
         "first_request_cpu_s": round(first_cpu, 3),
         "steady_median_cpu_s": round(median_cpu, 3),
@@ -318,10 +317,10 @@ def prompt_cache_saving(server: ServerProcess, seed: int) -> dict[str, Any]:
     before = metric(server, hit_key)
     for i in range(6):
         prompt = f"{PROMPT} and calm, variant {seed}-{i}"
-        wall, cpu = timed(server, shuffled_text(seed + 200 + 2 * i), prompt)
+        wall, cpu, _ = timed(server, shuffled_text(seed + 200 + 2 * i), prompt)
         misses.append(wall)
         miss_cpu.append(cpu)
-        wall, cpu = timed(server, shuffled_text(seed + 201 + 2 * i), prompt)
+        wall, cpu, _ = timed(server, shuffled_text(seed + 201 + 2 * i), prompt)
         hits.append(wall)
         hit_cpu.append(cpu)
     metrics = server.metrics()

@@ -76,6 +76,9 @@ class PolyphaseUpsample(nn.Module):
         self.weight = nn.Parameter(torch.empty(c_in, c_out, kernel))
         self.bias = nn.Parameter(torch.empty(c_out))
         self.rate, self.padding = rate, padding
+        # Input offsets j = q - i (output frame q, input frame i) that some phase's tap uses.
+        self._lo = min(-((p + padding) // rate) for p in range(rate))
+        self._hi = max((kernel - 1 - p - padding) // rate for p in range(rate))
         # Built from the weights on first use; keyed by the parameters' storage, version
         # counter, dtype and device, so loading, changing, casting or moving them rebuilds it.
         self._phases: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -90,12 +93,6 @@ class PolyphaseUpsample(nn.Module):
         """Output length = rate x input length, the HiFi-GAN case (otherwise ConvTranspose1d)."""
         return kernel - 2 * padding == rate and 0 <= padding < kernel
 
-    def _offsets(self) -> tuple[int, int]:
-        kernel, rate, pad = self.weight.shape[2], self.rate, self.padding
-        lo = min(-((p + pad) // rate) for p in range(rate))
-        hi = max((kernel - 1 - p - pad) // rate for p in range(rate))
-        return lo, hi
-
     def phase_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(rate * c_out, c_in, taps) weights and (rate * c_out,) bias, built once."""
         key = self._key()
@@ -103,7 +100,7 @@ class PolyphaseUpsample(nn.Module):
             return self._phases
         w = self.weight.detach()
         c_in, c_out, kernel = w.shape
-        lo, hi = self._offsets()
+        lo, hi = self._lo, self._hi
         taps = hi - lo + 1
         phases = torch.zeros(self.rate, c_out, c_in, taps, dtype=w.dtype, device=w.device)
         for p in range(self.rate):
@@ -118,8 +115,7 @@ class PolyphaseUpsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias = self.phase_weights()
-        lo, hi = self._offsets()
-        z = F.conv1d(F.pad(x, (hi, -lo)), weight, bias)
+        z = F.conv1d(F.pad(x, (self._hi, -self._lo)), weight, bias)
         batch, _, frames = z.shape
         c_out = self.weight.shape[1]
         return z.view(batch, self.rate, c_out, frames).permute(0, 2, 3, 1).reshape(batch, c_out, -1)
