@@ -19,7 +19,7 @@ baseline has no cache and downloads again).
 
 Prints MB/s, ratios against the baseline, peak RSS and CPU seconds (user + system, median;
 steadier than wall time on a shared machine), then one JSON line with every number.
-Usage: python bench/fetch_bench.py [--size-mb 600] [--repeat 2] [--rate-mb 50]
+Usage: python bench/fetch_bench.py [--size-mb 600] [--repeat 3] [--rate-mb 50]
        [--durability boot|fsync]
 """
 
@@ -128,7 +128,7 @@ def make_model(work: Path, size_mb: int) -> dict[str, Path | bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=600)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rate-mb", type=float, default=50.0, help="per-connection MB/s")
     parser.add_argument("--concurrency", type=int, default=None, help="ours; default: the CLI's")
     parser.add_argument("--durability", default=None, help="ours; default: the CLI's")

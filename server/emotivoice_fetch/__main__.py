@@ -1,5 +1,3 @@
-import sys
+from emotivoice_fetch.cli import entry
 
-from emotivoice_fetch.cli import main
-
-sys.exit(main())
+entry()

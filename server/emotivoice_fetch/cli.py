@@ -8,16 +8,22 @@ failure ends with one line on stderr, `emotivoice-fetch: error: ...`, and the ex
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from emotivoice_fetch import config as cfg
 from emotivoice_fetch.durability import DEFAULT_DURABILITY, Durability
 from emotivoice_fetch.errors import ExitCode, FetchError
 
 PROG = "emotivoice-fetch"
+# Importing boto3 and building its client allocates ~88,000 objects that live for the whole run;
+# at the default threshold (700) the collector walks them some 130 times on the way, about 40 ms
+# of every cold start (measured). Above that count it runs rarely; it still runs.
+GC_GEN0_THRESHOLD = 100_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +133,7 @@ def log(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    gc.set_threshold(GC_GEN0_THRESHOLD)
     args = build_parser().parse_args(argv)
     try:
         config = config_from(args, os.environ)
@@ -159,5 +166,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(ExitCode.OK)
 
 
+def entry() -> NoReturn:
+    """The console script: `main`, then exit without tearing the interpreter down.
+
+    By then every file is closed, the lock released and every thread finished; what is left is
+    freeing boto3's objects one by one, ~40 ms of each init container's run (measured), so both
+    streams are flushed and the process ends with os._exit."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
