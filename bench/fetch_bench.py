@@ -20,11 +20,12 @@ baseline has no cache and downloads again).
 Prints MB/s, ratios against the baseline, peak RSS and CPU seconds (user + system, median;
 steadier than wall time on a shared machine), then one JSON line with every number. The table's
 ratios are of the medians; the targets are checked on the median of the per-round ratios
-(each round runs both sides back to back, so a slow spell of the machine hits both).
-The straight runs are short and noisy, so they are repeated more (--straight-repeat): on the
-VMs we measure on, freed memory is handed back to the host (free page reporting), and a run
-whose page-cache writes land on such pages spends up to 3x its usual system time copying
-(seen with perf in copy_folio_from_iter_atomic), whichever side of the comparison it is.
+(each round runs both sides back to back, so a slower spell of a shared machine tends to
+hit both). The straight runs are short and noisy, so they are repeated more
+(--straight-repeat): on the VMs we measure on, freed memory is handed back to the host (free
+page reporting), and a run whose page-cache writes land on such pages spends up to 3x its
+usual system time copying (seen with perf in copy_folio_from_iter_atomic), whichever side of
+the comparison it is; such a spike hits one run, not a whole round.
 Usage: python bench/fetch_bench.py [--size-mb 600] [--repeat 3] [--straight-repeat 5] [--rate-mb 50]
        [--durability boot|fsync]
 """
