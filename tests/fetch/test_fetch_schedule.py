@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from emotivoice_fetch.schedule import SPLIT_ALIGN, Scheduler
+from emotivoice_fetch.schedule import SPLIT_ALIGN, Scheduler, Segment
 
 MB = 1024 * 1024
 
@@ -15,11 +15,17 @@ class Clock:
         return self.now
 
 
-def one_stream(rate_mb_s: float, busy: float = 0.0) -> tuple[Scheduler[str], Clock]:
+def started(size: int, busy: float = 0.0) -> tuple[Scheduler[str], Segment[str], Clock]:
+    """A scheduler over one file of `size` bytes whose stream has just been handed out."""
     clock = Clock()
-    sched = Scheduler([("big", 0, 400 * MB)], min_split=8 * MB, clock=clock, cpu_busy=lambda: busy)
+    sched = Scheduler([("f", 0, size)], min_split=8 * MB, clock=clock, cpu_busy=lambda: busy)
     seg = sched.next()
     assert seg is not None
+    return sched, seg, clock
+
+
+def one_stream(rate_mb_s: float, busy: float = 0.0) -> tuple[Scheduler[str], Clock]:
+    sched, seg, clock = started(400 * MB, busy)
     clock.now = 1.0
     sched.claim(seg, MB)
     sched.advance(seg, int(rate_mb_s * MB))
@@ -49,20 +55,14 @@ def test_no_split_while_the_cpus_are_busy() -> None:
 
 
 def test_no_split_below_two_minimal_parts() -> None:
-    clock = Clock()
-    sched = Scheduler([("small", 0, 12 * MB)], min_split=8 * MB, clock=clock)
-    seg = sched.next()
-    assert seg is not None
+    sched, seg, clock = started(12 * MB)
     clock.now = 1.0
     sched.advance(seg, 1)
     assert sched.split(clock.now) is None
 
 
 def test_no_rate_no_split_and_done_when_all_finished() -> None:
-    clock = Clock()
-    sched = Scheduler([("a", 0, 400 * MB)], min_split=8 * MB, clock=clock)
-    seg = sched.next()
-    assert seg is not None
+    sched, seg, clock = started(400 * MB)
     assert sched.split(clock.now) is None, "nothing measured yet"
     sched.finish(seg)
     assert sched.next() is None
