@@ -121,16 +121,15 @@ def _verified(dest: Path) -> CompleteModel | None:
         return None
 
 
-def _from_other_boot(dest: Path) -> CompleteModel | None:
-    """The marker's model if it was refused only for being unsynced from another boot."""
+def _inspect(dest: Path) -> tuple[CompleteModel | None, CompleteModel | None]:
+    """(the verified model, None), or (None, the marker's model) if it was refused only for
+    being unsynced from another boot, or (None, None): one read of the marker for both."""
     try:
-        verify_complete(dest)
-    except UnsyncedFromOtherBoot:
-        with contextlib.suppress(IncompleteModel):
-            return read_marker(marker_path(dest), dest)
+        return verify_complete(dest), None
+    except UnsyncedFromOtherBoot as exc:
+        return None, exc.model
     except IncompleteModel:
-        pass
-    return None
+        return None, None
 
 
 def request_from_model(model: CompleteModel, source: Source) -> Request:
@@ -184,14 +183,13 @@ def run(
         raise from_os_error(exc, f"creating {dest}") from None
     hook = load_hook(config.after_verify) if config.after_verify else None
 
-    cached = _verified(dest)
+    cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
         return Outcome(cached, "warm", seconds=time.monotonic() - started)
 
     if cached is not None and _quick_confirms(cached, config, log):
         return Outcome(cached, "warm", seconds=time.monotonic() - started)
 
-    stale = _from_other_boot(dest) if cached is None else None
     if stale is not None:
         log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
     store = store_factory(config)

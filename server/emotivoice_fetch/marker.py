@@ -40,6 +40,10 @@ class IncompleteModel(Exception):
 class UnsyncedFromOtherBoot(IncompleteModel):
     """The model was verified without fsync during another boot: re-hash before trusting it."""
 
+    def __init__(self, message: str, model: CompleteModel) -> None:
+        super().__init__(message)
+        self.model = model  # as the marker records it: the sha256 to re-hash against
+
 
 @dataclass(frozen=True)
 class FileRecord:
@@ -132,7 +136,8 @@ def check_boot(model: CompleteModel, now: str | None) -> None:
         f"{model.dest}: the model was verified without fsync during another boot "
         f"(boot id {model.boot_id}, now {now or 'unknown'}), so a node crash or reboot may have "
         "lost bytes that never reached the disk; run emotivoice-fetch (the init container) to "
-        "re-verify it"
+        "re-verify it",
+        model,
     )
 
 
