@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emotivoice_server.warmup import WarmupSpec
+from emotivoice_tts.layout import LOAD_FORMATS
 
 DEFAULT_PORT = 8080
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PRECISION = "fp32"
 PRECISIONS = ("fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
-# emotivoice_tts.synthesizer.LOAD_FORMATS, repeated so that parsing flags never imports torch.
-LOAD_FORMATS = ("converted", "released")
 # Requests admitted at once = 1 on the model + DEFAULT_MAX_QUEUE waiting; the next one gets 503.
 DEFAULT_MAX_QUEUE = 8
 # HTTP threads beyond the admitted requests, so /health, /ready, /metrics and the fast 503s

@@ -43,6 +43,10 @@ CONFIG_FILE = Path("config/joint/config.yaml")
 TEXT_DIR = Path("data/youdao/text")
 LEXICON_FILE = Path("lexicon/librispeech-lexicon.txt")
 LABEL_FILES = ("emotion", "pitch", "energy", "speed")
+# Which files a load reads: the serving files we convert to (written at the first start if
+# missing), or the released checkpoints as they are. Here, in a module without torch, so that the
+# server's flag parsing can use it.
+LOAD_FORMATS = ("converted", "released")
 
 
 @dataclass(frozen=True)

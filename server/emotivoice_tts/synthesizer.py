@@ -17,7 +17,7 @@ from .convert import SourceId, is_current, read_serving, released_state, write_s
 from .errors import EmptyInputError, UnknownSpeakerError, UnknownTokenError
 from .frontend import G2P, build_frontend, split_sentences
 from .jets import JetsModel, JetsOutput
-from .layout import ModelLayout
+from .layout import LOAD_FORMATS, ModelLayout
 from .spec import ModelSpec, materialize
 from .style import StyleEncoder, load_tokenizer
 from .wordpiece import WordPieceTokenizer
@@ -132,9 +132,6 @@ class Synthesizer:
         """
         out = self.run(text, speaker, prompt, language, speed, style_embedding, content_embedding)
         return out.wav[0, 0].float().cpu().numpy()
-
-
-LOAD_FORMATS = ("converted", "released")
 
 
 def load_synthesizer(
