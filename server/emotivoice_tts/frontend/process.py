@@ -25,8 +25,6 @@ from typing import IO, Any
 
 from ..errors import ModelLoadError
 
-START_TIMEOUT_S = 120.0
-
 
 class FrontendError(ValueError):
     """The frontend refused a text (its message says why)."""
