@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = "emotivoice-serving/1"
 PAGE_SIZE = 4096
-ROLES = ("generator", "style")
 CHECKPOINT_ENTRY = {"generator": "generator", "style": "model"}
 
 
