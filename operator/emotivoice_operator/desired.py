@@ -9,15 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from emotivoice_operator import windows as win
-from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec, parse_spec
+from emotivoice_operator.crd.spec import parse_spec
 from emotivoice_operator.render import Owner, RenderContext, render
 from emotivoice_operator.settings import OperatorSettings
 
 
 @dataclass(frozen=True)
 class DesiredState:
-    spec: EmotiVoiceServiceSpec
-    windows: list[win.Window]
     warm_floor: int
     manifests: list[dict[str, Any]]
     active_windows: list[win.Window]
@@ -45,8 +43,6 @@ def desired_state(
     floor = win.warm_floor(spec.replicas.min, windows, now, requests)
     ctx = RenderContext(owner, floor, settings.server_image, settings.extra_tolerations)
     return DesiredState(
-        spec=spec,
-        windows=windows,
         warm_floor=floor,
         manifests=render(spec, ctx),
         active_windows=win.active_windows(windows, now),
