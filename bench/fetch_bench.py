@@ -7,7 +7,9 @@ fsync; the target ratios are against this one) and doing the same integrity work
 the data it vouches for after a node crash). Ours runs with the CLI's default durability
 (`boot`: no fsync, the marker is tied to the kernel boot id and re-verified after a reboot)
 unless --durability says otherwise; the mode is printed. Every run is a fresh
-process, so start-up (Python, boto3) is counted on both sides.
+process, so start-up (Python, boto3) is counted on both sides. Straight to the server it also
+runs a "boto3 floor" (see FLOOR): the required work (every byte hashed) with nothing else, the
+best any boto3 fetch can do here, to tell our own overhead from what the target asks.
 
 Scenarios:
 - straight: directly to versitygw on 127.0.0.1 (no per-connection limit; two cores shared by the
@@ -92,6 +94,44 @@ for key in keys:
             os.fsync(f.fileno())
 """
 
+# The least any boto3 fetch that hashes every byte can do: the same start-up tricks as ours
+# (GC threshold, os._exit), one GET per file in parallel, largest first, each file hashed on a
+# thread of its own as it lands; no resume journal, lock, marker or staging. Its ratio to the
+# wget-like run bounds what any implementation of the required work reaches with boto3 here.
+FLOOR = r"""
+import gc, hashlib, os, queue, sys, threading
+gc.set_threshold(100_000)
+import boto3
+from botocore.config import Config
+from concurrent.futures import ThreadPoolExecutor
+endpoint, bucket, prefix, dest, concurrency = sys.argv[1:6]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  config=Config(s3={"addressing_style": "path"},
+                                max_pool_connections=int(concurrency)))
+objs = [o for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+        for o in page.get("Contents", [])]
+def fetch(key):
+    path = os.path.join(dest, key[len(prefix) + 1:])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    chunks, digest = queue.SimpleQueue(), hashlib.sha256()
+    def hash_chunks():
+        while (chunk := chunks.get()) is not None:
+            digest.update(chunk)
+    hasher = threading.Thread(target=hash_chunks)
+    hasher.start()
+    with open(path, "wb") as f:
+        for chunk in s3.get_object(Bucket=bucket, Key=key)["Body"].iter_chunks(1 << 20):
+            f.write(chunk)
+            chunks.put(chunk)
+    chunks.put(None)
+    hasher.join()
+    return digest.hexdigest()
+with ThreadPoolExecutor(int(concurrency)) as pool:
+    list(pool.map(fetch, [o["Key"] for o in sorted(objs, key=lambda o: -o["Size"])]))
+sys.stdout.flush()
+os._exit(0)
+"""
+
 
 @dataclass
 class Run:
@@ -165,6 +205,7 @@ def main() -> None:
         extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
         if args.durability:
             extra += ["--durability", args.durability]
+        from emotivoice_fetch.config import DEFAULT_CONCURRENCY
         from emotivoice_fetch.durability import DEFAULT_DURABILITY
 
         durability = args.durability or DEFAULT_DURABILITY.value
@@ -178,6 +219,12 @@ def main() -> None:
             cmd = [sys.executable, "-c", BASELINE, endpoint, BUCKET, PREFIX, str(dest)]
             return timed([*cmd, "1" if verify else "0"], env)
 
+        def floor(endpoint: str, dest: Path) -> Run:
+            concurrency = str(args.concurrency or DEFAULT_CONCURRENCY)
+            return timed(
+                [sys.executable, "-c", FLOOR, endpoint, BUCKET, PREFIX, str(dest), concurrency], env
+            )
+
         print(
             f"model: {len(files)} files, {total / MB:.0f} MB; per-connection limit through the "
             f"proxy: {args.rate_mb:g} MB/s; {args.straight_repeat} runs each straight, "
@@ -190,12 +237,18 @@ def main() -> None:
         )
         for name, endpoint in (("straight", gw.endpoint), ("proxy", proxy.endpoint)):
             print(header if name == "straight" else "")
-            runs: dict[str, list[Run]] = {"wget-like": [], "verified": [], "ours": [], "warm": []}
+            # The floor only straight: through the proxy its one stream per file is what
+            # ranged parts are for, so it bounds nothing there.
+            labels = ["wget-like", "verified", *(["floor"] if name == "straight" else [])]
+            runs: dict[str, list[Run]] = {k: [] for k in [*labels, "ours", "warm"]}
             for _ in range(args.straight_repeat if name == "straight" else args.repeat):
-                for label, verify in (("wget-like", False), ("verified", True)):
+                for label in labels:
                     dest = dest_root / "base"
                     shutil.rmtree(dest, ignore_errors=True)
-                    runs[label].append(baseline(endpoint, dest, verify))
+                    if label == "floor":
+                        runs[label].append(floor(endpoint, dest))
+                    else:
+                        runs[label].append(baseline(endpoint, dest, label == "verified"))
                 dest = dest_root / "ours"
                 shutil.rmtree(dest, ignore_errors=True)
                 runs["ours"].append(ours(endpoint, dest))
@@ -203,7 +256,7 @@ def main() -> None:
             med = {k: statistics.median(r.seconds for r in v) for k, v in runs.items()}
             rss = {k: max(r.peak_rss_mb for r in v) for k, v in runs.items()}
             cpu = {k: statistics.median(r.cpu_s for r in v) for k, v in runs.items()}
-            for label in ("wget-like", "verified", "ours", "warm"):
+            for label in runs:
                 secs = med[label]
                 rate = total / MB / secs
                 if label == "warm":
@@ -214,6 +267,7 @@ def main() -> None:
                     title = {
                         "wget-like": "baseline (wget-like)",
                         "verified": "baseline, equal work",
+                        "floor": "boto3 floor (hash only)",
                     }
                     vs_base = med["verified"] / secs
                     vs_wget = med["wget-like"] / secs
@@ -223,14 +277,20 @@ def main() -> None:
                 results[f"{name}_{label}_s"] = round(secs, 3)
                 results[f"{name}_{label}_cpu_s"] = round(cpu[label], 2)
                 results[f"{name}_{label}_rss_mb"] = round(rss[label], 1)
-            for base, key in (("wget-like", "wget"), ("verified", "verified")):
+            pairs = [
+                ("ours", "wget-like", "ratio_vs_wget"),
+                ("ours", "verified", "ratio_vs_verified"),
+            ]
+            if "floor" in runs:
+                pairs.append(("floor", "wget-like", "floor_ratio_vs_wget"))
+            for side, base, key in pairs:
                 paired = [
-                    b.seconds / o.seconds for b, o in zip(runs[base], runs["ours"], strict=True)
+                    b.seconds / o.seconds for b, o in zip(runs[base], runs[side], strict=True)
                 ]
-                results[f"{name}_ratio_vs_{key}"] = round(statistics.median(paired), 2)
-                results[f"{name}_ratio_vs_{key}_of_medians"] = round(med[base] / med["ours"], 2)
+                results[f"{name}_{key}"] = round(statistics.median(paired), 2)
+                results[f"{name}_{key}_of_medians"] = round(med[base] / med[side], 2)
                 print(
-                    f"{name} ours vs {base}, per round: "
+                    f"{name} {side} vs {base}, per round: "
                     + " ".join(f"{r:.2f}" for r in paired)
                     + f"; median {statistics.median(paired):.2f}"
                 )
@@ -242,6 +302,10 @@ def main() -> None:
         ]
         for what, ok in checks:
             print(f"target {'met' if ok else 'MISSED'}: {what}")
+        print(
+            f"for reference: the boto3 floor reaches {results['straight_floor_ratio_vs_wget']:.2f}x "
+            "the single stream straight (median per round)"
+        )
         summary = {"total_mb": round(total / MB, 1), "durability": durability, **results}
         print(json.dumps(summary))
     finally:
