@@ -13,6 +13,7 @@ import yaml
 
 from emotivoice_operator import windows as win
 from emotivoice_operator.cli_render import load_services
+from emotivoice_operator.crd.schema import spec_schema
 from emotivoice_operator.crd.spec import parse_spec
 from emotivoice_operator.render import Owner, RenderContext, names, render
 
@@ -157,6 +158,23 @@ def test_checksums_from_the_spec_reach_the_fetch_step() -> None:
         "a.bin": "a" * 64,
         "b.bin": "b" * 64,
     }
+
+
+def test_cache_durability_reaches_the_fetch_step_only_when_set() -> None:
+    assert "--durability" not in _init(_render(SERVICES["tts-minimal"]))["args"]
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-minimal"]))
+    body["spec"]["model"].setdefault("cache", {})["durability"] = "fsync"
+    assert _arg(_init(_render(body))["args"], "--durability") == "fsync"
+
+
+def test_cache_durability_choices_are_the_fetch_steps() -> None:
+    """The CRD offers exactly the modes `emotivoice-fetch --durability` accepts (the fetch step
+    owns them and their default; the operator only passes the user's choice on)."""
+    from emotivoice_fetch.durability import Durability
+
+    cache = spec_schema()["properties"]["model"]["properties"]["cache"]["properties"]
+    assert "default" not in cache["durability"]
+    assert set(cache["durability"]["enum"]) == {d.value for d in Durability}
 
 
 def _cron_fields(schedule: str) -> tuple[str, str, set[int]]:

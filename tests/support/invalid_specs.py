@@ -91,6 +91,9 @@ CASES = [
         "spec.model.cache.accessMode",
     ),
     InvalidCase("precision-unknown", {"spec.model.precision": "int8"}, "spec.model.precision"),
+    InvalidCase(
+        "durability-unknown", {"spec.model.cache.durability": "sync"}, "spec.model.cache.durability"
+    ),
     InvalidCase("port-privileged", {"spec.server.port": 80}, "spec.server.port"),
     InvalidCase("min-negative", {"spec.replicas.min": -1}, "spec.replicas.min"),
     InvalidCase(

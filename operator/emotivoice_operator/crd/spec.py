@@ -71,6 +71,7 @@ class ModelCache(_Model):
     storage_class_name: str | None = None
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]
     retain_on_delete: bool
+    durability: Literal["boot", "fsync"] | None = None
 
 
 class ModelSpec(_Model):

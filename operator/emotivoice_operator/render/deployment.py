@@ -45,6 +45,8 @@ def fetch_args(spec: EmotiVoiceServiceSpec) -> list[str]:
     if source.checksum_manifest:
         args += ["--manifest", source.checksum_manifest]
     args += ["--concurrency", str(source.concurrency)]
+    if spec.model.cache.durability:  # unset: the fetch step's own default
+        args += ["--durability", spec.model.cache.durability]
     if spec.model.load_format == "converted":
         args += ["--after-verify", CONVERT_HOOK.format(precision=precision(spec))]
     return args
