@@ -19,7 +19,9 @@ another boot are not trusted on identity: their files are re-hashed from disk ag
 recorded sha256 and re-fetched if they differ. A run that downloads nothing (such a re-verify
 after a reboot) fsyncs every file and writes a synced marker: the fsyncs are nearly free, since
 the bytes were just read back from the disk, and from then on the model survives reboots. If the
-store is unreachable, such a re-verify still runs against the marker's own records.
+store is unreachable, such a re-verify still runs against the marker's own records. A model
+verified without fsync during this boot that is then asked for with `--durability fsync` (the
+spec changed) is synced in place and its marker rewritten as synced, without re-reading it.
 """
 
 from __future__ import annotations
@@ -35,7 +37,13 @@ from pathlib import Path
 
 from emotivoice_fetch.config import FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
-from emotivoice_fetch.durability import current_boot_id, fsync_file, needs_sync, trusted_now
+from emotivoice_fetch.durability import (
+    Durability,
+    current_boot_id,
+    fsync_file,
+    needs_sync,
+    trusted_now,
+)
 from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
 from emotivoice_fetch.hook import Hook, load_hook, run_hook, sha256_file
 from emotivoice_fetch.lock import LeaseLock
@@ -173,9 +181,17 @@ def run(
     store_factory: StoreFactory = default_store,
     retry: RetryPolicy | None = None,
 ) -> Outcome:
-    """Make `config.dest` hold the complete verified model; return what it took."""
+    """Make `config.dest` hold the complete verified model, as durable as asked; return what it
+    took."""
     started = time.monotonic()
-    retry = retry or RetryPolicy()
+    outcome = _synced_if_asked(
+        _run(config, log, store_factory, retry or RetryPolicy()), config, log
+    )
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: RetryPolicy) -> Outcome:
     dest = config.dest
     try:
         dest.mkdir(parents=True, exist_ok=True)
@@ -185,10 +201,10 @@ def run(
 
     cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
-        return Outcome(cached, "warm", seconds=time.monotonic() - started)
+        return Outcome(cached, "warm")
 
     if cached is not None and _quick_confirms(cached, config, log):
-        return Outcome(cached, "warm", seconds=time.monotonic() - started)
+        return Outcome(cached, "warm")
 
     if stale is not None:
         log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
@@ -200,27 +216,69 @@ def run(
             raise
         if cached is not None and _same_source(cached, config):
             log(f"warning: {exc}; using the verified cache in {dest} as it is")
-            return Outcome(cached, "warm", seconds=time.monotonic() - started)
+            return Outcome(cached, "warm")
         if stale is None or not _same_source(stale, config):
             raise
         log(f"warning: {exc}; re-verifying the cache in {dest} against its own records")
         request = request_from_model(stale, config.source)
     if cached is not None and matches(cached, config, request):
-        return Outcome(cached, "warm", seconds=time.monotonic() - started)
+        return Outcome(cached, "warm")
 
     lock = LeaseLock(dest, config.lock_timeout_s, log)
     waited = _acquire(lock, dest, config, request, log)
     if waited is not None:
-        return Outcome(waited, "waited", seconds=time.monotonic() - started)
+        return Outcome(waited, "waited")
     try:
         again = _verified(dest)
         if again is not None and matches(again, config, request):
-            return Outcome(again, "waited", seconds=time.monotonic() - started)
-        outcome = _fetch_locked(store, config, request, lock, hook, retry, log)
+            return Outcome(again, "waited")
+        return _fetch_locked(store, config, request, lock, hook, retry, log)
     finally:
         lock.release()
-    outcome.seconds = time.monotonic() - started
+
+
+def _synced_if_asked(outcome: Outcome, config: FetchConfig, log: Log) -> Outcome:
+    """`--durability fsync` on a model verified without fsync during this boot (fetched in
+    `boot` mode before the spec asked for fsync): fsync its files and rewrite the marker as
+    synced, so that it is trusted across reboots as asked, without re-reading a byte. While
+    another pod holds the lock this is skipped, not waited for: the model is trusted during
+    this boot either way, and the next start syncs it."""
+    model = outcome.model
+    if model.synced or config.durability != Durability.FSYNC:
+        return outcome
+    dest = config.dest
+    lock = LeaseLock(dest, config.lock_timeout_s, log)
+    try:
+        if not lock.try_acquire():
+            log(f"{dest} is not fsynced yet and {lock.holder()} holds its lock: syncing it later")
+            return outcome
+        try:
+            current = _verified(dest)
+            if current is None or (current.files, current.artifacts) != (
+                model.files,
+                model.artifacts,
+            ):
+                return outcome  # changed since we looked: the next start decides again
+            if not current.synced:
+                _sync_tree(dest, [*current.files, *current.artifacts])
+                lock.check_held()
+                current = replace(current, synced=True)
+                write_marker(current)
+                log(f"fsynced the verified model in {dest}: trusted across reboots from now on")
+        finally:
+            lock.release()
+    except OSError as exc:
+        raise from_os_error(exc, f"fsyncing the model in {dest}") from None
+    outcome.model = current
     return outcome
+
+
+def _sync_tree(dest: Path, relpaths: list[str]) -> None:
+    """fsync the files, then every directory that holds one (their names), `dest` included."""
+    for rel in sorted(relpaths):
+        fsync_file(dest / rel)
+    for directory in sorted({(dest / rel).parent for rel in relpaths} | {dest}):
+        fsync_dir(directory)
 
 
 def _quick_confirms(cached: CompleteModel, config: FetchConfig, log: Log) -> bool:
@@ -390,10 +448,7 @@ def _fetch_locked(
     )
     try:
         if synced:
-            for rel in sorted(current - set(committed.records)):  # downloads were fsynced
-                fsync_file(dest / rel)
-            for directory in sorted({(dest / rel).parent for rel in current} | {dest}):
-                fsync_dir(directory)
+            _sync_tree(dest, sorted(current))
         lock.check_held()
         write_marker(model)
         shutil.rmtree(staging, ignore_errors=True)

@@ -13,6 +13,7 @@ import pytest
 
 from emotivoice_fetch.durability import BOOT_ID_ENV
 from emotivoice_fetch.errors import ExitCode
+from emotivoice_fetch.lock import LeaseLock
 from emotivoice_fetch.marker import IncompleteModel, UnsyncedFromOtherBoot, verify_complete
 from emotivoice_fetch.paths import marker_path, staging_dir
 from emotivoice_fetch.plan import RemoteObject
@@ -180,6 +181,42 @@ def test_fsync_mode_is_trusted_across_reboots(
     assert verify_complete(dest).sha256 == model.sha256()
     again = fetch(gw, model, dest, "boot-b", "--durability", "fsync", pins=True)
     assert again.rc == 0 and "cache complete" in again.out, again.out
+
+
+def test_fsync_asked_later_syncs_the_cache_in_place(
+    gw: VersityGW, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spec switched to `durability: fsync` after a `boot` fetch: the next start syncs the
+    verified files and rewrites the marker as synced, without downloading or re-hashing; while
+    another pod holds the lock it leaves that for a later start."""
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    assert fetch(gw, model, dest, "boot-a").rc == 0
+    assert marker_doc(dest)["synced"] is False
+    inodes = {rel: (dest / rel).stat().st_ino for rel in FILES}
+
+    other_pod = LeaseLock(dest, 30.0, lambda _: None)
+    assert other_pod.try_acquire()
+    try:
+        busy = fetch(gw, model, dest, "boot-a", "--durability", "fsync")
+    finally:
+        other_pod.release()
+    assert busy.rc == 0 and "cache complete" in busy.out, busy.out
+    assert "syncing it later" in busy.out
+    assert marker_doc(dest)["synced"] is False
+
+    synced = fetch(gw, model, dest, "boot-a", "--durability", "fsync")
+    assert synced.rc == 0 and "cache complete" in synced.out, synced.out
+    assert "fsynced the verified model" in synced.out
+    doc = marker_doc(dest)
+    assert doc["synced"] is True and doc["boot_id"] == "boot-a"
+    assert {rel: (dest / rel).stat().st_ino for rel in FILES} == inodes  # nothing re-downloaded
+
+    monkeypatch.setenv(BOOT_ID_ENV, "boot-b")  # a reboot: trusted as it is
+    assert verify_complete(dest).sha256 == model.sha256()
+    after_reboot = fetch(gw, model, dest, "boot-b")
+    assert after_reboot.rc == 0 and "cache complete" in after_reboot.out, after_reboot.out
+    assert "re-hashing" not in after_reboot.out
 
 
 def test_unreadable_boot_id_falls_back_to_fsync(gw: VersityGW, tmp_path: Path) -> None:
