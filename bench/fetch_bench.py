@@ -8,8 +8,8 @@ the data it vouches for after a node crash). Ours runs with the CLI's default du
 (`boot`: no fsync, the marker is tied to the kernel boot id and re-verified after a reboot)
 unless --durability says otherwise; the mode is printed. Every run is a fresh
 process, so start-up (Python, boto3) is counted on both sides. Straight to the server it also
-runs a "boto3 floor" (see FLOOR): the required work (every byte hashed) with nothing else, the
-best any boto3 fetch can do here, to tell our own overhead from what the target asks.
+runs a "boto3 floor" (see FLOOR): the required work (every byte hashed) with nothing else, to
+tell our own overhead from the cost of what the target asks.
 
 Scenarios:
 - straight: directly to versitygw on 127.0.0.1 (no per-connection limit; two cores shared by the
@@ -94,10 +94,11 @@ for key in keys:
             os.fsync(f.fileno())
 """
 
-# The least any boto3 fetch that hashes every byte can do: the same start-up tricks as ours
-# (GC threshold, os._exit), one GET per file in parallel, largest first, each file hashed on a
-# thread of its own as it lands; no resume journal, lock, marker or staging. Its ratio to the
-# wget-like run bounds what any implementation of the required work reaches with boto3 here.
+# A minimal boto3 fetch that hashes every byte: the same start-up tricks as ours (GC threshold,
+# os._exit), one GET per file in parallel, largest first, each file hashed on a thread of its
+# own as it lands (unbounded queues: its memory is not bounded); no resume journal, lock, marker
+# or staging. Not a proof of a bound, a measured reference: how close to the wget-like run the
+# required work gets with boto3 here, against which our own overhead shows.
 FLOOR = r"""
 import gc, hashlib, os, queue, sys, threading
 gc.set_threshold(100_000)
