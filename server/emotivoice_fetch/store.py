@@ -9,7 +9,7 @@ sign in them.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -67,9 +67,24 @@ class S3Store:
     def __init__(self, source: Source, credentials: Credentials, max_connections: int) -> None:
         import boto3  # imported here: the warm path with pinned checksums never needs it
         from botocore import UNSIGNED
+        from botocore import exceptions as bexc
         from botocore.config import Config
+        from urllib3 import exceptions as uexc
 
         self.source = source
+        # Built once: `_translated` wraps every read of a download, not only each request.
+        self._client_error_type: type[Exception] = bexc.ClientError
+        self._transient: tuple[type[BaseException], ...] = (
+            bexc.EndpointConnectionError,
+            bexc.ConnectionClosedError,
+            bexc.ReadTimeoutError,
+            bexc.ConnectTimeoutError,
+            bexc.ResponseStreamingError,
+            bexc.IncompleteReadError,
+            uexc.HTTPError,
+            ConnectionError,
+            socket.timeout,
+        )
         config = Config(
             region_name=source.region,
             signature_version=UNSIGNED if credentials.anonymous else None,
@@ -141,25 +156,11 @@ class S3Store:
 
     @contextmanager
     def _translated(self, what: str, key: str | None = None) -> Iterator[None]:
-        from botocore import exceptions as bexc
-        from urllib3 import exceptions as uexc
-
-        transient: tuple[type[BaseException], ...] = (
-            bexc.EndpointConnectionError,
-            bexc.ConnectionClosedError,
-            bexc.ReadTimeoutError,
-            bexc.ConnectTimeoutError,
-            bexc.ResponseStreamingError,
-            bexc.IncompleteReadError,
-            uexc.HTTPError,
-            ConnectionError,
-            socket.timeout,
-        )
         try:
             yield
-        except bexc.ClientError as exc:
+        except self._client_error_type as exc:
             raise self._client_error(exc, what, key) from None
-        except transient as exc:
+        except self._transient as exc:
             raise TransientError(f"{what}: {type(exc).__name__}") from None
 
     def _client_error(self, exc: Any, what: str, key: str | None) -> Exception:
@@ -214,6 +215,3 @@ class _S3Range:
     def close(self) -> None:
         if self._left:
             self._body.close()  # a half-read connection must not go back to the pool
-
-
-StoreFactory = Callable[[], ObjectStore]
