@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from emotivoice_fetch.download import Downloader, FileJob, discard
 from emotivoice_fetch.durability import (
     Durability,
     current_boot_id,
+    fsync_dir,
     fsync_file,
     needs_sync,
     trusted_now,
@@ -53,7 +54,6 @@ from emotivoice_fetch.marker import (
     FileRecord,
     IncompleteModel,
     UnsyncedFromOtherBoot,
-    fsync_dir,
     read_marker,
     record_for,
     verify_complete,
@@ -260,7 +260,7 @@ def _synced_if_asked(outcome: Outcome, config: FetchConfig, log: Log) -> Outcome
             ):
                 return outcome  # changed since we looked: the next start decides again
             if not current.synced:
-                _sync_tree(dest, [*current.files, *current.artifacts])
+                _sync_tree(dest, {*current.files, *current.artifacts})
                 lock.check_held()
                 current = replace(current, synced=True)
                 write_marker(current)
@@ -273,9 +273,10 @@ def _synced_if_asked(outcome: Outcome, config: FetchConfig, log: Log) -> Outcome
     return outcome
 
 
-def _sync_tree(dest: Path, relpaths: list[str]) -> None:
-    """fsync the files, then every directory that holds one (their names), `dest` included."""
-    for rel in sorted(relpaths):
+def _sync_tree(dest: Path, relpaths: set[str], synced: Collection[str] = ()) -> None:
+    """fsync the files but those already `synced`, then every directory that holds one of them
+    (their names), `dest` included."""
+    for rel in sorted(relpaths - set(synced)):
         fsync_file(dest / rel)
     for directory in sorted({(dest / rel).parent for rel in relpaths} | {dest}):
         fsync_dir(directory)
@@ -448,7 +449,7 @@ def _fetch_locked(
     )
     try:
         if synced:
-            _sync_tree(dest, sorted(current))
+            _sync_tree(dest, current, synced=committed.records)  # downloads were fsynced
         lock.check_held()
         write_marker(model)
         shutil.rmtree(staging, ignore_errors=True)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emotivoice_fetch.durability import current_boot_id, trusted_now
+from emotivoice_fetch.durability import current_boot_id, fsync_dir, trusted_now
 from emotivoice_fetch.errors import FetchError
 from emotivoice_fetch.paths import check_relpath, marker_path
 
@@ -210,12 +210,3 @@ def write_marker(model: CompleteModel) -> Path:
     if model.synced:
         fsync_dir(model.dest)
     return path
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink inside `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
