@@ -4,7 +4,9 @@
 #
 #   hack/build-binaries.sh [NAME...]
 #     NAME in: versitygw kwok helm etcd kube-apiserver kube-controller-manager kube-scheduler
-#              kubectl, or the group `cluster` (everything hack/cluster.sh runs)
+#              kubectl kubelet kube-proxy coredns registry, or the groups `cluster` (everything
+#              hack/cluster.sh runs for the control plane and its simulated nodes) and `node`
+#              (what the real node adds: kubelet, kube-proxy, CoreDNS, the image registry)
 #     (default: all)
 #
 # Prints the directory that holds the binaries on its last line of stdout; progress goes to stderr.
@@ -24,10 +26,17 @@ HELM_VERSION=v3.19.5
 # Kubernetes and the etcd release it is paired with (Kubernetes 1.34 pairs with etcd 3.6).
 K8S_VERSION=v1.34.4
 ETCD_VERSION=v3.6.16
+# The real node's cluster DNS and the local image registry the node pulls from.
+COREDNS_VERSION=v1.15.0
+DISTRIBUTION_VERSION=v3.0.0
 
 K8S_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# The real node's binaries: their own `go build` and cache directory, so adding them never
+# invalidates the control plane's.
+K8S_NODE_NAMES=(kubelet kube-proxy)
 CLUSTER_NAMES=(etcd "${K8S_NAMES[@]}" kwok)
-ALL_NAMES=(versitygw kwok helm etcd "${K8S_NAMES[@]}")
+NODE_GROUP=("${K8S_NODE_NAMES[@]}" coredns registry)
+ALL_NAMES=(versitygw kwok helm etcd "${K8S_NAMES[@]}" "${NODE_GROUP[@]}")
 
 log() { echo ">> $*" >&2; }
 
@@ -91,8 +100,16 @@ build_etcd() {
 # ./staging, so it cannot be installed directly. A wrapper module replaces every staging module
 # (the `=> ./staging` lines of the release's own go.mod) with its published v0.X.Y release, then
 # builds all the binaries in one `go build` so the shared packages compile once.
+# build_k8s [SET NAME...]: the default set `k8s` is K8S_NAMES; the node set is `k8s-node`.
 build_k8s() {
-  local dir="$CACHE/k8s-$K8S_VERSION"
+  local set=k8s names=("${K8S_NAMES[@]}")
+  if [ $# -gt 0 ]; then
+    set=$1
+    shift
+    names=("$@")
+  fi
+  local dir="$CACHE/$set-$K8S_VERSION"
+  local K8S_NAMES=("${names[@]}")
   local missing=0 n
   for n in "${K8S_NAMES[@]}"; do [ -x "$dir/$n" ] || missing=1; done
   [ $missing = 1 ] || return 0
@@ -155,7 +172,10 @@ build_one() {
     helm) with_lock helm go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     etcd) with_lock etcd build_etcd ;;
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) with_lock k8s build_k8s ;;
-    *) echo "unknown binary '$1' (known: ${ALL_NAMES[*]} cluster)" >&2; exit 2 ;;
+    kubelet | kube-proxy) with_lock k8s-node build_k8s k8s-node "${K8S_NODE_NAMES[@]}" ;;
+    coredns) with_lock coredns go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
+    registry) with_lock registry go_install registry github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_VERSION" ;;
+    *) echo "unknown binary '$1' (known: ${ALL_NAMES[*]} cluster node)" >&2; exit 2 ;;
   esac
 }
 
@@ -170,25 +190,33 @@ bin_dir() {
     helm) echo "$CACHE/helm-$HELM_VERSION" ;;
     etcd) echo "$CACHE/etcd-$ETCD_VERSION" ;;
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "$CACHE/k8s-$K8S_VERSION" ;;
+    kubelet | kube-proxy) echo "$CACHE/k8s-node-$K8S_VERSION" ;;
+    coredns) echo "$CACHE/coredns-$COREDNS_VERSION" ;;
+    registry) echo "$CACHE/registry-$DISTRIBUTION_VERSION" ;;
   esac
 }
 
 if [ "${1:-}" = "--versions" ]; then
   # For scripts and docs that state the versions: one NAME=VERSION per line.
-  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\n' \
-    "$K8S_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$VERSITYGW_VERSION"
+  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\nCOREDNS_VERSION=%s\nDISTRIBUTION_VERSION=%s\n' \
+    "$K8S_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$VERSITYGW_VERSION" \
+    "$COREDNS_VERSION" "$DISTRIBUTION_VERSION"
   exit 0
 fi
 
 names=()
 for arg in "$@"; do
-  if [ "$arg" = cluster ]; then names+=("${CLUSTER_NAMES[@]}"); else names+=("$arg"); fi
+  case "$arg" in
+    cluster) names+=("${CLUSTER_NAMES[@]}") ;;
+    node) names+=("${NODE_GROUP[@]}") ;;
+    *) names+=("$arg") ;;
+  esac
 done
 [ ${#names[@]} -gt 0 ] || names=("${ALL_NAMES[@]}")
 for n in "${names[@]}"; do
   case " ${ALL_NAMES[*]} " in
     *" $n "*) ;;
-    *) echo "unknown binary '$n' (known: ${ALL_NAMES[*]} cluster)" >&2; exit 2 ;;
+    *) echo "unknown binary '$n' (known: ${ALL_NAMES[*]} cluster node)" >&2; exit 2 ;;
   esac
 done
 total_start=$SECONDS

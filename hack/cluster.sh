@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# A local Kubernetes control plane for the tests, without Docker or a kubelet:
-# etcd + kube-apiserver + kube-controller-manager + kube-scheduler on 127.0.0.1, and KWOK, which
-# plays the kubelet for fake nodes (one CPU node, one GPU node with nvidia.com/gpu capacity) and
-# marks the pods scheduled there Running and Ready.
+# A local Kubernetes control plane for the tests, without Docker:
+# etcd + kube-apiserver + kube-controller-manager + kube-scheduler, KWOK, which plays the kubelet
+# for fake nodes (one CPU node, one GPU node with nvidia.com/gpu capacity) and marks the pods
+# scheduled there Running and Ready, and, where the machine allows it (root on Linux), one REAL
+# node that runs real containers (hack/node.sh: containerd, kubelet, kube-proxy, CoreDNS).
+# EVS_REAL_NODE=auto (default: real node when `hack/node.sh check` passes), 1 (required), 0 (off).
+# With the real node the apiserver listens on the node's bridge address (pods must reach it);
+# without it on 127.0.0.1.
 #
 #   hack/cluster.sh up       build/find the binaries, start everything, wait until healthy
 #   hack/cluster.sh down     stop everything and remove the state directory
@@ -19,6 +23,8 @@
 # ports.env. Binaries: hack/build-binaries.sh (honours KUBEBUILDER_ASSETS).
 # Fake nodes carry the KWOK taint: pods need the toleration
 #   {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
+# and the real node its own (REAL_NODE_TAINT_KEY in hack/node.env), so no pod lands on the
+# other kind by accident.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +36,8 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 CPU_NODE=kwok-cpu-0
 GPU_NODE=kwok-gpu-0
 GPU_COUNT=4
-SERVICE_CIDR=10.0.0.0/24
+# shellcheck source=hack/node.env
+source "$REPO/hack/node.env"
 
 log() { echo ">> $*" >&2; }
 die() {
@@ -57,6 +64,21 @@ start() {
   # 9>&-: the children must not inherit the up/down lock.
   setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$STATE/pids/$name.pid"
+  exec_done "$name"
+}
+
+# exec_done NAME: waits until the child has exec'd its binary. Until then /proc/PID/cmdline is
+# this script's, so `alive` would call a component that is still starting dead: that was the
+# "kwok exited at start with an empty log" (its log was empty because kwok had not run yet;
+# an immediate check right after `&` sees the pre-exec command line about half the time).
+exec_done() {
+  local pid i
+  pid=$(pid_of "$1")
+  for i in $(seq 1 100); do
+    alive "$1" && return 0
+    [ -d "/proc/$pid" ] || return 0 # it exited: wait_for reports it with its log
+    sleep 0.05
+  done
 }
 
 stop_all() {
@@ -85,14 +107,17 @@ api_get() {
   # shellcheck disable=SC1091
   source "$STATE/ports.env"
   curl -sf --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" \
-    --key "$STATE/pki/admin.key" "https://127.0.0.1:$API_PORT$1"
+    --key "$STATE/pki/admin.key" "https://$API_ADDRESS:$API_PORT$1"
 }
 
 healthy() {
   local name
   [ -f "$STATE/kubeconfig" ] && [ -f "$STATE/ports.env" ] || return 1
   for name in "${COMPONENTS[@]}"; do alive "$name" || return 1; done
-  [ "$(api_get /readyz 2>/dev/null)" = ok ]
+  [ "$(api_get /readyz 2>/dev/null)" = ok ] || return 1
+  # shellcheck disable=SC1091
+  source "$STATE/ports.env"
+  [ "$REAL_NODE" = 0 ] || bash "$REPO/hack/node.sh" healthy
 }
 
 # wait_for WHAT CMD...: retries CMD until it succeeds or the shared deadline passes.
@@ -133,7 +158,7 @@ cert() {
   local name=$1 cn=$2 org=${3:-} ext=$STATE/pki/$1.ext subj="/CN=$2"
   [ -z "$org" ] || subj="/O=$org$subj"
   if [ "$name" = apiserver ]; then
-    printf 'subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n' >"$ext"
+    printf 'subjectAltName=IP:127.0.0.1,IP:%s,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\nextendedKeyUsage=serverAuth\n' "$NODE_IP" >"$ext"
   else
     printf 'extendedKeyUsage=clientAuth\n' >"$ext"
   fi
@@ -153,6 +178,8 @@ make_pki() {
   cert admin admin system:masters
   cert kube-controller-manager system:kube-controller-manager
   cert kube-scheduler system:kube-scheduler
+  # The apiserver's identity towards kubelets (logs, exec, port-forward on the real node).
+  cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
   # KWOK acts for every fake node's kubelet (node status, leases, pod status): an admin identity.
   cert kwok kwok system:masters
   # The aggregation layer's front proxy: its own CA, so ordinary client certificates can never
@@ -176,7 +203,7 @@ kind: Config
 clusters:
 - name: evs-local
   cluster:
-    server: https://127.0.0.1:$API_PORT
+    server: https://$API_ADDRESS:$API_PORT
     certificate-authority-data: $($b64 <"$STATE/pki/ca.crt")
 users:
 - name: $user
@@ -253,14 +280,36 @@ up() {
     log "found stale state in $STATE, cleaning it up first"
     down_locked
   fi
-  local bin
+  local bin real=0 why
+  case "${EVS_REAL_NODE:-auto}" in
+    0) ;;
+    1)
+      why=$(bash "$REPO/hack/node.sh" check 2>&1) || die "EVS_REAL_NODE=1 but ${why#node.sh: }"
+      real=1
+      ;;
+    *)
+      if why=$(bash "$REPO/hack/node.sh" check 2>&1); then
+        real=1
+      else
+        log "no real node (${why#node.sh: }): pods run on the simulated nodes only"
+      fi
+      ;;
+  esac
   bin=$(bash "$REPO/hack/build-binaries.sh" cluster | tail -n1)
+  [ $real = 0 ] || bash "$REPO/hack/build-binaries.sh" node >/dev/null
   DEADLINE=$((SECONDS + TIMEOUT)) # the first build may take long; the timeout is for the start
   mkdir -p "$STATE/logs" "$STATE/pids"
   mkdir -m 700 "$STATE/etcd"
   local ports
   read -r -a ports <<<"$(free_ports 6)"
+  API_ADDRESS=127.0.0.1
+  if [ $real = 1 ]; then
+    API_ADDRESS=$NODE_IP
+    bash "$REPO/hack/node.sh" bridge
+  fi
   cat >"$STATE/ports.env" <<EOF
+REAL_NODE=$real
+API_ADDRESS=$API_ADDRESS
 ETCD_PORT=${ports[0]}
 ETCD_PEER_PORT=${ports[1]}
 API_PORT=${ports[2]}
@@ -277,7 +326,7 @@ EOF
   kubeconfig "$STATE/kwok.kubeconfig" kwok
   log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (state: $STATE)"
   # Nothing half-started survives a failed `up`; the logs stay for the diagnosis.
-  trap 'stop_all; log "up failed: stopped what had started; logs in $STATE/logs/"' EXIT
+  trap 'stop_all_and_node; log "up failed: stopped what had started; logs in $STATE/logs/"' EXIT
 
   start etcd "$bin/etcd" --name=evs-local --data-dir="$STATE/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" \
@@ -290,7 +339,7 @@ EOF
 
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --bind-address="$API_ADDRESS" --advertise-address="$API_ADDRESS" --secure-port="$API_PORT" \
     --cert-dir="$STATE/pki" \
     --tls-cert-file="$STATE/pki/apiserver.crt" --tls-private-key-file="$STATE/pki/apiserver.key" \
     --client-ca-file="$STATE/pki/ca.crt" \
@@ -304,7 +353,12 @@ EOF
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$STATE/pki/front-proxy-client.crt" \
     --proxy-client-key-file="$STATE/pki/front-proxy-client.key" \
-    --authorization-mode=RBAC --allow-privileged=true --profiling=false
+    --kubelet-client-certificate="$STATE/pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$STATE/pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$STATE/pki/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --allow-privileged=true --profiling=false
   wait_for "kube-apiserver ready" api_get /readyz
 
   start kube-controller-manager "$bin/kube-controller-manager" \
@@ -337,6 +391,7 @@ EOF
   wait_for "fake nodes $CPU_NODE, $GPU_NODE Ready" \
     "${kubectl[@]}" wait --for=condition=Ready "node/$CPU_NODE" "node/$GPU_NODE" --timeout=2s
   wait_for "default ServiceAccount created" "${kubectl[@]}" get serviceaccount default -n default
+  [ $real = 0 ] || bash "$REPO/hack/node.sh" up
   trap - EXIT
   log "up in $((SECONDS - UP_START)) s (Kubernetes $(api_get /version |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["gitVersion"])'))"
@@ -346,12 +401,25 @@ Use it:
   $bin/kubectl get nodes
 Pods run on the fake nodes with the toleration
   {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
-Stop it: hack/cluster.sh down
 EOF
+  [ $real = 0 ] || cat >&2 <<EOF
+and on the real node $NODE_NAME (real containers) with the toleration
+  {key: $REAL_NODE_TAINT_KEY, operator: Exists, effect: NoSchedule}
+Images for it: hack/images.sh (builds and pushes to its registry $REGISTRY)
+EOF
+  echo "Stop it: hack/cluster.sh down" >&2
+}
+
+stop_all_and_node() {
+  # Only a cluster that has the real node takes it down (another state directory's may run).
+  if grep -qx 'REAL_NODE=1' "$STATE/ports.env" 2>/dev/null; then
+    bash "$REPO/hack/node.sh" down || true
+  fi
+  stop_all
 }
 
 down_locked() {
-  stop_all
+  stop_all_and_node
   rm -rf "$STATE"
 }
 

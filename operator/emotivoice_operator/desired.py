@@ -41,7 +41,9 @@ def desired_state(
     spec = parse_spec(raw_spec)
     windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
     floor = win.warm_floor(spec.replicas.min, windows, now, requests)
-    ctx = RenderContext(owner, floor, settings.server_image, settings.extra_tolerations)
+    ctx = RenderContext(
+        owner, floor, settings.server_image, settings.extra_tolerations, settings.prewarm_image
+    )
     return DesiredState(
         warm_floor=floor,
         manifests=render(spec, ctx),

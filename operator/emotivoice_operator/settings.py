@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_SERVER_IMAGE = "emotivoice/server:0.1.0"
+DEFAULT_PREWARM_IMAGE = "emotivoice/operator:0.1.0"
 
 
 @dataclass(frozen=True)
 class OperatorSettings:
     # Image of server pods whose spec.server.image is empty.
     server_image: str = DEFAULT_SERVER_IMAGE
+    # Image of the pre-warm CronJobs' pods: the operator's (a client, no torch).
+    prewarm_image: str = DEFAULT_PREWARM_IMAGE
     # Seconds between the timer's passes: warm-window edges, request expiry, status refresh.
     timer_interval: float = 30.0
     # Tolerations added to every pod the operator creates (e.g. a cluster's dedicated-node taint).
@@ -29,6 +32,7 @@ class OperatorSettings:
             raise ValueError("EMOTIVOICE_EXTRA_TOLERATIONS must be a JSON list of tolerations")
         return cls(
             server_image=env.get("EMOTIVOICE_SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
+            prewarm_image=env.get("EMOTIVOICE_PREWARM_IMAGE", DEFAULT_PREWARM_IMAGE),
             timer_interval=float(env.get("EMOTIVOICE_TIMER_INTERVAL", "30")),
             extra_tolerations=tuple(tolerations),
             metrics_port=int(env.get("EMOTIVOICE_METRICS_PORT", "0")),

@@ -77,6 +77,8 @@ def test_probes_gate_traffic_and_protect_loading_pods() -> None:
     timeout = body["spec"]["server"]["startupTimeoutSeconds"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= timeout
     assert startup["failureThreshold"] == math.ceil(timeout / startup["periodSeconds"])
+    # The pod turns Ready within a second of the server's own /ready (the kubelet's next probe).
+    assert startup["periodSeconds"] <= 1
 
 
 def test_gpu_limits_and_toleration_only_when_asked() -> None:
@@ -203,6 +205,17 @@ def test_cronjobs_fire_lead_time_before_each_window_in_its_zone() -> None:
     job = morning["jobTemplate"]["spec"]["template"]["spec"]
     assert job["serviceAccountName"] == "tts-warm"
     assert _arg(job["containers"][0]["args"], "--window") == "morning"
+
+
+def test_prewarm_jobs_run_the_small_image_not_the_servers() -> None:
+    spec = parse_spec(SERVICES["tts-gpu"]["spec"])
+    small = RenderContext(OWNER, 1, "emotivoice/server:test", prewarm_image="evo/operator:test")
+    for ctx, image in ((small, "evo/operator:test"), (RenderContext(OWNER, 1, "srv:x"), "srv:x")):
+        jobs = [m for m in render(spec, ctx) if m["kind"] == "CronJob"]
+        assert jobs
+        for job in jobs:
+            pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            assert [c["image"] for c in pod["containers"]] == [image]
 
 
 def test_lead_time_carries_across_midnight_and_the_week() -> None:

@@ -38,3 +38,5 @@ class RenderContext:
     default_server_image: str
     # Extra tolerations every server pod gets (e.g. a test cluster's simulated-node taint).
     extra_tolerations: tuple[dict[str, Any], ...] = ()
+    # Image of the pre-warm jobs (the chart: the operator's own); empty: the server image.
+    prewarm_image: str = ""

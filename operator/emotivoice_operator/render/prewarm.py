@@ -14,7 +14,7 @@ from emotivoice_operator.crd import GROUP, PLURAL
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
-from emotivoice_operator.render.deployment import server_image, warmup_env
+from emotivoice_operator.render.deployment import prewarm_image, warmup_env
 from emotivoice_operator.render.security import container_security_context, pod_security_context
 from emotivoice_operator.windows import Window, parse_windows, prewarm_cron, window_hold
 
@@ -77,7 +77,7 @@ def _cronjob(spec: EmotiVoiceServiceSpec, ctx: RenderContext, window: Window) ->
     url = f"http://{names.server(owner.name)}.{owner.namespace}.svc:{spec.server.port}"
     container = {
         "name": "prewarm",
-        "image": server_image(spec, ctx),
+        "image": prewarm_image(spec, ctx),
         "imagePullPolicy": spec.server.image_pull_policy,
         "command": ["emotivoice-prewarm"],
         "args": ["--name", owner.name, "--window", window.name, "--url", url],

@@ -1,0 +1,509 @@
+#!/usr/bin/env bash
+# One REAL node for the local control plane of hack/cluster.sh: containerd (runc, overlayfs,
+# cgroupfs), a CNI bridge, kubelet and kube-proxy v1.34.4, CoreDNS, and a local image registry
+# the kubelet pulls from. Needs root on Linux (network interfaces, mounts, cgroups): `check`
+# says why not when it cannot run. cluster.sh calls it; by hand, use cluster.sh.
+#
+#   hack/node.sh check     exit 0 when this machine can run the real node, else say why
+#   hack/node.sh bridge    create the bridge evs0 with the node address (before the apiserver
+#                          binds it: pods must reach the API, so it listens there, not on lo)
+#   hack/node.sh up        containerd, registry, kubelet, kube-proxy, CoreDNS; wait until Ready
+#   hack/node.sh healthy   exit 0 when all of them run
+#   hack/node.sh down      delete the pods, stop everything by pid, remove every interface,
+#                          nftables table, mount and cgroup the node made
+#
+# Network: the node's and the pods' addresses live only on evs0 (10.244.0.0/24, node
+# 10.244.0.1); nothing is routed or NATed off the machine (the bridge plugin's ipMasq is off;
+# ip_forward is on while the node runs, for Service DNAT back onto the bridge, and restored by
+# down). The registry listens on 127.0.0.1 only.
+#
+# State under $EVS_CLUSTER_DIR/node (removed by down). Kept across runs, outside the clone, so a
+# second `up` costs seconds: containerd's image store and the registry's blobs, under
+# $EVS_CACHE_DIR/node (default ~/.cache/emotivoice-operator/node).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+CLUSTER=${EVS_CLUSTER_DIR:-$REPO/.cluster}
+case "$CLUSTER" in /*) ;; *) CLUSTER=$PWD/$CLUSTER ;; esac
+STATE=$CLUSTER/node
+CACHE=${EVS_CACHE_DIR:-$HOME/.cache/emotivoice-operator}
+KEEP=$CACHE/node
+# shellcheck source=hack/node.env
+source "$REPO/hack/node.env"
+SOCK=$STATE/run/containerd.sock
+COMPONENTS=(registry containerd kubelet kube-proxy)
+
+log() { echo ">> $*" >&2; }
+die() {
+  echo "node.sh: $*" >&2
+  exit 1
+}
+pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
+# alive NAME: the recorded pid runs and its command line names our state or cache directory.
+alive() {
+  local pid
+  pid=$(pid_of "$1")
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qE "$STATE/|$KEEP/"
+}
+start() {
+  local name=$1 pid
+  shift
+  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
+  pid=$!
+  echo $pid >"$STATE/pids/$name.pid"
+  # Until the child has exec'd, its command line is this script's (see cluster.sh's exec_done).
+  for _ in $(seq 1 100); do
+    alive "$name" || [ ! -d "/proc/$pid" ] && break
+    sleep 0.05
+  done
+}
+wait_for() {
+  local what=$1 t0=$SECONDS
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS - t0 < ${NODE_TIMEOUT:-180})) || die "timed out waiting for $what (logs: $STATE/logs/)"
+    local name
+    for name in "${COMPONENTS[@]}"; do
+      if [ -f "$STATE/pids/$name.pid" ] && ! alive "$name"; then
+        tail -n 20 "$STATE/logs/$name.log" >&2 || true
+        die "$name exited while waiting for $what (log: $STATE/logs/$name.log)"
+      fi
+    done
+    sleep 0.2
+  done
+  log "$what (+$((SECONDS - t0)) s)"
+}
+kubectl() { "$BIN/kubectl" --kubeconfig="$CLUSTER/kubeconfig" "$@"; }
+
+# ---- can this machine run it? ----------------------------------------------------------------
+
+check() {
+  [ "$(uname -s)" = Linux ] || die "needs Linux (kernel namespaces, cgroups, overlayfs)"
+  [ "$(id -u)" = 0 ] || die "needs root: it creates a bridge, mounts overlay file systems and cgroups"
+  [ -d /sys/fs/cgroup ] || die "no /sys/fs/cgroup"
+  ip link add evs-probe0 type bridge 2>/dev/null || die "cannot create a bridge interface here"
+  ip link del evs-probe0
+  if ip link show "$BRIDGE" >/dev/null 2>&1 && [ ! -d "$STATE" ]; then
+    die "another local cluster runs the real node (bridge $BRIDGE exists): one real node per machine"
+  fi
+  local tool
+  for tool in containerd runc buildah mmdebstrap nft /usr/lib/cni/bridge; do
+    command -v "$tool" >/dev/null || die "$tool is missing: run hack/node-deps.sh (Debian packages)"
+  done
+  [ "${EVS_REAL_NODE:-auto}" != 0 ] || die "EVS_REAL_NODE=0 asks for the simulated nodes only"
+}
+
+# ---- network ---------------------------------------------------------------------------------
+
+bridge() {
+  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ip link add "$BRIDGE" type bridge
+  fi
+  ip addr replace "$NODE_IP/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  # Service addresses are virtual (kube-proxy DNATs them to pods); one without a rule goes
+  # onto our bridge, never to the machine's default route.
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
+  # Nothing from the pods is forwarded anywhere but back onto the bridge.
+  nft -f - <<EOF
+table inet evs-node
+delete table inet evs-node
+table inet evs-node {
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    iifname "$BRIDGE" oifname != "$BRIDGE" drop
+  }
+}
+EOF
+}
+
+cni_config() {
+  mkdir -p "$STATE/cni/net.d"
+  cat >"$STATE/cni/net.d/10-evs.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "evs",
+  "plugins": [
+    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$STATE/cni/ipam",
+              "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "loopback"}
+  ]
+}
+EOF
+}
+
+# ---- certificates (signed by the control plane's CA) ------------------------------------------
+
+node_cert() { # node_cert NAME CN ORG [SANS]
+  local name=$1 cn=$2 org=$3 sans=${4:-} pki=$CLUSTER/pki ext=$STATE/$1.ext
+  if [ -n "$sans" ]; then
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$sans" >"$ext"
+  else
+    printf 'extendedKeyUsage=clientAuth\n' >"$ext"
+  fi
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$STATE/pki/$name.key" -subj "/O=$org/CN=$cn" -out "$STATE/pki/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$STATE/pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+    -CAcreateserial -days 365 -extfile "$ext" -out "$STATE/pki/$name.crt" 2>/dev/null
+  rm -f "$STATE/pki/$name.csr" "$ext"
+  chmod 600 "$STATE/pki/$name.key"
+}
+
+node_kubeconfig() { # node_kubeconfig NAME: a kubeconfig for the identity in pki/NAME.*
+  local b64="base64 -w0"
+  # shellcheck disable=SC1091
+  source "$CLUSTER/ports.env"
+  cat >"$STATE/$1.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: evs-local
+  cluster: {server: "https://$API_ADDRESS:$API_PORT", certificate-authority-data: $($b64 <"$CLUSTER/pki/ca.crt")}
+users:
+- name: $1
+  user: {client-certificate-data: $($b64 <"$STATE/pki/$1.crt"), client-key-data: $($b64 <"$STATE/pki/$1.key")}
+contexts:
+- name: evs-local
+  context: {cluster: evs-local, user: $1}
+current-context: evs-local
+EOF
+  chmod 600 "$STATE/$1.kubeconfig"
+}
+
+# ---- components ------------------------------------------------------------------------------
+
+containerd_config() {
+  mkdir -p "$KEEP/containerd" "$STATE/run"
+  cat >"$STATE/containerd.toml" <<EOF
+version = 2
+root = "$KEEP/containerd"
+state = "$STATE/run/containerd-state"
+[grpc]
+  address = "$SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # No CAP_SYS_RESOURCE in this sandbox: oom_score_adj cannot be lowered below the parent's.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "/usr/sbin/runc"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$STATE/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."$REGISTRY"]
+    endpoint = ["http://$REGISTRY_ADDR"]
+EOF
+}
+
+# registry: the local image registry in the foreground (node.sh up starts it; images.sh runs
+# one of its own while no node runs). Its blobs stay in $KEEP/registry across runs.
+registry() {
+  mkdir -p "$KEEP/registry"
+  cat >"$KEEP/registry.yml" <<EOF
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $KEEP/registry}
+  delete: {enabled: true}
+http:
+  addr: $REGISTRY_ADDR
+EOF
+  exec "$(bash "$REPO/hack/build-binaries.sh" registry | tail -n1)/registry" serve "$KEEP/registry.yml"
+}
+
+kubelet_config() {
+  cat >"$STATE/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: $KUBELET_PORT
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: $KUBELET_HEALTHZ_PORT
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $CLUSTER/pki/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $STATE/pki/kubelet-serving.crt
+tlsPrivateKeyFile: $STATE/pki/kubelet-serving.key
+containerRuntimeEndpoint: unix://$SOCK
+cgroupDriver: cgroupfs
+# This machine's cgroups are v1 (hybrid): allowed explicitly since 1.31.
+failCgroupV1: false
+failSwapOn: false
+oomScoreAdj: 0
+clusterDomain: cluster.local
+clusterDNS: [$DNS_IP]
+# The host's resolver is not reachable from pods; CoreDNS answers cluster names only.
+resolvConf: $STATE/resolv.conf
+serializeImagePulls: false
+evictionHard: {memory.available: 200Mi, nodefs.available: 2%, imagefs.available: 2%}
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
+maxPods: 40
+podPidsLimit: 4096
+syncFrequency: 10s
+nodeStatusReportFrequency: 10s
+registerWithTaints:
+- {key: $REAL_NODE_TAINT_KEY, value: "true", effect: NoSchedule}
+EOF
+  : >"$STATE/resolv.conf"
+}
+
+kube_proxy_config() {
+  cat >"$STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $STATE/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+mode: nftables
+clusterCIDR: $POD_CIDR
+healthzBindAddress: 127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT
+metricsBindAddress: 127.0.0.1:$KUBE_PROXY_METRICS_PORT
+nodePortAddresses: ["$NODE_IP/32"]
+conntrack: {maxPerCore: 0, min: 0}
+EOF
+}
+
+coredns_manifest() {
+  cat <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+- {apiGroups: [""], resources: [endpoints, services, pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  # Cluster names only: no forward plugin, nothing leaves the machine.
+  # Port 1053: the container runs without privileges; the Service maps 53 to it.
+  Corefile: |
+    .:1053 {
+        errors
+        health :8080
+        ready :8181
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+        }
+        cache 30
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      nodeSelector: {kubernetes.io/hostname: $NODE_NAME}
+      tolerations: [{key: $REAL_NODE_TAINT_KEY, operator: Exists, effect: NoSchedule}]
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: coredns
+        image: $COREDNS_IMAGE
+        args: [-conf, /etc/coredns/Corefile]
+        ports: [{containerPort: 1053, protocol: UDP}, {containerPort: 1053, protocol: TCP}]
+        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 1}
+        livenessProbe: {httpGet: {path: /health, port: 8080}}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        volumeMounts: [{name: cfg, mountPath: /etc/coredns}]
+      volumes: [{name: cfg, configMap: {name: coredns}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: $DNS_IP
+  selector: {k8s-app: kube-dns}
+  ports:
+  - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
+  - {name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP}
+EOF
+}
+
+up() {
+  local t0=$SECONDS
+  BIN=$(bash "$REPO/hack/build-binaries.sh" cluster node | tail -n1)
+  mkdir -p "$STATE/logs" "$STATE/pids" "$STATE/pki" "$STATE/run"
+  # ip_forward as found, restored by down.
+  [ -f "$STATE/ip_forward.before" ] || cat /proc/sys/net/ipv4/ip_forward >"$STATE/ip_forward.before"
+  bridge
+  cni_config
+  node_cert kubelet "system:node:$NODE_NAME" system:nodes
+  node_cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME"
+  node_cert kube-proxy system:kube-proxy system:node-proxier
+  node_kubeconfig kubelet
+  node_kubeconfig kube-proxy
+  containerd_config
+  kubelet_config
+  kube_proxy_config
+
+  start registry bash "$REPO/hack/node.sh" registry
+  start containerd containerd --config "$STATE/containerd.toml"
+  wait_for "registry on $REGISTRY" curl -sf --max-time 2 "http://$REGISTRY_ADDR/v2/"
+  wait_for "containerd" ctr -a "$SOCK" version
+  # The images the node itself runs: the pod sandbox (pause) and CoreDNS.
+  bash "$REPO/hack/images.sh" pause coredns >&2
+  ctr -a "$SOCK" -n k8s.io images pull --plain-http "$PAUSE_IMAGE" >/dev/null
+
+  start kubelet "$BIN/kubelet" --config="$STATE/kubelet.yaml" \
+    --kubeconfig="$STATE/kubelet.kubeconfig" --root-dir="$STATE/kubelet" \
+    --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" \
+    --node-labels="evs.local/node-kind=real" --v=1
+  wait_for "kubelet healthy" curl -sf --max-time 2 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
+  wait_for "node $NODE_NAME registered" kubectl get node "$NODE_NAME"
+  # No node-ipam controller runs (--allocate-node-cidrs is off): the node's pod range is ours.
+  kubectl patch node "$NODE_NAME" --type=merge \
+    -p "{\"spec\":{\"podCIDR\":\"$POD_CIDR\",\"podCIDRs\":[\"$POD_CIDR\"]}}" >/dev/null
+  start kube-proxy "$BIN/kube-proxy" --config="$STATE/kube-proxy.yaml" --v=1
+  wait_for "kube-proxy healthy" curl -sf --max-time 2 "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
+  wait_for "node $NODE_NAME Ready" kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+  coredns_manifest | kubectl apply -f - >/dev/null
+  wait_for "CoreDNS ready" kubectl -n kube-system wait --for=condition=Available deploy/coredns --timeout=2s
+  log "real node $NODE_NAME up in $((SECONDS - t0)) s (pods: $POD_CIDR on $BRIDGE; taint $REAL_NODE_TAINT_KEY)"
+}
+
+# ---- down: nothing left behind -----------------------------------------------------------------
+
+stop_one() {
+  local name=$1 pid
+  alive "$name" || return 0
+  pid=$(pid_of "$name")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    alive "$name" || return 0
+    sleep 0.2
+  done
+  log "$name (pid $pid) did not stop in 10 s, killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+down() {
+  BIN=$CACHE/bin
+  # The pods first, through the kubelet: its sandbox teardown runs the CNI DEL (veths, netns,
+  # addresses) and unmounts the pods' volumes; stopping the kubelet alone leaves them running.
+  if alive kubelet && [ -f "$CLUSTER/kubeconfig" ]; then
+    kubectl delete pods --all -A --field-selector "spec.nodeName=$NODE_NAME" --grace-period=2 \
+      --wait=false >/dev/null 2>&1 || true
+    kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
+    local crictl_free=0
+    for _ in $(seq 1 100); do
+      if [ -z "$(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null)" ]; then
+        crictl_free=1
+        break
+      fi
+      sleep 0.2
+    done
+    [ $crictl_free = 1 ] || log "containers still running after 20 s; killing them"
+  fi
+  stop_one kube-proxy
+  stop_one kubelet
+  # Whatever the kubelet did not stop: kill the tasks, remove the sandboxes' network namespaces.
+  if alive containerd; then
+    local task
+    for task in $(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+      ctr -a "$SOCK" -n k8s.io tasks kill -s KILL "$task" >/dev/null 2>&1 || true
+    done
+    sleep 0.5
+    for task in $(ctr -a "$SOCK" -n k8s.io containers ls -q 2>/dev/null); do
+      ctr -a "$SOCK" -n k8s.io tasks delete -f "$task" >/dev/null 2>&1 || true
+      ctr -a "$SOCK" -n k8s.io containers delete "$task" >/dev/null 2>&1 || true
+    done
+  fi
+  stop_one containerd
+  stop_one registry
+  # Shims of our containerd that outlived it.
+  pkill -KILL -f "containerd-shim.*-address $SOCK" 2>/dev/null || true
+  local ns
+  for ns in /var/run/netns/cni-*; do
+    [ -e "$ns" ] || continue
+    if ip netns pids "$(basename "$ns")" 2>/dev/null | grep -q .; then continue; fi
+    ip netns del "$(basename "$ns")" 2>/dev/null || true
+  done
+  [ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  nft delete table ip kube-proxy 2>/dev/null || true
+  nft delete table ip6 kube-proxy 2>/dev/null || true
+  clean_kubelet_tables
+  nft delete table inet evs-node 2>/dev/null || true
+  ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null || true
+  ip link del "$BRIDGE" 2>/dev/null || true
+  if [ -f "$STATE/ip_forward.before" ]; then
+    sysctl -qw "net.ipv4.ip_forward=$(cat "$STATE/ip_forward.before")"
+  fi
+  # The kubelet makes its root directory a shared bind mount; pod volumes live beneath it.
+  local m
+  for m in $(awk -v p="$STATE/" '$5 ~ "^"p {print $5}' /proc/self/mountinfo | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  umount -l "$STATE/kubelet" 2>/dev/null || true
+  local h
+  for h in /sys/fs/cgroup/*/kubepods; do
+    [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} \; 2>/dev/null
+  done
+  rm -rf "$STATE"
+  log "real node down"
+}
+
+# The kubelet's iptables-nft canary and firewall chains (KUBE-*): delete a table only when
+# nothing but those chains and empty base chains is left in it.
+clean_kubelet_tables() {
+  local t
+  for t in "ip mangle" "ip filter" "ip nat" "ip6 mangle" "ip6 filter" "ip6 nat"; do
+    # shellcheck disable=SC2086
+    nft list table $t >/dev/null 2>&1 || continue
+    # shellcheck disable=SC2086
+    if ! nft list table $t | grep -vE '^\s*$|^\s*}|type (filter|nat) hook|KUBE-|chain [A-Z]+ \{|^table|ct status dnat|counter packets 0 bytes 0 (jump|goto)' | grep -q .; then
+      # shellcheck disable=SC2086
+      nft delete table $t
+    fi
+  done
+}
+
+healthy() {
+  local name
+  for name in "${COMPONENTS[@]}"; do alive "$name" || return 1; done
+}
+
+case "${1:-}" in
+  check) check ;;
+  healthy) healthy ;;
+  registry) registry ;;
+  bridge) bridge ;;
+  up) up ;;
+  down) down ;;
+  *)
+    echo "usage: hack/node.sh check|bridge|up|healthy|down|registry" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,82 @@
+"""Fixtures of the end-to-end suite: the real node, our images, the chart, an S3 server, a model.
+
+Everything here is real: the operator runs as a pod from the image hack/images.sh built, the
+model comes from versitygw running as a pod, the server pods are real containers probed by a
+real kubelet. Where the machine cannot run the real node, every test here is skipped with the
+reason (shown in pytest's summary), never silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import realnode
+from tests.support.cluster import Cluster
+from tests.support.operator_process import install_crd
+from tests.support.realnode import ModelStore
+
+RELEASE = "evs-e2e"
+SYSTEM_NAMESPACE = "evs-e2e-system"
+S3_NAMESPACE = "evs-e2e-s3"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="package")
+def real_cluster(cluster: Cluster) -> Cluster:
+    reason = realnode.missing_reason(cluster)
+    if reason:
+        pytest.skip(reason)
+    return cluster
+
+
+@pytest.fixture(scope="package")
+def images(real_cluster: Cluster) -> dict[str, str]:
+    """Our images in the node's registry (built by `make test` before pytest; seconds here)."""
+    return realnode.build_images("operator", "server", "s3")
+
+
+@pytest.fixture(scope="package")
+def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[str]:
+    install_crd(real_cluster)
+    realnode.install_operator(real_cluster, images, RELEASE, SYSTEM_NAMESPACE)
+    yield SYSTEM_NAMESPACE
+    realnode.uninstall_operator(real_cluster, RELEASE, SYSTEM_NAMESPACE)
+    real_cluster.kubectl("delete", "namespace", SYSTEM_NAMESPACE, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="package")
+def model_store(
+    real_cluster: Cluster, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModelStore]:
+    store = realnode.deploy_model_store(
+        real_cluster, S3_NAMESPACE, images["s3"], tmp_path_factory.mktemp("e2e-model")
+    )
+    yield store
+    real_cluster.kubectl("delete", "namespace", S3_NAMESPACE, "--wait=false", check=False)
+
+
+@pytest.fixture
+def e2e_namespace(real_cluster: Cluster) -> Iterator[str]:
+    name = f"evs-e2e-{uuid.uuid4().hex[:6]}"
+    real_cluster.kubectl("create", "namespace", name)
+    real_cluster.kubectl(
+        "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s"
+    )
+    # The S3 credentials, as a user would create them next to the EmotiVoiceService.
+    real_cluster.kubectl(
+        "create", "secret", "generic", "s3-credentials", "-n", name,
+        f"--from-literal=AWS_ACCESS_KEY_ID={realnode.S3_ACCESS_KEY}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={realnode.S3_SECRET_KEY}",
+    )  # fmt: skip
+    yield name
+    real_cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=90s", check=False)
+    real_cluster.kubectl("delete", "pv", "-l", f"{realnode.PV_NAMESPACE_LABEL}={name}", check=False)

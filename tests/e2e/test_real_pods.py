@@ -1,0 +1,345 @@
+"""Real pods on the real node: the operator's promise observed where users see it.
+
+A pod takes traffic only when it is warm, its cold start is counted, a restart reuses the
+verified cache, a window brings warm replicas back before the peak; the pods are admitted under
+the `restricted` Pod Security Standard (every namespace here enforces it). Checked through
+kubectl and HTTP only: the test process reaches Services at their ClusterIP (kube-proxy's rules
+on this machine; the Service range is routed onto the node's bridge, never off the machine).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import realnode
+from tests.support.cluster import Cluster
+from tests.support.operator_process import wait_for
+from tests.support.realnode import ModelStore, create_service, evs_manifest
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="package")
+def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e-caches")
+
+
+@pytest.fixture
+def restricted_namespace(real_cluster: Cluster, e2e_namespace: str) -> str:
+    real_cluster.kubectl(
+        "label", "namespace", e2e_namespace, "pod-security.kubernetes.io/enforce=restricted"
+    )
+    return e2e_namespace
+
+
+def server_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component=server"
+    pods = cluster.get_json("pods", "-n", namespace, "-l", selector)["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+
+
+def ready_server_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return [p for p in server_pods(cluster, namespace, name) if realnode.pod_ready(p)]
+
+
+def service_url(cluster: Cluster, namespace: str, name: str) -> str:
+    svc = cluster.get_json("service", name, "-n", namespace)
+    port = svc["spec"]["ports"][0]["port"]
+    return f"http://{svc['spec']['clusterIP']}:{port}"
+
+
+def speak(url: str, text: str = "Hello from a real pod.") -> bytes:
+    body = json.dumps({"model": "emotivoice", "input": text, "response_format": "wav"}).encode()
+    request = urllib.request.Request(
+        f"{url}/v1/audio/speech", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200
+        return response.read()
+
+
+def assert_valid_wav(data: bytes) -> None:
+    import numpy as np
+    import soundfile
+
+    audio, rate = soundfile.read(io.BytesIO(data), dtype="float32")
+    assert rate == 16000
+    assert len(audio) > rate // 20, "less than 50 ms of audio"
+    assert np.isfinite(audio).all() and float(np.abs(audio).max()) > 0
+
+
+def cold_start_count(cluster: Cluster, namespace: str, name: str) -> int:
+    status = cluster.get_json("evs", name, "-n", namespace).get("status", {})
+    return int((status.get("coldStarts") or {}).get("count") or 0)
+
+
+def test_a_cold_start_on_the_real_node_then_speech_through_the_service(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    ns = restricted_namespace
+    create_service(real_cluster, ns, evs_manifest("tts", model_store), cache_root)
+    [pod] = ready_server_pods(real_cluster, ns, "tts")
+    name = pod["metadata"]["name"]
+
+    # The init container downloaded and verified every file of the manifest.
+    fetch_log = realnode.timestamped_log(real_cluster, ns, name, "fetch-model")
+    done = realnode.first_line(fetch_log, "downloaded ")
+    assert done is not None and "verified" in done[1], fetch_log[-5:]
+    assert f"{len(model_store.sums)} files" in done[1]
+
+    # The pod turned Ready only after the server's own /ready did (the log line of that moment;
+    # the API's timestamps have whole seconds, so compare at that resolution).
+    server_log = realnode.timestamped_log(real_cluster, ns, name, "server")
+    ready_line = realnode.first_line(server_log, "startup phase=ready")
+    assert ready_line is not None, server_log[-10:]
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    assert realnode.instant(ready["lastTransitionTime"]) >= math.floor(ready_line[0])
+    assert realnode.first_line(server_log, "startup phase=loaded") is not None
+    # The kubelet really probed a server that was not ready yet.
+    events = real_cluster.get_json(
+        "events", "-n", ns, "--field-selector", f"involvedObject.name={name}"
+    )["items"]
+    assert any("Startup probe failed" in (e.get("message") or "") for e in events), [
+        e.get("message") for e in events
+    ]
+    # Admitted under `restricted`, running as the rendered non-root user.
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    # `kubectl get evs` says Ready, and counted this cold start.
+    table = real_cluster.kubectl("get", "evs", "tts", "-n", ns, "-o", "wide").stdout
+    assert "Ready" in table.splitlines()[1], table
+    wait_for(lambda: cold_start_count(real_cluster, ns, "tts") >= 1, timeout=30, what="count")
+
+    # A request through the Service returns valid audio; so does the official openai client.
+    url = service_url(real_cluster, ns, "tts")
+    assert_valid_wav(speak(url))
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=2, timeout=60)
+    reply = client.audio.speech.create(
+        model="emotivoice", voice="8051", input="The official client.", response_format="wav"
+    )
+    assert_valid_wav(reply.content)
+
+
+def test_restarts_reuse_the_verified_cache_and_are_counted(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    ns = restricted_namespace
+    create_service(real_cluster, ns, evs_manifest("tts", model_store), cache_root)
+    [pod] = ready_server_pods(real_cluster, ns, "tts")
+    name = pod["metadata"]["name"]
+    wait_for(lambda: cold_start_count(real_cluster, ns, "tts") >= 1, timeout=30, what="count")
+
+    # 1. The server container stops (SIGTERM to its process): the kubelet restarts it in the
+    # same pod; the init container does not run again, the model loads from the cache.
+    real_cluster.kubectl(
+        "exec", name, "-n", ns, "-c", "server", "--",
+        "python3", "-c", "import os, signal; os.kill(1, signal.SIGTERM)",
+        check=False,
+    )  # fmt: skip
+
+    def restarted_and_ready() -> bool:
+        current = real_cluster.get_json("pod", name, "-n", ns)
+        server = next(s for s in current["status"]["containerStatuses"] if s["name"] == "server")
+        return server["restartCount"] >= 1 and realnode.pod_ready(current)
+
+    wait_for(restarted_and_ready, timeout=180, interval=1, what="server container restarted")
+    fetch_runs = [
+        line
+        for _, line in realnode.timestamped_log(real_cluster, ns, name, "fetch-model")
+        if "verified" in line
+    ]
+    assert len(fetch_runs) == 1, fetch_runs
+
+    # 2. The pod is deleted: its replacement's fetch step finds the verified cache (no object
+    # downloaded) and it turns Ready.
+    real_cluster.kubectl("delete", "pod", name, "-n", ns, "--wait=false")
+    wait_for(
+        lambda: [
+            p for p in ready_server_pods(real_cluster, ns, "tts") if p["metadata"]["name"] != name
+        ],
+        timeout=180,
+        interval=1,
+        what="a replacement pod Ready",
+    )
+    [replacement] = [
+        p for p in ready_server_pods(real_cluster, ns, "tts") if p["metadata"]["name"] != name
+    ]
+    log = realnode.timestamped_log(real_cluster, ns, replacement["metadata"]["name"], "fetch-model")
+    assert realnode.first_line(log, "cache complete") is not None, log[-5:]
+    assert realnode.first_line(log, "downloaded ") is None, log[-5:]
+    # Both starts counted, each with a real time to ready.
+    wait_for(lambda: cold_start_count(real_cluster, ns, "tts") >= 2, timeout=60, what="2 starts")
+    recent = real_cluster.get_json("evs", "tts", "-n", ns)["status"]["coldStarts"]["recent"]
+    assert {r["pod"] for r in recent} >= {replacement["metadata"]["name"]}
+    assert all(0 < float(r["seconds"]) < 300 for r in recent), recent
+    assert_valid_wav(speak(service_url(real_cluster, ns, "tts")))
+
+
+def test_the_operator_pod_deleted_mid_reconcile_converges(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    ns = restricted_namespace
+    real_cluster.apply(evs_manifest("tts", model_store), namespace=ns)
+    # Kill the operator while it is creating the children.
+    real_cluster.kubectl(
+        "delete", "pod", "-n", operator_release, "-l", "app.kubernetes.io/name=emotivoice-operator",
+        "--wait=false",
+    )  # fmt: skip
+    create_service(real_cluster, ns, evs_manifest("tts", model_store), cache_root, timeout=300)
+    for kind in ("deployment", "service", "horizontalpodautoscaler", "persistentvolumeclaim"):
+        items = real_cluster.get_json(kind, "-n", ns, "-l", "app.kubernetes.io/instance=tts")
+        assert len(items["items"]) == 1, (kind, [i["metadata"]["name"] for i in items["items"]])
+    assert len(real_cluster.get_json("replicasets", "-n", ns)["items"]) == 1
+    assert len(server_pods(real_cluster, ns, "tts")) == 1
+
+
+def _window_in(minutes: int, lead: str, replicas: int) -> tuple[dict[str, Any], datetime]:
+    """A window starting at the start of the minute ``minutes`` from now (UTC), 2 minutes long."""
+    start = (datetime.now(UTC) + timedelta(minutes=minutes)).replace(second=0, microsecond=0)
+    window = {
+        "name": "peak",
+        "cron": f"{start.minute} {start.hour} * * *",
+        "duration": "2m",
+        "leadTime": lead,
+        "replicas": replicas,
+    }
+    return window, start
+
+
+def test_a_window_brings_warm_replicas_back_before_the_peak(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    """Two services with a window opening about three minutes ahead (its pre-warm CronJob
+    fires one minute before it): one scaled to zero outside the window, one with a floor of 1
+    raised to 2. Before the window opens, the pre-warm Job has run as a real pod under its own
+    ServiceAccount, the floors are up and the new replicas are Ready and primed; after the
+    window the floors drop back. A Job created by hand from the CronJob does the same at once."""
+    ns = restricted_namespace
+    window, start = _window_in(3, "1m", 1)
+    zero = evs_manifest(
+        "tts-zero", model_store, replicas={"min": 0, "max": 2},
+        warmPool={"timeZone": "UTC", "windows": [window]},
+    )  # fmt: skip
+    floor = evs_manifest(
+        "tts-floor", model_store, replicas={"min": 1, "max": 3},
+        warmPool={"timeZone": "UTC", "windows": [{**window, "replicas": 2}]},
+    )  # fmt: skip
+    create_service(real_cluster, ns, floor, cache_root)
+    real_cluster.apply(zero, namespace=ns)
+    wait_for(
+        lambda: (
+            real_cluster.kubectl("get", "pvc", "tts-zero-model", "-n", ns, check=False).returncode
+            == 0
+        ),
+        timeout=60,
+        what="PVC",
+    )
+    realnode.cache_volume(real_cluster, ns, "tts-zero-model", cache_root / ns / "tts-zero-model")
+    # Outside the window: no server pod for the scale-to-zero service.
+    time.sleep(5)
+    assert server_pods(real_cluster, ns, "tts-zero") == []
+    assert datetime.now(UTC) < start - timedelta(minutes=1), "too slow to test the lead"
+
+    # The CronJob fires at start - 1m; both floors rise and the replicas are Ready by `start`.
+    def warm() -> bool:
+        return (
+            len(ready_server_pods(real_cluster, ns, "tts-zero")) == 1
+            and len(ready_server_pods(real_cluster, ns, "tts-floor")) == 2
+        )
+
+    wait_for(warm, timeout=(start - datetime.now(UTC)).total_seconds() + 60, interval=2,
+             what="warm replicas")  # fmt: skip
+    warm_at = datetime.now(UTC)
+    jobs = real_cluster.get_json("jobs", "-n", ns)["items"]
+    assert {j["metadata"]["name"].rsplit("-", 1)[0] for j in jobs} >= {
+        "tts-zero-warm-peak",
+        "tts-floor-warm-peak",
+    }
+    job_pods = real_cluster.get_json("pods", "-n", ns, "-l", "batch.kubernetes.io/job-name")
+    accounts = {p["spec"]["serviceAccountName"] for p in job_pods["items"]}
+    assert accounts == {"tts-zero-warm", "tts-floor-warm"}
+    # Ready before the window opened (a few seconds of slack for the polling).
+    assert warm_at <= start + timedelta(seconds=10), (warm_at, start)
+    wait_for(
+        lambda: all(
+            j["status"].get("succeeded") == 1
+            for j in real_cluster.get_json("jobs", "-n", ns)["items"]
+        ),
+        timeout=180,
+        interval=2,
+        what="pre-warm jobs succeeded (replicas primed)",
+    )
+    for job in real_cluster.get_json("jobs", "-n", ns)["items"]:
+        log = real_cluster.kubectl("logs", f"job/{job['metadata']['name']}", "-n", ns).stdout
+        assert "prime" in log.lower(), log[-2000:]
+
+    # After the window (2 minutes) the floors drop back: 0 and 1 server pods.
+    end = start + timedelta(minutes=2)
+    wait_for(
+        lambda: (
+            not server_pods(real_cluster, ns, "tts-zero")
+            and len(server_pods(real_cluster, ns, "tts-floor")) == 1
+        ),
+        timeout=(end - datetime.now(UTC)).total_seconds() + 420,
+        interval=3,
+        what="floors back down after the window",
+    )
+
+
+def test_a_prewarm_job_created_by_hand_raises_the_floor(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    ns = restricted_namespace
+    window, _ = _window_in(600, "10m", 2)  # hours away: only the hand-made Job raises the floor
+    manifest = evs_manifest("tts", model_store, warmPool={"timeZone": "UTC", "windows": [window]})
+    create_service(real_cluster, ns, manifest, cache_root)
+    real_cluster.kubectl("create", "job", "--from=cronjob/tts-warm-peak", "warm-now", "-n", ns)
+    wait_for(
+        lambda: len(ready_server_pods(real_cluster, ns, "tts")) == 2,
+        timeout=240,
+        interval=2,
+        what="two Ready replicas",
+    )
+    status = real_cluster.get_json("evs", "tts", "-n", ns)["status"]
+    assert status["warmRequests"]["peak"]["replicas"] == 2
+    wait_for(
+        lambda: real_cluster.get_json("job", "warm-now", "-n", ns)["status"].get("succeeded"),
+        timeout=180,
+        interval=2,
+        what="the pre-warm Job succeeded",
+    )
+    [job_pod] = real_cluster.get_json("pods", "-n", ns, "-l", "job-name=warm-now")["items"]
+    assert job_pod["spec"]["serviceAccountName"] == "tts-warm"
+    # It ran the operator's small image, not the server's.
+    [image] = [c["image"] for c in job_pod["spec"]["containers"]]
+    assert "/emotivoice/operator:" in image

@@ -1,0 +1,437 @@
+"""The real node of hack/node.sh for the end-to-end tests and the cold-start benchmark.
+
+Why here: the tests, the benchmark and the demo need the same facts (the node's name, taint,
+registry) and the same moves (build the images, install the chart with them, run an S3 server
+in the cluster, upload a model, time a pod's start); hack/node.env holds the facts, this module
+the moves, so no test re-derives them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from emotivoice_operator.render.security import UID as POD_UID
+from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries
+from tests.support.operator_process import wait_for
+
+NODE_ENV = REPO / "hack" / "node.env"
+IMAGES_SCRIPT = REPO / "hack" / "images.sh"
+CHART = REPO / "charts" / "emotivoice-operator"
+# The S3 server's fixed credentials (a test store in the cluster; never a real secret).
+S3_ACCESS_KEY = "e2e-access-key"
+S3_SECRET_KEY = "e2e-secret-key-0123456789"
+S3_PORT = 7070
+IMAGE_BUILD_TIMEOUT_S = 60 * 60
+# Label of the PersistentVolumes made for a namespace's claims (deleted with the namespace).
+PV_NAMESPACE_LABEL = "evs.local/claim-namespace"
+BUCKET = "models"
+PREFIX = "emotivoice/test"
+
+
+def node_facts() -> dict[str, str]:
+    """hack/node.env's KEY=VALUE lines."""
+    facts = {}
+    for line in NODE_ENV.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            facts[key] = value
+    return facts
+
+
+FACTS = node_facts()
+NODE_NAME = FACTS["NODE_NAME"]
+REAL_NODE_TOLERATION: dict[str, str] = {
+    "key": FACTS["REAL_NODE_TAINT_KEY"],
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
+
+def missing_reason(cluster: Cluster) -> str | None:
+    """Why the cluster has no Ready real node (None when it has one)."""
+    result = cluster.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
+    if result.returncode != 0:
+        why = subprocess.run(
+            ["bash", str(REPO / "hack" / "node.sh"), "check"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stderr.strip()
+        return (
+            f"no real node {NODE_NAME} in the cluster of {cluster.kubeconfig}"
+            + (f" ({why.removeprefix('node.sh: ')})" if why else "")
+            + ": the end-to-end tests need hack/cluster.sh's real node (root on Linux)"
+        )
+    node = json.loads(result.stdout)
+    ready = [c for c in node["status"].get("conditions", []) if c["type"] == "Ready"]
+    if not ready or ready[0]["status"] != "True":
+        return f"the real node {NODE_NAME} is not Ready"
+    return None
+
+
+def build_images(*names: str, on_line: Callable[[str], None] | None = None) -> dict[str, str]:
+    """hack/images.sh (seconds when every image is in the registry): NAME -> reference."""
+    proc = subprocess.Popen(
+        ["bash", str(IMAGES_SCRIPT), *names],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if on_line else None,
+        text=True,
+    )
+    try:
+        if on_line is not None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                on_line(line.rstrip("\n"))
+        stdout, _ = proc.communicate(timeout=IMAGE_BUILD_TIMEOUT_S)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise ClusterError(f"hack/images.sh {' '.join(names)} failed (exit {proc.returncode})")
+    return dict(line.split("=", 1) for line in stdout.split() if "=" in line)
+
+
+def install_operator(
+    cluster: Cluster, images: dict[str, str], release: str, namespace: str, timer_s: int = 5
+) -> None:
+    """The Helm chart for real, with our images: the operator runs as a pod on the real node."""
+    helm = build_binaries("helm") / "helm"
+    operator_repo, operator_tag = images["operator"].rsplit(":", 1)
+    server_repo, server_tag = images["server"].rsplit(":", 1)
+    values = {
+        "image": {"repository": operator_repo, "tag": operator_tag},
+        "serverImage": {"repository": server_repo, "tag": server_tag},
+        "timerIntervalSeconds": timer_s,
+        "tolerations": [REAL_NODE_TOLERATION],
+        "extraPodTolerations": [REAL_NODE_TOLERATION],
+    }
+    subprocess.run(
+        [str(helm), "upgrade", "--install", release, str(CHART), "--namespace", namespace,
+         "--create-namespace", "--kubeconfig", str(cluster.kubeconfig), "--wait",
+         "--timeout", "5m", "--values", "-"],
+        input=json.dumps(values), check=True, capture_output=True, text=True, timeout=360,
+    )  # fmt: skip
+
+
+def uninstall_operator(cluster: Cluster, release: str, namespace: str) -> None:
+    helm = build_binaries("helm") / "helm"
+    subprocess.run(
+        [str(helm), "uninstall", release, "--namespace", namespace, "--wait",
+         "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"],
+        check=False, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+# ---- an S3 server in the cluster ------------------------------------------------------------
+
+
+def s3_manifests(image: str) -> list[dict[str, Any]]:
+    """versitygw on an emptyDir, its Service `s3`, and the credentials Secret the EVS uses."""
+    labels = {"app": "s3"}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "s3-credentials"},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "s3", "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "tolerations": [REAL_NODE_TOLERATION],
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65532,
+                            "fsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "versitygw",
+                                "image": image,
+                                "args": [
+                                    "--port",
+                                    f":{S3_PORT}",
+                                    "--access",
+                                    S3_ACCESS_KEY,
+                                    "--secret",
+                                    S3_SECRET_KEY,
+                                    "--region",
+                                    "us-east-1",
+                                    "posix",
+                                    "/data",
+                                ],
+                                "ports": [{"containerPort": S3_PORT, "name": "s3"}],
+                                "readinessProbe": {
+                                    "tcpSocket": {"port": S3_PORT},
+                                    "periodSeconds": 1,
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                            }
+                        ],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s3"},
+            "spec": {"selector": labels, "ports": [{"port": S3_PORT, "targetPort": "s3"}]},
+        },
+    ]
+
+
+def pod_ip(cluster: Cluster, namespace: str, selector: str) -> str:
+    pods = cluster.get_json("pods", "-n", namespace, "-l", selector)["items"]
+    ips = [p["status"].get("podIP") for p in pods if p["status"].get("podIP")]
+    if not ips:
+        raise ClusterError(f"no pod with an IP for {selector} in {namespace}")
+    return ips[0]
+
+
+def upload_model(endpoint: str, bucket: str, prefix: str, directory: Path) -> dict[str, str]:
+    """Every file under ``directory`` and a SHA256SUMS manifest; returns path -> sha256."""
+    import boto3
+    from botocore.config import Config
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 10}),
+    )
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=bucket)
+    sums = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        sums[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        s3.upload_file(str(path), bucket, f"{prefix}/{rel}")
+    manifest = "".join(f"{digest}  {rel}\n" for rel, digest in sums.items())
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/SHA256SUMS", Body=manifest.encode())
+    return sums
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    """The in-cluster S3 server holding the small test model."""
+
+    endpoint: str  # as pods reach it (the Service's DNS name)
+    uri: str
+    sums: dict[str, str]
+
+
+def deploy_model_store(cluster: Cluster, namespace: str, image: str, workdir: Path) -> ModelStore:
+    """versitygw as a pod in ``namespace``, holding the small test model under BUCKET/PREFIX."""
+    from emotivoice_tts.testmodel import write_model
+
+    model_dir = workdir / "model"
+    if not model_dir.exists():
+        write_model(model_dir, "small")
+    cluster.kubectl("create", "namespace", namespace, check=False)
+    cluster.apply(s3_manifests(image), namespace=namespace)
+    cluster.kubectl(
+        "rollout", "status", "deploy/s3", "-n", namespace, "--timeout=120s", timeout=130
+    )
+    # Uploaded straight to the pod's address on the node's bridge.
+    ip = pod_ip(cluster, namespace, "app=s3")
+    sums = upload_model(f"http://{ip}:{S3_PORT}", BUCKET, PREFIX, model_dir)
+    return ModelStore(
+        endpoint=f"http://s3.{namespace}.svc:{S3_PORT}", uri=f"s3://{BUCKET}/{PREFIX}", sums=sums
+    )
+
+
+def evs_manifest(name: str, store: ModelStore, **spec: object) -> dict:
+    """An EmotiVoiceService of the test model, CPU, one warm replica unless ``spec`` says."""
+    body: dict = {
+        "model": {
+            "source": {
+                "uri": store.uri,
+                "endpoint": store.endpoint,
+                "credentialsSecret": {"name": "s3-credentials"},
+                "checksumManifest": "SHA256SUMS",
+            },
+            "cache": {"size": "1Gi"},
+        },
+        "server": {
+            "resources": {
+                "requests": {"cpu": "250m", "memory": "1Gi"},
+                "limits": {"memory": "3Gi"},
+            },
+            "warmup": {"phrases": ["Hello."], "prompts": [""]},
+            "startupTimeoutSeconds": 300,
+        },
+        "replicas": {"min": 1, "max": 3},
+    }
+    for key, value in spec.items():
+        body[key] = value
+    return {
+        "apiVersion": "tts.emotivoice.io/v1alpha1",
+        "kind": "EmotiVoiceService",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def create_service(
+    cluster: Cluster, namespace: str, manifest: dict, cache_root: Path, timeout: float = 240
+) -> None:
+    """Applies the EmotiVoiceService and gives its cache claim a volume; waits for phase Ready."""
+    name = manifest["metadata"]["name"]
+    cluster.apply(manifest, namespace=namespace)
+    claim = f"{name}-model"
+    wait_for(
+        lambda: cluster.kubectl("get", "pvc", claim, "-n", namespace, check=False).returncode == 0,
+        timeout=60,
+        what=f"PVC {claim}",
+    )
+    cache_volume(cluster, namespace, claim, cache_root / namespace / claim)
+    wait_for(
+        lambda: (
+            cluster.get_json("evs", name, "-n", namespace).get("status", {}).get("phase") == "Ready"
+        ),
+        timeout=timeout,
+        interval=1,
+        what=f"EmotiVoiceService {name} Ready",
+    )
+
+
+# ---- what a pod's start looked like ---------------------------------------------------------
+
+
+def instant(text: str) -> float:
+    """An RFC 3339 timestamp (the API's, or a log line's nanosecond one) as epoch seconds."""
+    text = text.replace("Z", "+00:00")
+    match = re.match(r"(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)", text)
+    if match is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    base, frac, zone = match.groups()
+    return datetime.fromisoformat(base + zone).timestamp() + float(frac or 0)
+
+
+def timestamped_log(
+    cluster: Cluster, namespace: str, pod: str, container: str
+) -> list[tuple[float, str]]:
+    """The container's log as (kubelet timestamp, line) pairs."""
+    out = cluster.kubectl(
+        "logs", pod, "-n", namespace, "-c", container, "--timestamps", check=False
+    ).stdout
+    lines = []
+    for raw in out.splitlines():
+        stamp, _, line = raw.partition(" ")
+        with contextlib.suppress(ValueError):
+            lines.append((instant(stamp), line))
+    return lines
+
+
+def first_line(lines: list[tuple[float, str]], needle: str) -> tuple[float, str] | None:
+    return next(((t, line) for t, line in lines if needle in line), None)
+
+
+@dataclass
+class ReadyWatch:
+    """Watches pods with a selector and records, on this machine's clock, when each was first
+    seen Ready (the API's own timestamps have whole-second resolution)."""
+
+    cluster: Cluster
+    namespace: str
+    selector: str
+    seen_ready: dict[str, float]
+
+    def poll(self) -> dict[str, Any]:
+        pods = self.cluster.get_json("pods", "-n", self.namespace, "-l", self.selector)
+        now = time.time()
+        for pod in pods["items"]:
+            name = pod["metadata"]["name"]
+            if name not in self.seen_ready and pod_ready(pod):
+                self.seen_ready[name] = now
+        return pods
+
+
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+@contextlib.contextmanager
+def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[int]:
+    """``kubectl port-forward`` to 127.0.0.1: yields the local port; stopped by its pid."""
+    proc = subprocess.Popen(
+        [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}", "port-forward",
+         "-n", namespace, target, f"127.0.0.1::{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"127\.0\.0\.1:(\d+)", line)
+        if match is None:
+            raise ClusterError(f"kubectl port-forward {target}: {line.strip()}")
+        yield int(match.group(1))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def cache_volume(cluster: Cluster, namespace: str, claim: str, directory: Path) -> None:
+    """A hostPath PersistentVolume bound to ``claim`` (this cluster has no provisioner).
+
+    hostPath volumes get no fsGroup ownership change, so the directory is made the pods' uid's
+    (1000, the rendered runAsUser), as a provisioner's volume would be writable to fsGroup.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chown(directory, POD_UID, POD_UID)
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"{namespace}-{claim}"},
+            "spec": {
+                "capacity": {"storage": "10Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "hostPath": {"path": str(directory), "type": "Directory"},
+                "claimRef": {"namespace": namespace, "name": claim},
+            },
+        }
+    )
+    cluster.kubectl(
+        "label", "pv", f"{namespace}-{claim}", f"{PV_NAMESPACE_LABEL}={namespace}", "--overwrite"
+    )
