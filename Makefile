@@ -21,13 +21,22 @@ render: venv
 	@$(PY) -m emotivoice_operator.main render examples/
 
 ## test: the whole suite, as CI runs it (.ci/run calls this)
-test: venv lint tools
+test: venv lint tools node-tools
 	@$(PY) -m pytest tests
 
 ## tools: the Go-built binaries the tests use (cached in ~/.cache/emotivoice-operator; progress on first build)
 tools:
 	@bash hack/system-deps.sh
 	@bash hack/build-binaries.sh cluster helm versitygw >/dev/null
+
+## node-tools: where the real node can run (root on Linux): its Debian packages, its binaries
+## and our images (first time: minutes, with progress; cached by content hash, then seconds)
+.PHONY: node-tools
+node-tools:
+	@bash hack/node-deps.sh
+	@if why=$$(bash hack/node.sh check 2>&1); then \
+	  bash hack/build-binaries.sh node >/dev/null && bash hack/images.sh >/dev/null; \
+	else echo ">> no real node here ($${why#node.sh: }): the end-to-end tests will be skipped"; fi
 
 lint: venv
 	@.venv/bin/ruff check operator server tests bench hack
@@ -86,11 +95,20 @@ bench-operator: venv tools
 	@$(PY) bench/operator_bench.py --count 100
 bench: bench-operator
 
-## images: the operator and server images (needs a Docker engine; none runs on our CI machines)
-IMAGE_TAG ?= 0.1.0
+## images: the operator, server and test S3 images, built here without any registry to pull
+## from (mmdebstrap base + buildah; root), pushed to the real node's local registry; prints
+## NAME=REFERENCE. With a Docker engine instead: docker build -f operator/Dockerfile . (see there)
 images:
-	docker build -f operator/Dockerfile -t emotivoice/operator:$(IMAGE_TAG) .
-	docker build -f server/Dockerfile -t emotivoice/server:$(IMAGE_TAG) .
+	@bash hack/node-deps.sh
+	@bash hack/build-binaries.sh coredns registry >/dev/null
+	@bash hack/images.sh
+
+## bench-coldstart: a real pod's cold start on the real node, empty and warm cache, against the
+## common recipe (lazy server, /health probe after 30 s, plain copy); ratios and peak memory
+.PHONY: bench-coldstart
+bench-coldstart: venv tools node-tools
+	@$(PY) bench/coldstart_bench.py
+bench: bench-coldstart
 
 ## e2e-kind: kind cluster + images + chart + an example on an in-cluster MinIO, then the integration suite (needs Docker and kind)
 e2e-kind:

@@ -36,7 +36,6 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import wave
 from pathlib import Path
@@ -102,74 +101,6 @@ def measure_upstream(model_dir: Path, upstream: Path | None) -> dict[str, Any]:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["modules"] = "EmotiVoice's" if upstream else "ours, built the released way"
     return result
-
-
-# ------------------------------------------------------------------------ the lazy baseline
-
-
-def serve_lazy(model_dir: Path, port: int, precision: str) -> None:
-    """A lazy server: nothing heavy until the first speech request (then import + load)."""
-    from flask import Flask, Response, jsonify, request
-    from gunicorn.app.base import BaseApplication
-
-    from emotivoice_server import audio
-    from emotivoice_server.cpus import cpu_budget
-
-    state: dict[str, Any] = {}
-    lock = threading.Lock()
-
-    def synth() -> Any:
-        with lock:
-            if "synth" not in state:
-                began = time.perf_counter()
-                from emotivoice_tts import load_synthesizer
-
-                state["synth"] = load_synthesizer(model_dir, precision=precision, device="cpu")
-                state["load_s"] = time.perf_counter() - began
-            return state["synth"]
-
-    def create_app() -> Flask:
-        app = Flask("lazy")
-
-        @app.get("/health")
-        def health() -> Response:
-            return jsonify({"status": "ok"})
-
-        @app.post("/v1/audio/speech")
-        def speech() -> Response:
-            body = request.get_json(force=True)
-            model = synth()
-            with lock:
-                # The same intra-op threads as the eager server (set per calling thread).
-                import torch
-
-                torch.set_num_threads(cpu_budget())
-                waveform = model.synthesize(
-                    body["input"], body.get("voice") or model.speakers[0], body.get("prompt", "")
-                )
-            response = Response(audio.encode(waveform, model.sample_rate, "wav"))
-            response.headers["X-Import-And-Load-S"] = f"{state['load_s']:.4f}"
-            return response
-
-        return app
-
-    class Lazy(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in {
-                "bind": f"127.0.0.1:{port}",
-                "workers": 1,
-                "worker_class": "gthread",
-                "threads": 4,
-                "timeout": 600,
-                "control_socket_disable": True,
-            }.items():
-                if key in self.cfg.settings:
-                    self.cfg.set(key, value)
-
-        def load(self) -> Flask:
-            return create_app()
-
-    Lazy().run()
 
 
 # ------------------------------------------------------------------------ measuring
@@ -247,7 +178,7 @@ def first_and_steady(server: ServerProcess, seed: int) -> dict[str, Any]:
 
 
 def measure_lazy(model_dir: Path, logs: Path, precision: str, seed: int) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--serve-lazy"]
+    command = [sys.executable, str(Path(__file__).resolve().parent / "lazy_server.py")]
     server = start_server(
         model_dir, logs / f"lazy-{seed}.log", "--precision", precision, command=command
     )
@@ -418,14 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "server.json")
     parser.add_argument("--upstream", type=Path, help="an EmotiVoice checkout (upstream's modules)")
-    parser.add_argument("--serve-lazy", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--released-load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--host", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_lazy:
-        serve_lazy(args.model_dir, args.port, args.precision)
-        return 0
     if args.released_load:
         released_load(args.model_dir, args.upstream)
         return 0

@@ -20,7 +20,6 @@ from tests.support.realnode import ModelStore
 
 RELEASE = "evs-e2e"
 SYSTEM_NAMESPACE = "evs-e2e-system"
-S3_NAMESPACE = "evs-e2e-s3"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,10 +57,10 @@ def model_store(
     real_cluster: Cluster, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModelStore]:
     store = realnode.deploy_model_store(
-        real_cluster, S3_NAMESPACE, images["s3"], tmp_path_factory.mktemp("e2e-model")
+        real_cluster, images["s3"], tmp_path_factory.mktemp("e2e-model")
     )
     yield store
-    real_cluster.kubectl("delete", "namespace", S3_NAMESPACE, "--wait=false", check=False)
+    real_cluster.kubectl("delete", "namespace", store.spec.namespace, "--wait=false", check=False)
 
 
 @pytest.fixture
@@ -72,11 +71,7 @@ def e2e_namespace(real_cluster: Cluster) -> Iterator[str]:
         "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s"
     )
     # The S3 credentials, as a user would create them next to the EmotiVoiceService.
-    real_cluster.kubectl(
-        "create", "secret", "generic", "s3-credentials", "-n", name,
-        f"--from-literal=AWS_ACCESS_KEY_ID={realnode.S3_ACCESS_KEY}",
-        f"--from-literal=AWS_SECRET_ACCESS_KEY={realnode.S3_SECRET_KEY}",
-    )  # fmt: skip
+    realnode.credentials_secret(real_cluster, name)
     yield name
     real_cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=90s", check=False)
     real_cluster.kubectl("delete", "pv", "-l", f"{realnode.PV_NAMESPACE_LABEL}={name}", check=False)

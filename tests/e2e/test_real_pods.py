@@ -107,7 +107,7 @@ def test_a_cold_start_on_the_real_node_then_speech_through_the_service(
     assert ready_line is not None, server_log[-10:]
     ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
     assert realnode.instant(ready["lastTransitionTime"]) >= math.floor(ready_line[0])
-    assert realnode.first_line(server_log, "startup phase=loaded") is not None
+    assert realnode.first_line(server_log, "startup phase=loading") is not None
     # The kubelet really probed a server that was not ready yet.
     events = real_cluster.get_json(
         "events", "-n", ns, "--field-selector", f"involvedObject.name={name}"

@@ -210,7 +210,9 @@ def test_cronjobs_fire_lead_time_before_each_window_in_its_zone() -> None:
 def test_prewarm_jobs_run_the_small_image_not_the_servers() -> None:
     spec = parse_spec(SERVICES["tts-gpu"]["spec"])
     small = RenderContext(OWNER, 1, "emotivoice/server:test", prewarm_image="evo/operator:test")
-    for ctx, image in ((small, "evo/operator:test"), (RenderContext(OWNER, 1, "srv:x"), "srv:x")):
+    # Without a pre-warm image, the server's (here the spec's own).
+    fallback = RenderContext(OWNER, 1, "srv:x")
+    for ctx, image in ((small, "evo/operator:test"), (fallback, spec.server.image)):
         jobs = [m for m in render(spec, ctx) if m["kind"] == "CronJob"]
         assert jobs
         for job in jobs:

@@ -28,15 +28,9 @@ from tests.support.operator_process import wait_for
 NODE_ENV = REPO / "hack" / "node.env"
 IMAGES_SCRIPT = REPO / "hack" / "images.sh"
 CHART = REPO / "charts" / "emotivoice-operator"
-# The S3 server's fixed credentials (a test store in the cluster; never a real secret).
-S3_ACCESS_KEY = "e2e-access-key"
-S3_SECRET_KEY = "e2e-secret-key-0123456789"
-S3_PORT = 7070
 IMAGE_BUILD_TIMEOUT_S = 60 * 60
 # Label of the PersistentVolumes made for a namespace's claims (deleted with the namespace).
 PV_NAMESPACE_LABEL = "evs.local/claim-namespace"
-BUCKET = "models"
-PREFIX = "emotivoice/test"
 
 
 def node_facts() -> dict[str, str]:
@@ -138,23 +132,59 @@ def uninstall_operator(cluster: Cluster, release: str, namespace: str) -> None:
 # ---- an S3 server in the cluster ------------------------------------------------------------
 
 
-def s3_manifests(image: str) -> list[dict[str, Any]]:
-    """versitygw on an emptyDir, its Service `s3`, and the credentials Secret the EVS uses."""
-    labels = {"app": "s3"}
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where an in-cluster S3 server listens and what it holds."""
+
+    service: str
+    namespace: str
+    port: int
+    access_key: str
+    secret_key: str
+    uri: str  # s3://BUCKET/PREFIX of the model
+
+    @property
+    def endpoint(self) -> str:
+        """As pods reach it: the Service's DNS name."""
+        return f"http://{self.service}.{self.namespace}.svc:{self.port}"
+
+    @classmethod
+    def of_example(cls, path: Path) -> StoreSpec:
+        """The store an example manifest expects (its endpoint, Secret and uri), so the demo
+        serves that example unchanged."""
+        import yaml
+
+        docs = list(yaml.safe_load_all(path.read_text()))
+        secret = next(d for d in docs if d["kind"] == "Secret")["stringData"]
+        source = next(d for d in docs if d["kind"] == "EmotiVoiceService")["spec"]["model"][
+            "source"
+        ]
+        match = re.fullmatch(r"http://([a-z0-9-]+)\.([a-z0-9-]+)\.svc:(\d+)", source["endpoint"])
+        if match is None:
+            raise ValueError(f"{path}: endpoint {source['endpoint']!r} is not a Service URL")
+        return cls(
+            service=match.group(1),
+            namespace=match.group(2),
+            port=int(match.group(3)),
+            access_key=secret["AWS_ACCESS_KEY_ID"],
+            secret_key=secret["AWS_SECRET_ACCESS_KEY"],
+            uri=source["uri"],
+        )
+
+
+TEST_STORE = StoreSpec(
+    "s3", "evs-e2e-s3", 7070, "e2e-access-key", "e2e-secret-key-0123456789", "s3://models/test/v1"
+)
+
+
+def s3_manifests(image: str, store: StoreSpec) -> list[dict[str, Any]]:
+    """versitygw (posix backend on an emptyDir) and its Service."""
+    labels = {"app": store.service}
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "s3-credentials"},
-            "stringData": {
-                "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-                "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-            },
-        },
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": {"name": "s3", "labels": labels},
+            "metadata": {"name": store.service, "labels": labels},
             "spec": {
                 "selector": {"matchLabels": labels},
                 "template": {
@@ -173,19 +203,19 @@ def s3_manifests(image: str) -> list[dict[str, Any]]:
                                 "image": image,
                                 "args": [
                                     "--port",
-                                    f":{S3_PORT}",
+                                    f":{store.port}",
                                     "--access",
-                                    S3_ACCESS_KEY,
+                                    store.access_key,
                                     "--secret",
-                                    S3_SECRET_KEY,
+                                    store.secret_key,
                                     "--region",
                                     "us-east-1",
                                     "posix",
                                     "/data",
                                 ],
-                                "ports": [{"containerPort": S3_PORT, "name": "s3"}],
+                                "ports": [{"containerPort": store.port, "name": "s3"}],
                                 "readinessProbe": {
-                                    "tcpSocket": {"port": S3_PORT},
+                                    "tcpSocket": {"port": store.port},
                                     "periodSeconds": 1,
                                 },
                                 "securityContext": {
@@ -204,8 +234,8 @@ def s3_manifests(image: str) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": {"name": "s3"},
-            "spec": {"selector": labels, "ports": [{"port": S3_PORT, "targetPort": "s3"}]},
+            "metadata": {"name": store.service},
+            "spec": {"selector": labels, "ports": [{"port": store.port, "targetPort": "s3"}]},
         },
     ]
 
@@ -218,7 +248,7 @@ def pod_ip(cluster: Cluster, namespace: str, selector: str) -> str:
     return ips[0]
 
 
-def upload_model(endpoint: str, bucket: str, prefix: str, directory: Path) -> dict[str, str]:
+def upload_model(endpoint: str, store: StoreSpec, directory: Path) -> dict[str, str]:
     """Every file under ``directory`` and a SHA256SUMS manifest; returns path -> sha256."""
     import boto3
     from botocore.config import Config
@@ -226,11 +256,12 @@ def upload_model(endpoint: str, bucket: str, prefix: str, directory: Path) -> di
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
-        aws_access_key_id=S3_ACCESS_KEY,
-        aws_secret_access_key=S3_SECRET_KEY,
+        aws_access_key_id=store.access_key,
+        aws_secret_access_key=store.secret_key,
         region_name="us-east-1",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 10}),
     )
+    bucket, _, prefix = store.uri.removeprefix("s3://").partition("/")
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket=bucket)
     sums = {}
@@ -245,31 +276,47 @@ def upload_model(endpoint: str, bucket: str, prefix: str, directory: Path) -> di
 
 @dataclass(frozen=True)
 class ModelStore:
-    """The in-cluster S3 server holding the small test model."""
+    """An in-cluster S3 server holding the small test model."""
 
-    endpoint: str  # as pods reach it (the Service's DNS name)
-    uri: str
+    spec: StoreSpec
     sums: dict[str, str]
 
+    @property
+    def endpoint(self) -> str:
+        return self.spec.endpoint
 
-def deploy_model_store(cluster: Cluster, namespace: str, image: str, workdir: Path) -> ModelStore:
-    """versitygw as a pod in ``namespace``, holding the small test model under BUCKET/PREFIX."""
+    @property
+    def uri(self) -> str:
+        return self.spec.uri
+
+
+def deploy_model_store(
+    cluster: Cluster, image: str, workdir: Path, store: StoreSpec = TEST_STORE
+) -> ModelStore:
+    """versitygw as a pod, holding the small generated test model at ``store.uri``."""
     from emotivoice_tts.testmodel import write_model
 
     model_dir = workdir / "model"
     if not model_dir.exists():
         write_model(model_dir, "small")
-    cluster.kubectl("create", "namespace", namespace, check=False)
-    cluster.apply(s3_manifests(image), namespace=namespace)
+    cluster.kubectl("create", "namespace", store.namespace, check=False)
+    cluster.apply(s3_manifests(image, store), namespace=store.namespace)
     cluster.kubectl(
-        "rollout", "status", "deploy/s3", "-n", namespace, "--timeout=120s", timeout=130
-    )
+        "rollout", "status", f"deploy/{store.service}", "-n", store.namespace,
+        "--timeout=120s", timeout=130,
+    )  # fmt: skip
     # Uploaded straight to the pod's address on the node's bridge.
-    ip = pod_ip(cluster, namespace, "app=s3")
-    sums = upload_model(f"http://{ip}:{S3_PORT}", BUCKET, PREFIX, model_dir)
-    return ModelStore(
-        endpoint=f"http://s3.{namespace}.svc:{S3_PORT}", uri=f"s3://{BUCKET}/{PREFIX}", sums=sums
-    )
+    ip = pod_ip(cluster, store.namespace, f"app={store.service}")
+    return ModelStore(store, upload_model(f"http://{ip}:{store.port}", store, model_dir))
+
+
+def credentials_secret(cluster: Cluster, namespace: str, store: StoreSpec = TEST_STORE) -> None:
+    """The store's key pair as the Secret `s3-credentials` the test manifests name."""
+    cluster.kubectl(
+        "create", "secret", "generic", "s3-credentials", "-n", namespace,
+        f"--from-literal=AWS_ACCESS_KEY_ID={store.access_key}",
+        f"--from-literal=AWS_SECRET_ACCESS_KEY={store.secret_key}",
+    )  # fmt: skip
 
 
 def evs_manifest(name: str, store: ModelStore, **spec: object) -> dict:
@@ -305,9 +352,15 @@ def evs_manifest(name: str, store: ModelStore, **spec: object) -> dict:
 
 
 def create_service(
-    cluster: Cluster, namespace: str, manifest: dict, cache_root: Path, timeout: float = 240
+    cluster: Cluster,
+    namespace: str,
+    manifest: dict,
+    cache_root: Path,
+    timeout: float = 240,
+    wait: bool = True,
 ) -> None:
-    """Applies the EmotiVoiceService and gives its cache claim a volume; waits for phase Ready."""
+    """Applies the EmotiVoiceService and gives its cache claim a volume; with ``wait``, waits
+    for phase Ready."""
     name = manifest["metadata"]["name"]
     cluster.apply(manifest, namespace=namespace)
     claim = f"{name}-model"
@@ -317,6 +370,8 @@ def create_service(
         what=f"PVC {claim}",
     )
     cache_volume(cluster, namespace, claim, cache_root / namespace / claim)
+    if not wait:
+        return
     wait_for(
         lambda: (
             cluster.get_json("evs", name, "-n", namespace).get("status", {}).get("phase") == "Ready"
@@ -435,3 +490,41 @@ def cache_volume(cluster: Cluster, namespace: str, claim: str, directory: Path) 
     cluster.kubectl(
         "label", "pv", f"{namespace}-{claim}", f"{PV_NAMESPACE_LABEL}={namespace}", "--overwrite"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """For hack/demo.sh: the steps it shares with the tests, on the cluster of KUBECONFIG.
+
+    python -m tests.support.realnode store EXAMPLE S3_IMAGE WORKDIR
+        the S3 server and model the example expects (its endpoint, Secret, uri)
+    python -m tests.support.realnode volume NAMESPACE CLAIM DIRECTORY
+        a hostPath PersistentVolume bound to the claim
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.support.realnode")
+    sub = parser.add_subparsers(dest="command", required=True)
+    store = sub.add_parser("store")
+    store.add_argument("example", type=Path)
+    store.add_argument("image")
+    store.add_argument("workdir", type=Path)
+    volume = sub.add_parser("volume")
+    volume.add_argument("namespace")
+    volume.add_argument("claim")
+    volume.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    cluster = Cluster(
+        kubeconfig=Path(os.environ["KUBECONFIG"]),
+        kubectl_path=build_binaries("kubectl") / "kubectl",
+    )
+    if args.command == "store":
+        spec = StoreSpec.of_example(args.example)
+        served = deploy_model_store(cluster, args.image, args.workdir, spec)
+        print(f"{len(served.sums)} files and SHA256SUMS in {spec.uri} at {spec.endpoint}")
+    else:
+        cache_volume(cluster, args.namespace, args.claim, args.directory)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
