@@ -168,8 +168,7 @@ build() { # build NAME: built and in the registry under ref_of NAME
 }
 
 image_size() {
-  "${BUILDAH[@]}" inspect --type image --format '{{.Docker.Size}}' "$1" 2>/dev/null |
-    awk '{ printf "%.0f MB", $1 / 1e6 }' || true
+  "${BUILDAH[@]}" images --format '{{.Size}}' "$1" 2>/dev/null | head -n1 || true
 }
 
 if [ "${1:-}" = --refs ]; then

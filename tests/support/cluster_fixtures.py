@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import realnode
 from tests.support.cluster import (
     Cluster,
     ClusterError,
@@ -39,6 +40,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     try:
         build_binaries(*(("cluster",) if local else ("kubectl",)), on_line=show)
+        # The end-to-end tests' images (and the real node's binaries), before any test's clock
+        # starts: the first build takes minutes; later ones are cache hits.
+        e2e = any(item.get_closest_marker("e2e") for item in session.items)
+        if local and e2e and realnode.node_possible():
+            build_binaries("node", on_line=show)
+            realnode.build_images("operator", "server", "s3", on_line=show)
     except ClusterError as err:
         raise pytest.UsageError(f"{err}; its output is above") from err
 

@@ -53,6 +53,16 @@ REAL_NODE_TOLERATION: dict[str, str] = {
 }
 
 
+def node_possible() -> bool:
+    """Whether this machine can run the real node (`hack/node.sh check`)."""
+    return (
+        subprocess.run(
+            ["bash", str(REPO / "hack" / "node.sh"), "check"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
+
+
 def missing_reason(cluster: Cluster) -> str | None:
     """Why the cluster has no Ready real node (None when it has one)."""
     result = cluster.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)
