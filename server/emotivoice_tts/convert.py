@@ -155,7 +155,8 @@ def convert_for_serving(
     for precision in precisions:
         precision_dtype(precision)  # reject an unknown name before any work
     model_dir = Path(model_dir)
-    spec = ModelSpec.read(ModelLayout.discover(model_dir))
+    # The fetch step's verified files are the only ones converted (a planted checkpoint is not).
+    spec = ModelSpec.read(ModelLayout.discover(model_dir, files.keys() if files else None))
     known = {str(Path(k)): v for k, v in (files or {}).items()}
     written: list[Path] = []
     for role, source in spec.layout.sources().items():
