@@ -35,6 +35,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from emotivoice_fetch import confined
 from emotivoice_fetch.config import FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
 from emotivoice_fetch.durability import (
@@ -194,6 +195,7 @@ def run(
 def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: RetryPolicy) -> Outcome:
     dest = config.dest
     try:
+        confined.check_root(dest)
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise from_os_error(exc, f"creating {dest}") from None
@@ -364,6 +366,10 @@ def _fetch_locked(
     now = current_boot_id()
     sync = needs_sync(config.durability, now)
     try:
+        # The staging area is ours alone and disposable: a link planted in it is removed,
+        # never written through.
+        for link in confined.sanitize_tree(staging):
+            log(f"warning: removed the symbolic link {link} from the staging area")
         staging.mkdir(exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.replace(marker_path(dest), staging / "previous-marker.json")
@@ -380,7 +386,7 @@ def _fetch_locked(
         want = request.expected.get(obj.relpath)
         rec = trusted.get(obj.relpath)
         try:
-            st = os.stat(dest / obj.relpath)
+            st = confined.lstat(dest, obj.relpath)
         except FileNotFoundError:
             to_fetch.append(obj)
             continue
@@ -437,8 +443,7 @@ def _fetch_locked(
 
     current = set(records) | set(artifacts)
     for stale in sorted(previous_paths - current):
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            (dest / stale).unlink()
+        if confined.unlink(dest, stale):  # never through a link out of the cache
             log(f"removed {stale}: no longer part of the model")
 
     # Synced: in `fsync` mode always; in `boot` mode when nothing was written without fsync in
@@ -526,8 +531,7 @@ class _Committer:
             self.lock.check_held()
             target = self.dest / obj.relpath
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(job.data_path, target)
+                confined.move_in(job.data_path, self.dest, obj.relpath)
                 rec = record_for(target, digest, obj.etag)
                 with open(self.journal, "a") as f:
                     doc = {
