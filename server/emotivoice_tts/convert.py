@@ -24,7 +24,7 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,19 +144,20 @@ def convert_for_serving(
     model_dir: Path,
     files: Mapping[str, str] | None = None,
     precisions: Iterable[str] = tuple(PRECISIONS),
+    verified: Collection[str] | None = None,
 ) -> list[Path]:
     """Writes the serving files of every precision that is not current yet; returns their paths.
 
     `files` maps paths relative to `model_dir` to their verified SHA-256 (what the fetch step
     passes to its after-verify hook); a source listed there is not hashed again. Safe to call
-    again: current files are kept, stale ones replaced.
+    again: current files are kept, stale ones replaced. `verified` (the hook passes every file
+    the fetch step verified) restricts the checkpoints to those: a planted one is not converted.
     """
     precisions = list(precisions)
     for precision in precisions:
         precision_dtype(precision)  # reject an unknown name before any work
     model_dir = Path(model_dir)
-    # The fetch step's verified files are the only ones converted (a planted checkpoint is not).
-    spec = ModelSpec.read(ModelLayout.discover(model_dir, files.keys() if files else None))
+    spec = ModelSpec.read(ModelLayout.discover(model_dir, verified))
     known = {str(Path(k)): v for k, v in (files or {}).items()}
     written: list[Path] = []
     for role, source in spec.layout.sources().items():
@@ -176,7 +177,9 @@ def _after_verify_hook(precision: str) -> Callable[[Path, Mapping[str, str]], li
     files relative to the model directory (the fetch step records them in its marker)."""
 
     def hook(model_dir: Path, files: Mapping[str, str]) -> list[str]:
-        written = convert_for_serving(model_dir, files, precisions=(precision,))
+        written = convert_for_serving(
+            model_dir, files, precisions=(precision,), verified=files.keys()
+        )
         return [p.relative_to(model_dir).as_posix() for p in written]
 
     hook.__name__ = f"convert_{precision}"

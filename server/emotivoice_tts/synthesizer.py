@@ -157,7 +157,8 @@ def load_synthesizer(
     goes on with the result. `released` always loads the released checkpoints and writes nothing
     (for a read-only volume, or to rule the conversion out). `load_timings` tells where the time went.
     `verified` (the relative paths a completion marker lists) restricts every file read to those:
-    checkpoints, the lists and the serving files (an unlisted serving file is converted afresh).
+    checkpoints, the lists and the serving files (without a listed one the released checkpoint is
+    converted in memory, and nothing is written into the directory).
     A `frontend` built beforehand (`frontend.build_frontend`, e.g. on another thread while torch
     was being imported) is used as is.
     """
@@ -190,6 +191,17 @@ def load_synthesizer(
         state = released_state(spec, role)
         lap("read_released_weights")
         if load_format == "released":
+            states[role] = cast_floats(state, dtype)
+            continue
+        if spec.layout.verified is not None:
+            # Behind the fetch step the cache is its alone (and read-only here): a file written
+            # now would not be in the marker, so it would never be trusted; convert in memory.
+            log.info(
+                "no verified serving file for %s (%s): converting in memory (the fetch step's "
+                "--after-verify hook writes it)",
+                source,
+                precision,
+            )
             states[role] = cast_floats(state, dtype)
             continue
         log.info("no current serving file for %s (%s): converting", source, precision)
