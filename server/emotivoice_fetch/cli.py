@@ -186,7 +186,7 @@ def _verified_how(unpinned: list[str], files: Collection[str]) -> str:
         return "verified (sha256)"
     if len(unpinned) == len(files):
         return "checked by size only (no sha256 pinned)"
-    return f"verified (sha256; {len(unpinned)} files by size only)"
+    return f"verified (sha256; {len(unpinned)} of them by size only)"
 
 
 def entry() -> NoReturn:

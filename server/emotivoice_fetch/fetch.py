@@ -47,7 +47,7 @@ from emotivoice_fetch.durability import (
     trusted_now,
 )
 from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
-from emotivoice_fetch.hook import Hook, load_hook, run_hook, sha256_file
+from emotivoice_fetch.hook import Hook, check_hook, hook_space, load_hook, run_hook, sha256_file
 from emotivoice_fetch.lock import LeaseLock
 from emotivoice_fetch.manifest import merge_expectations, parse_sha256sum
 from emotivoice_fetch.marker import (
@@ -199,7 +199,10 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise from_os_error(exc, f"creating {dest}") from None
-    hook = load_hook(config.after_verify) if config.after_verify else None
+    if config.after_verify:
+        # Only checked here: importing it (torch, for the converter) costs a second, and a warm
+        # start never runs it (the marker records which hook made its artifacts).
+        check_hook(config.after_verify)
 
     cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
@@ -234,6 +237,7 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
         again = _verified(dest)
         if again is not None and matches(again, config, request):
             return Outcome(again, "waited")
+        hook = load_hook(config.after_verify) if config.after_verify else None
         return _fetch_locked(store, config, request, lock, hook, retry, log)
     finally:
         lock.release()
@@ -419,7 +423,10 @@ def _fetch_locked(
     ]
     total = sum(obj.size for obj in to_fetch)
     already = Downloader.resumable_bytes(jobs, now)
-    _check_space(dest, total - already)
+    # What the hook will write counts too (the converter's serving files: as large as the
+    # checkpoints at fp32, half at fp16), or a full disk stops it after the whole download.
+    extra = hook_space(hook, dest, {obj.relpath: obj.size for obj in request.objects})
+    _check_space(dest, total - already + extra)
     if jobs:
         log(
             f"downloading {len(jobs)} of {len(request.objects)} files, {total / MB:.1f} MB "
@@ -489,8 +496,9 @@ def _check_space(dest: Path, needed: int) -> None:
     if needed > free:
         raise FetchError(
             ExitCode.DISK_FULL,
-            f"disk full: {needed / MB:.1f} MB still to download but {free / MB:.1f} MB free on "
-            f"the volume of {dest}; enlarge model.cache.size or free space",
+            f"disk full: {needed / MB:.1f} MB still to write (downloads and the --after-verify "
+            f"hook's outputs) but {free / MB:.1f} MB free on the volume of {dest}; enlarge "
+            "model.cache.size or free space",
         )
 
 

@@ -20,13 +20,14 @@ never leaves a half-written file that looks complete.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 from safetensors import safe_open
@@ -35,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from .checkpoints import cast_floats, check_state, generator_state, read_checkpoint, style_state
 from .config import PRECISIONS, precision_dtype
 from .errors import ModelLoadError
-from .layout import ModelLayout
+from .layout import GENERATOR_DIR, GENERATOR_GLOB, STYLE_DIR, STYLE_GLOB, ModelLayout
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -182,7 +183,25 @@ def _after_verify_hook(precision: str) -> Callable[[Path, Mapping[str, str]], li
         )
         return [p.relative_to(model_dir).as_posix() for p in written]
 
+    def space_needed(model_dir: Path, sizes: Mapping[str, int]) -> int:
+        """The serving files still to write: each released checkpoint's weights at this
+        precision (as large as the checkpoint at fp32, half at 16 bits); read by the fetch
+        step's free-space check before it downloads anything."""
+        ratio = 1.0 if precision == "fp32" else 0.5
+        need = 0
+        for folder, pattern in ((GENERATOR_DIR, GENERATOR_GLOB), (STYLE_DIR, STYLE_GLOB)):
+            names = sorted(
+                rel
+                for rel in sizes
+                if PurePosixPath(rel).parent == PurePosixPath(folder.as_posix())
+                and fnmatch.fnmatchcase(PurePosixPath(rel).name, pattern)
+            )
+            if names and not serving_path(Path(model_dir) / names[-1], precision).exists():
+                need += int(sizes[names[-1]] * ratio)
+        return need
+
     hook.__name__ = f"convert_{precision}"
+    hook.space_needed = space_needed  # type: ignore[attr-defined]
     return hook
 
 

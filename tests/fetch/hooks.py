@@ -29,3 +29,23 @@ def spoil(dest: Path, files: dict[str, str]) -> None:
     first = sorted(files)[0]
     with open(dest / first, "ab") as f:
         f.write(b"oops")
+
+
+class SafetensorError(Exception):
+    """Stands for safetensors' own error type, which keeps only the OS error's text."""
+
+
+def full_disk(dest: Path, files: dict[str, str]) -> None:
+    (dest / "half.safetensors").write_bytes(b"\0" * 1000)
+    raise SafetensorError(
+        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space '
+        'left on device" })'
+    )
+
+
+def huge(dest: Path, files: dict[str, str]) -> None:
+    """Never reached: its declared outputs cannot fit on any volume."""
+    raise AssertionError("the free-space check should have stopped the fetch")
+
+
+huge.space_needed = lambda dest, sizes: 1 << 60  # type: ignore[attr-defined]

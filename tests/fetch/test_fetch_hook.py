@@ -82,3 +82,43 @@ def test_unknown_hook_fails_before_downloading(gw: VersityGW, tmp_path: Path) ->
     assert result.rc == ExitCode.USAGE
     assert "has no function 'nope'" in result.out
     assert not (tmp_path / "m" / "config.json").exists()
+
+
+def test_a_hook_out_of_space_exits_disk_full(gw: VersityGW, tmp_path: Path) -> None:
+    """Issue 16: the converter's "No space left on device" (a SafetensorError) used to exit 11."""
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    result = run_fetch(gw, model.uri, dest, "--after-verify", "tests.fetch.hooks:full_disk")
+    assert result.rc == ExitCode.DISK_FULL, result.out
+    assert "disk full while running --after-verify" in result.out
+    assert not (dest / "half.safetensors").exists()
+    with pytest.raises(IncompleteModel):
+        verify_complete(dest)
+
+
+def test_the_free_space_check_counts_what_the_hook_will_write(
+    gw: VersityGW, tmp_path: Path
+) -> None:
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    result = run_fetch(gw, model.uri, dest, "--after-verify", "tests.fetch.hooks:huge")
+    assert result.rc == ExitCode.DISK_FULL, result.out
+    assert "--after-verify hook's outputs" in result.out
+    assert not (dest / "config.json").exists()  # stopped before downloading
+
+
+def test_a_warm_start_does_not_import_the_hook(gw: VersityGW, tmp_path: Path) -> None:
+    """The marker says which hook made the artifacts: a warm start only compares that."""
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    imports = tmp_path / "imports.log"
+    hook = "tests.fetch.hook_import_probe:touch"
+    env = {"EMOTIVOICE_TEST_IMPORT_LOG": str(imports)}
+    cold = run_fetch(gw, model.uri, dest, "--after-verify", hook, env=env)
+    assert cold.rc == 0, cold.out
+    assert imports.read_text() == "imported\n"
+    warm = run_fetch(gw, model.uri, dest, "--after-verify", hook, env=env)
+    assert warm.rc == 0 and "cache complete" in warm.out, warm.out
+    assert imports.read_text() == "imported\n"  # not imported again
+    missing = run_fetch(gw, model.uri, tmp_path / "x", "--after-verify", "tests.fetch.nope:f")
+    assert missing.rc == ExitCode.USAGE and "tests.fetch.nope" in missing.out
