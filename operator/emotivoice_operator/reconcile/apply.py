@@ -123,7 +123,11 @@ class Applier:
                     name=name,
                     namespace=namespace,
                     # The uid we checked is the one deleted, even if the name was re-used since.
-                    body={"preconditions": {"uid": obj["metadata"]["uid"]}},
+                    body={
+                        "apiVersion": "v1",
+                        "kind": "DeleteOptions",
+                        "preconditions": {"uid": obj["metadata"]["uid"]},
+                    },
                 )
                 self._settled.pop((kind, namespace, name), None)
                 log.info("deleted %s %s/%s", kind, namespace, name)
