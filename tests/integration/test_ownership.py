@@ -307,10 +307,11 @@ def test_the_operators_identity_can_write_only_what_it_renders(
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
         "metadata": {"name": "x-warm", "ownerReferences": owner},
+        # Its own ClusterRole: RBAC lets it bind what it holds, to anyone.
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
-            "name": "admin",
+            "name": ACCOUNT,
         },
         "subjects": [{"kind": "ServiceAccount", "name": "x-warm", "namespace": namespace}],
     }
