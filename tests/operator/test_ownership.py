@@ -52,5 +52,8 @@ def test_a_retained_cache_is_ours_only_if_our_field_manager_applied_it() -> None
 
 
 def test_the_conflict_names_the_object_and_the_fix() -> None:
-    message = conflict_message("ServiceAccount", "tts-warm", "tts")
-    assert "ServiceAccount tts-warm" in message and "rename or delete" in message
+    message = conflict_message([("ServiceAccount", "tts-warm")], "tts")
+    assert message.startswith("ServiceAccount tts-warm already exists and is not managed")
+    assert "rename or delete it" in message
+    both = conflict_message([("Service", "tts"), ("ServiceAccount", "tts-warm")], "tts")
+    assert both.startswith("Service tts, ServiceAccount tts-warm already exist and are not")

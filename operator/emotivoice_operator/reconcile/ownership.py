@@ -52,11 +52,14 @@ def is_ours(live: Mapping[str, Any], uid: str, instance: str) -> bool:
     return controlled_by(live, uid) or _retained_cache_of(live, instance)
 
 
-def conflict_message(kind: str, name: str, instance: str) -> str:
-    """What a user reads when a child's name is taken by an object that is not ours."""
+def conflict_message(taken: list[tuple[str, str]], instance: str) -> str:
+    """What a user reads when children's names (kind, name) are taken by objects not ours."""
+    objects = ", ".join(f"{kind} {name}" for kind, name in taken)
+    one = len(taken) == 1
     return (
-        f"{kind} {name} already exists and is not managed by EmotiVoiceService {instance} "
-        f"(it has no owner reference to it); the operator leaves it untouched and creates "
-        f"nothing until the name is free: rename or delete that {kind}, or give the "
-        "EmotiVoiceService another name"
+        f"{objects} already exist{'s' if one else ''} and {'is' if one else 'are'} not managed "
+        f"by EmotiVoiceService {instance} (no owner reference to it); the operator leaves "
+        f"{'it' if one else 'them'} untouched and creates nothing until the "
+        f"name{'' if one else 's'} {'is' if one else 'are'} free: rename or delete "
+        f"{'it' if one else 'them'}, or give the EmotiVoiceService another name"
     )

@@ -94,14 +94,14 @@ class Reconciler:
         try:
             lives = [self.applier.live(m) for m in manifests]
             taken = [
-                conflict_message(m["kind"], m["metadata"]["name"], owner.name)
+                (m["kind"], m["metadata"]["name"])
                 for m, live in zip(manifests, lives, strict=True)
                 if live is not None and not is_ours(live, owner.uid, owner.name)
             ]
             if taken:
                 # Nothing is applied while a name is taken: a RoleBinding would bind our Role
                 # to their ServiceAccount, an HPA would scale their Deployment.
-                conflict = "; ".join(taken)
+                conflict = conflict_message(taken, owner.name)
                 if old_status.get("message") != conflict:
                     post("Warning", "NameConflict", conflict)
             else:
