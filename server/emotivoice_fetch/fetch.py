@@ -426,7 +426,7 @@ def _fetch_locked(
     # What the hook will write counts too (the converter's serving files: as large as the
     # checkpoints at fp32, half at fp16), or a full disk stops it after the whole download.
     extra = hook_space(hook, dest, {obj.relpath: obj.size for obj in request.objects})
-    _check_space(dest, total - already + extra)
+    _check_space(dest, total - already, extra)
     if jobs:
         log(
             f"downloading {len(jobs)} of {len(request.objects)} files, {total / MB:.1f} MB "
@@ -486,18 +486,25 @@ def _still_trusted(
     return rec.sha256 == want if want is not None else rec.etag == obj.etag
 
 
-def _check_space(dest: Path, needed: int) -> None:
-    """Fail before downloading when the volume cannot hold what is missing."""
+def _check_space(dest: Path, download: int, hook_outputs: int = 0) -> None:
+    """Fail before downloading when the volume cannot hold what is missing: the downloads and
+    what the after-verify hook says it will write."""
     try:
         st = os.statvfs(dest)
     except OSError:
         return
     free = st.f_bavail * st.f_frsize
+    needed = download + hook_outputs
     if needed > free:
+        what = (
+            f"{download / MB:.1f} MB still to download and {hook_outputs / MB:.1f} MB for the "
+            "--after-verify hook's outputs"
+            if hook_outputs
+            else f"{download / MB:.1f} MB still to download"
+        )
         raise FetchError(
             ExitCode.DISK_FULL,
-            f"disk full: {needed / MB:.1f} MB still to write (downloads and the --after-verify "
-            f"hook's outputs) but {free / MB:.1f} MB free on the volume of {dest}; enlarge "
+            f"disk full: {what} but {free / MB:.1f} MB free on the volume of {dest}; enlarge "
             "model.cache.size or free space",
         )
 

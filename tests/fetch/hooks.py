@@ -31,16 +31,13 @@ def spoil(dest: Path, files: dict[str, str]) -> None:
         f.write(b"oops")
 
 
-class SafetensorError(Exception):
-    """Stands for safetensors' own error type, which keeps only the OS error's text."""
+def large_safetensors(dest: Path, files: dict[str, str]) -> None:
+    """16 MB of serving weights written the way the converter writes them (safetensors): on a
+    small volume, safetensors' own SafetensorError carries the OS's "No space left on device"."""
+    import numpy as np
+    from safetensors.numpy import save_file
 
-
-def full_disk(dest: Path, files: dict[str, str]) -> None:
-    (dest / "half.safetensors").write_bytes(b"\0" * 1000)
-    raise SafetensorError(
-        'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space '
-        'left on device" })'
-    )
+    save_file({"w": np.zeros(4 * 1024 * 1024, dtype=np.float32)}, str(dest / "big.safetensors"))
 
 
 def huge(dest: Path, files: dict[str, str]) -> None:
