@@ -354,6 +354,21 @@ def test_a_field_held_by_another_writer_is_reported_once(
     assert any("another writer" in e["message"] for e in events), events
     time.sleep(operator.timer_interval * 5)  # several timer passes (and their applies)
     assert updates() == 1
+    # An edit inside the held field (our own port) is still ours to restore.
+    ours = [{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 1234}]
+    cluster.kubectl(
+        "patch", "service", "tts-held", "-n", namespace, "--type=json", "-p", json.dumps(ours)
+    )
+    wait_for(
+        lambda: (
+            cluster.get_json("service", "tts-held", "-n", namespace)["spec"]["ports"][0][
+                "targetPort"
+            ]
+            == "http"
+        ),
+        timeout=60,
+        what="our port restored",
+    )
 
 
 def test_the_schema_bounds_the_number_of_warm_requests(cluster: Cluster, namespace: str) -> None:

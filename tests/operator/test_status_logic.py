@@ -137,3 +137,23 @@ def test_warm_request_fixes_are_written_and_only_when_there_are_some() -> None:
         "peak": {"replicas": 2, "expiresAt": "2026-01-01T10:00:00Z"},
     }
     assert compute_status(_observed(warm_request_fixes=fixes))["warmRequests"] == fixes
+
+
+def test_value_at_follows_differences_paths() -> None:
+    from emotivoice_operator.reconcile.drift import value_at
+
+    live = {
+        "metadata": {"labels": {"app.kubernetes.io/name": "emotivoice"}},
+        "spec": {"ports": [{"port": 8080}, {"port": 9999}], "template": {"c": [{"env": [1]}]}},
+    }
+    want = {
+        "spec": {"ports": [{"port": 8080}]},
+        "metadata": {"labels": {"app.kubernetes.io/name": "x"}},
+    }
+    paths = differences(want, live)
+    assert set(paths) == {".spec.ports", ".metadata.labels.app.kubernetes.io/name"}
+    assert value_at(live, ".spec.ports") == live["spec"]["ports"]
+    assert value_at(live, ".metadata.labels.app.kubernetes.io/name") == "emotivoice"
+    assert value_at(live, ".spec.template.c[0].env[0]") == 1
+    assert value_at(live, ".spec.nothing") is None
+    assert value_at(live, ".spec.ports[5]") is None

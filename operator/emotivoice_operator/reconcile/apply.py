@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from emotivoice_operator.reconcile.drift import differences
+from emotivoice_operator.reconcile.drift import differences, value_at
 from emotivoice_operator.reconcile.ownership import controlled_by
 from emotivoice_operator.render import names
 
@@ -45,6 +45,10 @@ class ApplyResult:
     held: list[str] = field(default_factory=list)
 
 
+def _held_values(live: dict[str, Any], paths: list[str]) -> str:
+    return json.dumps([value_at(live, p) for p in paths], sort_keys=True, default=str)
+
+
 def _key(manifest: dict[str, Any]) -> tuple[str, str, str]:
     meta = manifest["metadata"]
     return (manifest["kind"], meta["namespace"], meta["name"])
@@ -53,8 +57,9 @@ def _key(manifest: dict[str, Any]) -> tuple[str, str, str]:
 class Applier:
     def __init__(self, api: client.ApiClient) -> None:
         self._dyn = DynamicClient(api)
-        # (kind, namespace, name) -> (the manifest we applied, the drift left right after it).
-        self._settled: dict[tuple[str, str, str], tuple[str, tuple[str, ...]]] = {}
+        # (kind, namespace, name) -> (the manifest we applied, the drift left right after it,
+        # the live values at those paths then): what another writer holds, as it held it.
+        self._settled: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str]] = {}
 
     def resource(self, api_version: str, kind: str) -> Any:
         return self._dyn.resources.get(api_version=api_version, kind=kind)
@@ -79,8 +84,9 @@ class Applier:
         if live and not drift:
             self._settled.pop(key, None)
             return ApplyResult(manifest["kind"], meta["name"], "unchanged", [])
-        if live and self._settled.get(key) == (rendered, tuple(drift)):
-            # Exactly what our last apply could not change: applying again changes nothing.
+        if live and self._settled.get(key) == (rendered, tuple(drift), _held_values(live, drift)):
+            # Exactly what our last apply could not change, unchanged since: applying again
+            # changes nothing (an edit inside those fields is a new value, and is applied).
             return ApplyResult(manifest["kind"], meta["name"], "unchanged", [], held=drift)
         res = self.resource(manifest["apiVersion"], manifest["kind"])
         after = res.server_side_apply(
@@ -92,7 +98,7 @@ class Applier:
         ).to_dict()
         held = differences(wanted, after)
         if held:
-            self._settled[key] = (rendered, tuple(held))
+            self._settled[key] = (rendered, tuple(held), _held_values(after, held))
         else:
             self._settled.pop(key, None)
         action = "updated" if live else "created"
