@@ -20,6 +20,8 @@ class DesiredState:
     manifests: list[dict[str, Any]]
     active_windows: list[win.Window]
     next_window: tuple[win.Window, datetime] | None
+    # The warm requests honoured now, bounded by the spec (see windows.bound_requests).
+    warm_requests: dict[str, tuple[int, datetime]]
 
     @property
     def next_window_text(self) -> str:
@@ -37,10 +39,15 @@ def desired_state(
     requests: Mapping[str, tuple[int, datetime]],
     settings: OperatorSettings,
 ) -> DesiredState:
-    """Raises ``SpecError`` for a spec that cannot be honoured (naming the field)."""
+    """Raises ``SpecError`` for a spec that cannot be honoured (naming the field).
+
+    ``requests`` are the warm requests as status holds them (anybody allowed to patch status
+    may have written them); only their bounded form reaches the floor.
+    """
     spec = parse_spec(raw_spec)
     windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
-    floor = win.warm_floor(spec.replicas.min, windows, now, requests)
+    honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
+    floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
     ctx = RenderContext(
         owner, floor, settings.server_image, settings.extra_tolerations, settings.prewarm_image
     )
@@ -49,4 +56,5 @@ def desired_state(
         manifests=render(spec, ctx),
         active_windows=win.active_windows(windows, now),
         next_window=win.next_window(windows, now),
+        warm_requests=honoured,
     )

@@ -44,10 +44,7 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[
         known = ", ".join(w.name for w in windows) or "none"
         raise SystemExit(f"window {window_name!r} is not in spec.warmPool.windows (known: {known})")
     expires = occurrence_end(window, now) or now + win.window_hold(window)
-    return {
-        "replicas": window.replicas,
-        "expiresAt": expires.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-    }
+    return win.request_status(window.replicas, expires)
 
 
 def wait_ready(read_status: Callable[[], dict[str, Any]], replicas: int, timeout: float) -> int:

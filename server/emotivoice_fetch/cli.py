@@ -11,7 +11,7 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -147,22 +147,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     model = outcome.model
     size = sum(rec.size for rec in model.files.values())
+    unpinned = unpinned_files(config, model.files)
+    if unpinned:
+        log(
+            f"warning: {len(unpinned)} of {len(model.files)} files (e.g. {unpinned[0]}) have no "
+            "expected sha256 (no --manifest and none in EMOTIVOICE_EXPECTED_SHA256): they were "
+            "checked against the store's listing only (size and ETag), nothing pins their "
+            "content; set model.source.checksumManifest or checksums"
+        )
     if outcome.action == "downloaded":
         rate = outcome.downloaded_bytes / outcome.seconds / 1e6 if outcome.seconds else 0.0
         log(
             f"downloaded {outcome.downloaded_bytes / 1e6:.1f} MB in {outcome.seconds:.1f} s "
-            f"({rate:.1f} MB/s); {len(model.files)} files, {size / 1e6:.1f} MB verified in "
-            f"{config.dest}"
+            f"({rate:.1f} MB/s); {len(model.files)} files, {size / 1e6:.1f} MB "
+            f"{_verified_how(unpinned, model.files)} in {config.dest}"
             + (f" ({len(outcome.rehashed)} re-hashed from disk)" if outcome.rehashed else "")
             + ("" if model.synced else f"; not fsynced, trusted during boot {model.boot_id}")
         )
     else:
         verb = "cache complete" if outcome.action == "warm" else "completed by another pod"
         log(
-            f"{verb}: {len(model.files)} files, {size / 1e6:.1f} MB verified in {config.dest} "
+            f"{verb}: {len(model.files)} files, {size / 1e6:.1f} MB "
+            f"{_verified_how(unpinned, model.files)} in {config.dest} "
             f"({outcome.seconds * 1000:.0f} ms)"
         )
     return int(ExitCode.OK)
+
+
+def unpinned_files(config: cfg.FetchConfig, files: Collection[str]) -> list[str]:
+    """Files no expected sha256 pins (pure): with a manifest, none (it lists every file)."""
+    if config.manifest_key:
+        return []
+    return sorted(set(files) - set(config.expected_sha256))
+
+
+def _verified_how(unpinned: list[str], files: Collection[str]) -> str:
+    if not unpinned:
+        return "verified (sha256)"
+    if len(unpinned) == len(files):
+        return "checked by size only (no sha256 pinned)"
+    return f"verified (sha256; {len(unpinned)} of them by size only)"
 
 
 def entry() -> NoReturn:

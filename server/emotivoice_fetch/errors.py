@@ -26,6 +26,7 @@ class ExitCode(enum.IntEnum):
     LOCK_LOST = 10  # another pod took over the download lock
     HOOK_FAILED = 11  # the --after-verify post-processing step failed
     SOURCE_CHANGED = 12  # an object was replaced in the store while we downloaded it
+    UNSAFE_CACHE = 13  # a symbolic link inside the cache where a directory belongs
 
 
 class FetchError(Exception):

@@ -35,6 +35,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from emotivoice_fetch import confined
 from emotivoice_fetch.config import FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
 from emotivoice_fetch.durability import (
@@ -46,7 +47,7 @@ from emotivoice_fetch.durability import (
     trusted_now,
 )
 from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
-from emotivoice_fetch.hook import Hook, load_hook, run_hook, sha256_file
+from emotivoice_fetch.hook import Hook, check_hook, hook_space, load_hook, run_hook, sha256_file
 from emotivoice_fetch.lock import LeaseLock
 from emotivoice_fetch.manifest import merge_expectations, parse_sha256sum
 from emotivoice_fetch.marker import (
@@ -194,10 +195,14 @@ def run(
 def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: RetryPolicy) -> Outcome:
     dest = config.dest
     try:
+        confined.check_root(dest)
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise from_os_error(exc, f"creating {dest}") from None
-    hook = load_hook(config.after_verify) if config.after_verify else None
+    if config.after_verify:
+        # Only checked here: importing it (torch, for the converter) costs a second, and a warm
+        # start never runs it (the marker records which hook made its artifacts).
+        check_hook(config.after_verify)
 
     cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
@@ -232,6 +237,7 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
         again = _verified(dest)
         if again is not None and matches(again, config, request):
             return Outcome(again, "waited")
+        hook = load_hook(config.after_verify) if config.after_verify else None
         return _fetch_locked(store, config, request, lock, hook, retry, log)
     finally:
         lock.release()
@@ -364,6 +370,10 @@ def _fetch_locked(
     now = current_boot_id()
     sync = needs_sync(config.durability, now)
     try:
+        # The staging area is ours alone and disposable: a link planted in it is removed,
+        # never written through.
+        for link in confined.sanitize_tree(staging):
+            log(f"warning: removed the symbolic link {link} from the staging area")
         staging.mkdir(exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.replace(marker_path(dest), staging / "previous-marker.json")
@@ -380,7 +390,7 @@ def _fetch_locked(
         want = request.expected.get(obj.relpath)
         rec = trusted.get(obj.relpath)
         try:
-            st = os.stat(dest / obj.relpath)
+            st = confined.lstat(dest, obj.relpath)
         except FileNotFoundError:
             to_fetch.append(obj)
             continue
@@ -413,7 +423,10 @@ def _fetch_locked(
     ]
     total = sum(obj.size for obj in to_fetch)
     already = Downloader.resumable_bytes(jobs, now)
-    _check_space(dest, total - already)
+    # What the hook will write counts too (the converter's serving files: as large as the
+    # checkpoints at fp32, half at fp16), or a full disk stops it after the whole download.
+    extra = hook_space(hook, dest, {obj.relpath: obj.size for obj in request.objects})
+    _check_space(dest, total - already, extra)
     if jobs:
         log(
             f"downloading {len(jobs)} of {len(request.objects)} files, {total / MB:.1f} MB "
@@ -437,8 +450,7 @@ def _fetch_locked(
 
     current = set(records) | set(artifacts)
     for stale in sorted(previous_paths - current):
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-            (dest / stale).unlink()
+        if confined.unlink(dest, stale):  # never through a link out of the cache
             log(f"removed {stale}: no longer part of the model")
 
     # Synced: in `fsync` mode always; in `boot` mode when nothing was written without fsync in
@@ -474,18 +486,26 @@ def _still_trusted(
     return rec.sha256 == want if want is not None else rec.etag == obj.etag
 
 
-def _check_space(dest: Path, needed: int) -> None:
-    """Fail before downloading when the volume cannot hold what is missing."""
+def _check_space(dest: Path, download: int, hook_outputs: int = 0) -> None:
+    """Fail before downloading when the volume cannot hold what is missing: the downloads and
+    what the after-verify hook says it will write."""
     try:
         st = os.statvfs(dest)
     except OSError:
         return
     free = st.f_bavail * st.f_frsize
+    needed = download + hook_outputs
     if needed > free:
+        what = (
+            f"{download / MB:.1f} MB still to download and {hook_outputs / MB:.1f} MB for the "
+            "--after-verify hook's outputs"
+            if hook_outputs
+            else f"{download / MB:.1f} MB still to download"
+        )
         raise FetchError(
             ExitCode.DISK_FULL,
-            f"disk full: {needed / MB:.1f} MB still to download but {free / MB:.1f} MB free on "
-            f"the volume of {dest}; enlarge model.cache.size or free space",
+            f"disk full: {what} but {free / MB:.1f} MB free on the volume of {dest}; enlarge "
+            "model.cache.size or free space",
         )
 
 
@@ -526,8 +546,7 @@ class _Committer:
             self.lock.check_held()
             target = self.dest / obj.relpath
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(job.data_path, target)
+                confined.move_in(job.data_path, self.dest, obj.relpath)
                 rec = record_for(target, digest, obj.etag)
                 with open(self.journal, "a") as f:
                     doc = {

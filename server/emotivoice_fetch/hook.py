@@ -12,8 +12,10 @@ fails, the files it created or changed are removed and no marker is written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -27,11 +29,39 @@ Hook = Callable[[Path, dict[str, str]], Iterable[str] | None]
 Snapshot = dict[str, tuple[int, int, int]]  # relpath -> (size, mtime_ns, inode)
 
 
-def load_hook(spec: str) -> Hook:
-    """Import `module:function`; fail before any download if it does not resolve."""
+def _parse(spec: str) -> tuple[str, str]:
     module_name, sep, func_name = spec.partition(":")
     if not sep or not module_name or not func_name:
         raise FetchError(ExitCode.USAGE, f"--after-verify {spec!r} must be MODULE:FUNCTION")
+    return module_name, func_name
+
+
+def check_hook(spec: str) -> None:
+    """Fail early on a hook that cannot exist, without importing its module (only its
+    packages): a warm start must not pay for importing torch to run nothing."""
+    module_name, _ = _parse(spec)
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        raise FetchError(
+            ExitCode.USAGE, f"--after-verify {spec!r}: cannot import {module_name!r} ({exc})"
+        ) from None
+    if found is None:
+        raise FetchError(
+            ExitCode.USAGE, f"--after-verify {spec!r}: no module named {module_name!r}"
+        )
+
+
+def hook_space(hook: Hook | None, dest: Path, sizes: Mapping[str, int]) -> int:
+    """Bytes the hook says it will write for a model of these files (relpath -> size), for the
+    free-space check; 0 for a hook that does not say (a ``space_needed`` attribute)."""
+    estimate = getattr(hook, "space_needed", None)
+    return int(estimate(dest, dict(sizes))) if callable(estimate) else 0
+
+
+def load_hook(spec: str) -> Hook:
+    """Import `module:function`; fail before any download if it does not resolve."""
+    module_name, func_name = _parse(spec)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -80,6 +110,13 @@ def run_hook(spec: str, hook: Hook, dest: Path, files: Mapping[str, str]) -> dic
         ]
     except Exception as exc:
         _remove_new(dest, before, snapshot(dest), files)
+        if _out_of_space(exc):
+            raise FetchError(
+                ExitCode.DISK_FULL,
+                f"disk full while running --after-verify {spec}: the model cache volume has no "
+                "space left for its outputs (removed); enlarge model.cache.size or free space, "
+                "then restart the pod (the verified download is kept)",
+            ) from None
         raise FetchError(
             ExitCode.HOOK_FAILED,
             f"--after-verify {spec} failed ({type(exc).__name__}: {exc}); its outputs were "
@@ -104,6 +141,20 @@ def run_hook(spec: str, hook: Hook, dest: Path, files: Mapping[str, str]) -> dic
         )
     artifacts = (touched | set(declared)) - set(files)
     return {rel: record_for(dest / rel, sha256_file(dest / rel)) for rel in sorted(artifacts)}
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """Whether a hook failed for want of space: an OSError ENOSPC/EDQUOT anywhere in the chain,
+    or a library that turned it into its own type and kept only the text (safetensors'
+    SafetensorError says "No space left on device")."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if os.strerror(errno.ENOSPC) in str(seen) or os.strerror(errno.EDQUOT) in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _remove_new(dest: Path, before: Snapshot, after: Snapshot, files: Mapping[str, str]) -> None:

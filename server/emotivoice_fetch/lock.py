@@ -136,7 +136,7 @@ class LeaseLock:
         """The file server's idea of now: the mtime of a file we touch."""
         probe = self.dest / f"{self.path.name}.probe-{self.token}"
         try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             try:
                 os.write(fd, b"x")
                 return os.fstat(fd).st_mtime_ns

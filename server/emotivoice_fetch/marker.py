@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emotivoice_fetch import confined
 from emotivoice_fetch.durability import current_boot_id, fsync_dir, trusted_now
 from emotivoice_fetch.errors import FetchError
 from emotivoice_fetch.paths import check_relpath, marker_path
@@ -109,7 +110,9 @@ def _records(raw: Any, what: str) -> dict[str, FileRecord]:
 def read_marker(path: Path, dest: Path) -> CompleteModel:
     """Parse a marker file without checking the files it lists."""
     try:
-        raw = json.loads(path.read_bytes())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            raw = json.loads(f.read())
     except FileNotFoundError:
         raise IncompleteModel(f"no completion marker {path.name} in {dest}") from None
     except (OSError, ValueError) as exc:
@@ -146,7 +149,7 @@ def changed_files(model: CompleteModel) -> list[str]:
     changed = []
     for relpath, rec in (*model.files.items(), *model.artifacts.items()):
         try:
-            st = os.stat(model.dest / relpath)
+            st = confined.lstat(model.dest, relpath)  # a link on the way is not the file
         except OSError:
             changed.append(relpath)
             continue
@@ -199,7 +202,7 @@ def write_marker(model: CompleteModel) -> Path:
     path = marker_path(model.dest)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     data = json.dumps(marker_document(model), indent=1).encode() + b"\n"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
         os.write(fd, data)
         if model.synced:

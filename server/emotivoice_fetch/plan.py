@@ -51,6 +51,7 @@ def select_objects(
                 ExitCode.MISSING_KEY,
                 f"no objects under {source_uri}: check model.source (bucket and prefix)",
             )
+        _refuse_file_and_directory(chosen, source_uri)
         return chosen
     wanted = sorted(set(wanted))
     missing = [rel for rel in wanted if rel not in by_path]
@@ -62,7 +63,25 @@ def select_objects(
             f"missing object {shown}{more}: the checksum list names it but the bucket has no "
             "such key",
         )
-    return [by_path[rel] for rel in wanted]
+    chosen = [by_path[rel] for rel in wanted]
+    _refuse_file_and_directory(chosen, source_uri)
+    return chosen
+
+
+def _refuse_file_and_directory(objects: Sequence[RemoteObject], source_uri: str) -> None:
+    """Keys `m/x` and `m/x/y` cannot both be files of one directory tree: name both (pure)."""
+    paths = {obj.relpath for obj in objects}
+    for rel in sorted(paths):
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in paths:
+                raise FetchError(
+                    ExitCode.USAGE,
+                    f"{source_uri}{parent} and {source_uri}{rel} cannot both be model files: "
+                    f"{parent} would have to be a file and a directory; remove or rename one "
+                    "of the two objects",
+                )
 
 
 def merge_ranges(ranges: Iterable[Range]) -> list[Range]:

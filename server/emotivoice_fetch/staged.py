@@ -135,7 +135,7 @@ class StagedFile:
         self.sync = sync
         job.data_path.parent.mkdir(parents=True, exist_ok=True)
         job.journal_path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(job.data_path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.fd = os.open(job.data_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         if os.fstat(self.fd).st_size != self.size:
             os.ftruncate(self.fd, self.size)  # sparse: space is taken as bytes arrive
         self._start_journal(done, boot_id)

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emotivoice_server import embedding_cache
@@ -32,11 +32,13 @@ log = logging.getLogger("emotivoice_server.startup")
 PERSIST_INTERVAL_S = 300.0
 
 
-def verify_marker(settings: ServerSettings) -> None:
-    """Refuse a model directory the fetch step has not completed and verified."""
+def verify_marker(settings: ServerSettings) -> frozenset[str]:
+    """Refuse a model directory the fetch step has not completed and verified; returns the
+    files its marker lists (model files and the hook's artifacts), the only ones loaded."""
     from emotivoice_fetch.marker import verify_complete
 
-    verify_complete(settings.model_dir)
+    model = verify_complete(settings.model_dir)
+    return frozenset({*model.files, *model.artifacts})
 
 
 def start_frontend(settings: ServerSettings) -> Any:
@@ -58,6 +60,7 @@ def load_model(settings: ServerSettings, frontend: Any) -> Synthesizer:
         device=settings.torch_device,
         load_format=settings.load_format,
         frontend=frontend,
+        verified=settings.verified_files,
     )
 
 
@@ -92,7 +95,7 @@ class ModelHost:
         settings: ServerSettings,
         metrics: ServerMetrics,
         *,
-        verify: Callable[[ServerSettings], None] = verify_marker,
+        verify: Callable[[ServerSettings], frozenset[str] | None] = verify_marker,
         frontend: Callable[[ServerSettings], Any] = start_frontend,
         loader: Callable[[ServerSettings, Any], Synthesizer] = load_model,
         importer: Callable[[int], None] = import_model_package,
@@ -152,7 +155,11 @@ class ModelHost:
         s = self.settings
         try:
             if s.require_marker:
-                self._phase("verifying", lambda: self._verify(s), f"model_dir={s.model_dir}")
+                verified = self._phase(
+                    "verifying", lambda: self._verify(s), f"model_dir={s.model_dir}"
+                )
+                if verified is not None:
+                    self.settings = s = replace(s, verified_files=verified)
             else:
                 log.warning("startup: completion marker NOT checked (--no-require-marker)")
             keep_freed_memory()

@@ -65,6 +65,9 @@ class ServerSettings:
     embedding_cache_file: Path | None = None
     # Epoch seconds when the server process started (the clock for "process start -> ready").
     process_start: float = 0.0
+    # The files the completion marker lists, set once the marker was verified: the only files
+    # the model is loaded from (None: not checked, `--no-require-marker`).
+    verified_files: frozenset[str] | None = None
 
     @property
     def model_name(self) -> str:

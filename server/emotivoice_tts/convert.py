@@ -20,13 +20,14 @@ never leaves a half-written file that looks complete.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 from safetensors import safe_open
@@ -35,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from .checkpoints import cast_floats, check_state, generator_state, read_checkpoint, style_state
 from .config import PRECISIONS, precision_dtype
 from .errors import ModelLoadError
-from .layout import ModelLayout
+from .layout import GENERATOR_DIR, GENERATOR_GLOB, STYLE_DIR, STYLE_GLOB, ModelLayout
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -144,18 +145,20 @@ def convert_for_serving(
     model_dir: Path,
     files: Mapping[str, str] | None = None,
     precisions: Iterable[str] = tuple(PRECISIONS),
+    verified: Collection[str] | None = None,
 ) -> list[Path]:
     """Writes the serving files of every precision that is not current yet; returns their paths.
 
     `files` maps paths relative to `model_dir` to their verified SHA-256 (what the fetch step
     passes to its after-verify hook); a source listed there is not hashed again. Safe to call
-    again: current files are kept, stale ones replaced.
+    again: current files are kept, stale ones replaced. `verified` (the hook passes every file
+    the fetch step verified) restricts the checkpoints to those: a planted one is not converted.
     """
     precisions = list(precisions)
     for precision in precisions:
         precision_dtype(precision)  # reject an unknown name before any work
     model_dir = Path(model_dir)
-    spec = ModelSpec.read(ModelLayout.discover(model_dir))
+    spec = ModelSpec.read(ModelLayout.discover(model_dir, verified))
     known = {str(Path(k)): v for k, v in (files or {}).items()}
     written: list[Path] = []
     for role, source in spec.layout.sources().items():
@@ -175,10 +178,30 @@ def _after_verify_hook(precision: str) -> Callable[[Path, Mapping[str, str]], li
     files relative to the model directory (the fetch step records them in its marker)."""
 
     def hook(model_dir: Path, files: Mapping[str, str]) -> list[str]:
-        written = convert_for_serving(model_dir, files, precisions=(precision,))
+        written = convert_for_serving(
+            model_dir, files, precisions=(precision,), verified=files.keys()
+        )
         return [p.relative_to(model_dir).as_posix() for p in written]
 
+    def space_needed(model_dir: Path, sizes: Mapping[str, int]) -> int:
+        """The serving files still to write: each released checkpoint's weights at this
+        precision (as large as the checkpoint at fp32, half at 16 bits); read by the fetch
+        step's free-space check before it downloads anything."""
+        ratio = 1.0 if precision == "fp32" else 0.5
+        need = 0
+        for folder, pattern in ((GENERATOR_DIR, GENERATOR_GLOB), (STYLE_DIR, STYLE_GLOB)):
+            names = sorted(
+                rel
+                for rel in sizes
+                if PurePosixPath(rel).parent == PurePosixPath(folder.as_posix())
+                and fnmatch.fnmatchcase(PurePosixPath(rel).name, pattern)
+            )
+            if names and not serving_path(Path(model_dir) / names[-1], precision).exists():
+                need += int(sizes[names[-1]] * ratio)
+        return need
+
     hook.__name__ = f"convert_{precision}"
+    hook.space_needed = space_needed  # type: ignore[attr-defined]
     return hook
 
 

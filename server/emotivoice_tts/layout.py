@@ -25,10 +25,16 @@ tree that EmotiVoice's README tells users to assemble at the root of its reposit
 Checkpoints are found like upstream finds them: the lexicographically last `g_` + 8 characters and
 `checkpoint_` + 6 characters, so a new training step can be dropped in beside an old one.
 Files we write ourselves (converted weights) use longer names that these patterns never match.
+
+Behind the fetch step, "a file in the directory" is not enough: the completion marker lists the
+files that were verified, and only those may be loaded. `discover(root, verified=...)` then picks
+checkpoints among the verified names only and refuses a required file the marker does not list,
+so a `g_99999999` planted beside the fetched checkpoint is never the one loaded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,23 +68,32 @@ class ModelLayout:
     speakers: Path
     lexicon: Path
     label_files: dict[str, Path]
+    # Relative paths (POSIX) that the completion marker vouches for; None: every file counts
+    # (a directory used without the fetch step, `--no-require-marker`).
+    verified: frozenset[str] | None = None
 
     @classmethod
-    def discover(cls, root: Path) -> ModelLayout:
-        """Resolves every path; a missing file is a ModelLoadError naming it."""
+    def discover(cls, root: Path, verified: Collection[str] | None = None) -> ModelLayout:
+        """Resolves every path; a missing file is a ModelLoadError naming it.
+
+        With ``verified`` (relative paths from the completion marker), only those files count:
+        checkpoints are chosen among them, and a required file outside them is an error.
+        """
         root = Path(root)
         if not root.is_dir():
             raise ModelLoadError(f"model directory {root} does not exist")
+        allowed = frozenset(verified) if verified is not None else None
         layout = cls(
             root=root,
-            generator_ckpt=_last_match(root, GENERATOR_DIR, GENERATOR_GLOB),
-            style_ckpt=_last_match(root, STYLE_DIR, STYLE_GLOB),
+            generator_ckpt=_last_match(root, GENERATOR_DIR, GENERATOR_GLOB, allowed),
+            style_ckpt=_last_match(root, STYLE_DIR, STYLE_GLOB, allowed),
             bert_dir=root / BERT_DIR,
             config=root / CONFIG_FILE,
             tokenlist=root / TEXT_DIR / "tokenlist",
             speakers=root / TEXT_DIR / "speaker2",
             lexicon=root / LEXICON_FILE,
             label_files={name: root / TEXT_DIR / name for name in LABEL_FILES},
+            verified=allowed,
         )
         required = [
             layout.config,
@@ -95,7 +110,24 @@ class ModelLayout:
                 f"model directory {root} is incomplete (EmotiVoice's released layout expected)",
                 missing=missing,
             )
+        unverified = [str(p.relative_to(root)) for p in required if not layout.is_verified(p)]
+        if unverified:
+            raise ModelLoadError(
+                f"model directory {root}: {', '.join(unverified[:5])} not listed in its "
+                "completion marker (not fetched and verified by emotivoice-fetch); run the fetch "
+                "step again"
+            )
         return layout
+
+    def is_verified(self, path: Path) -> bool:
+        """Whether ``path`` (inside root) may be loaded: always without a marker's list."""
+        if self.verified is None:
+            return True
+        try:
+            rel = Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return False
+        return rel in self.verified
 
     def sources(self) -> dict[str, Path]:
         """The released weight files, by role; the converted format is keyed on these."""
@@ -110,9 +142,14 @@ def read_lines(path: Path) -> list[str]:
     return [line.strip() for line in lines]
 
 
-def _last_match(root: Path, folder: Path, pattern: str) -> Path:
+def _last_match(root: Path, folder: Path, pattern: str, verified: frozenset[str] | None) -> Path:
     matches = sorted((root / folder).glob(pattern))
-    matches = [m for m in matches if m.is_file()]
+    matches = [
+        m
+        for m in matches
+        if m.is_file() and (verified is None or (folder / m.name).as_posix() in verified)
+    ]
     if not matches:
-        raise ModelLoadError(f"model directory {root} has no checkpoint {folder / pattern}")
+        where = " among the files its completion marker lists" if verified is not None else ""
+        raise ModelLoadError(f"model directory {root} has no checkpoint {folder / pattern}{where}")
     return matches[-1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,14 @@ import torch
 
 from .checkpoints import cast_floats
 from .config import precision_dtype
-from .convert import SourceId, is_current, read_serving, released_state, write_serving
+from .convert import (
+    SourceId,
+    is_current,
+    read_serving,
+    released_state,
+    serving_path,
+    write_serving,
+)
 from .errors import EmptyInputError, UnknownSpeakerError, UnknownTokenError
 from .frontend import G2P, build_frontend, split_sentences
 from .jets import JetsModel, JetsOutput
@@ -140,6 +148,7 @@ def load_synthesizer(
     device: str | None = None,
     load_format: str = "converted",
     frontend: G2P | None = None,
+    verified: Collection[str] | None = None,
 ) -> Synthesizer:
     """Loads a model directory (EmotiVoice's released layout, see `layout`) onto a device.
 
@@ -147,6 +156,9 @@ def load_synthesizer(
     checkpoints, writes the serving files for next time (when the directory is writable) and
     goes on with the result. `released` always loads the released checkpoints and writes nothing
     (for a read-only volume, or to rule the conversion out). `load_timings` tells where the time went.
+    `verified` (the relative paths a completion marker lists) restricts every file read to those:
+    checkpoints, the lists and the serving files (without a listed one the released checkpoint is
+    converted in memory, and nothing is written into the directory).
     A `frontend` built beforehand (`frontend.build_frontend`, e.g. on another thread while torch
     was being imported) is used as is.
     """
@@ -163,17 +175,33 @@ def load_synthesizer(
         timings[name] = timings.get(name, 0.0) + now - clock
         clock = now
 
-    spec = ModelSpec.read(ModelLayout.discover(Path(model_dir)))
+    spec = ModelSpec.read(ModelLayout.discover(Path(model_dir), verified))
     lap("read_spec")
     states: dict[str, dict[str, torch.Tensor]] = {}
     for role, source in spec.layout.sources().items():
-        if load_format == "converted" and is_current(source, precision):
+        serving = serving_path(source, precision)
+        if (
+            load_format == "converted"
+            and spec.layout.is_verified(serving)
+            and is_current(source, precision)
+        ):
             states[role] = read_serving(source, precision, device)
             lap("read_serving_weights")
             continue
         state = released_state(spec, role)
         lap("read_released_weights")
         if load_format == "released":
+            states[role] = cast_floats(state, dtype)
+            continue
+        if spec.layout.verified is not None:
+            # Behind the fetch step the cache is its alone (and read-only here): a file written
+            # now would not be in the marker, so it would never be trusted; convert in memory.
+            log.info(
+                "no verified serving file for %s (%s): converting in memory (the fetch step's "
+                "--after-verify hook writes it)",
+                source,
+                precision,
+            )
             states[role] = cast_floats(state, dtype)
             continue
         log.info("no current serving file for %s (%s): converting", source, precision)

@@ -141,3 +141,32 @@ def test_readme_configuration_table_matches_values() -> None:
     table = readme.split("### Configuration", 1)[1].split("\n## ", 1)[0]
     documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
     assert documented == _leaf_keys(values)
+
+
+def test_the_admission_policy_binds_the_operators_own_identity(helm: Path) -> None:
+    """Issue 16: RBAC cannot limit create by name; the policy limits what the operator's
+    ServiceAccount (and nobody else) may write. On by default, off when asked."""
+    docs = _template(helm)
+    (policy,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    (binding,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    (condition,) = policy["spec"]["matchConditions"]
+    assert "system:serviceaccount:evo-system:evo-emotivoice-operator" in condition["expression"]
+    rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
+    writable = {
+        r for rule in rules if {"create", "patch"} & set(rule["verbs"]) for r in rule["resources"]
+    }
+    matched = {
+        r for rule in policy["spec"]["matchConstraints"]["resourceRules"] for r in rule["resources"]
+    }
+    # Every kind the operator may create is under the policy (its own resource, events and the
+    # scale subresource excepted).
+    assert writable - matched <= {
+        "emotivoiceservices",
+        "emotivoiceservices/status",
+        "events",
+        "deployments/scale",
+    }
+    off = _template(helm, "admissionPolicy.enabled=false")
+    assert not any(d["kind"].startswith("ValidatingAdmissionPolicy") for d in off)

@@ -29,3 +29,20 @@ def spoil(dest: Path, files: dict[str, str]) -> None:
     first = sorted(files)[0]
     with open(dest / first, "ab") as f:
         f.write(b"oops")
+
+
+def large_safetensors(dest: Path, files: dict[str, str]) -> None:
+    """16 MB of serving weights written the way the converter writes them (safetensors): on a
+    small volume, safetensors' own SafetensorError carries the OS's "No space left on device"."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file({"w": np.zeros(4 * 1024 * 1024, dtype=np.float32)}, str(dest / "big.safetensors"))
+
+
+def huge(dest: Path, files: dict[str, str]) -> None:
+    """Never reached: its declared outputs cannot fit on any volume."""
+    raise AssertionError("the free-space check should have stopped the fetch")
+
+
+huge.space_needed = lambda dest, sizes: 1 << 60  # type: ignore[attr-defined]

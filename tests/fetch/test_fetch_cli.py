@@ -132,3 +132,20 @@ def test_large_file_multipart_ranged(gw: VersityGW, tmp_path: Path) -> None:
             == model.sha256()["simbert/pytorch_model.bin"]
         )
     assert verify_complete(dest).files["simbert/pytorch_model.bin"].size == big.stat().st_size
+
+
+def test_the_log_says_what_pinned_the_content(gw: VersityGW, tmp_path: Path) -> None:
+    """Issue 16: without a manifest or pinned checksums only the listing's size was checked; the
+    log must not call that "verified", and says nothing pins the content."""
+    model = upload(gw, {"a.bin": b"hello world", "b.bin": b"more bytes"})
+    bare = run_fetch(gw, model.uri, tmp_path / "bare")
+    assert bare.rc == 0, bare.out
+    assert "checked by size only" in bare.out and "nothing pins their content" in bare.out
+    assert "MB verified" not in bare.out
+    warm = run_fetch(gw, model.uri, tmp_path / "bare")
+    assert "checked by size only" in warm.out
+
+    pins = {"EMOTIVOICE_EXPECTED_SHA256": json.dumps(model.sha256())}
+    pinned = run_fetch(gw, model.uri, tmp_path / "pinned", env=pins)
+    assert pinned.rc == 0, pinned.out
+    assert "verified (sha256)" in pinned.out and "nothing pins" not in pinned.out

@@ -12,6 +12,7 @@ from emotivoice_fetch.marker import IncompleteModel, verify_complete
 from emotivoice_fetch.paths import marker_path
 from tests.fetch.conftest import run_fetch, upload
 from tests.fetch.s3server import VersityGW
+from tests.fetch.test_fetch_faults import in_private_tmpfs
 
 FILES = {"config.json": b"{}", "ckpt/g_00140000": os.urandom(500_000)}
 HOOK = "tests.fetch.hooks:derive"
@@ -82,3 +83,50 @@ def test_unknown_hook_fails_before_downloading(gw: VersityGW, tmp_path: Path) ->
     assert result.rc == ExitCode.USAGE
     assert "has no function 'nope'" in result.out
     assert not (tmp_path / "m" / "config.json").exists()
+
+
+def test_a_hook_out_of_space_exits_disk_full(gw: VersityGW, tmp_path: Path) -> None:
+    """Issue 16: safetensors running out of space in the hook (SafetensorError, not OSError)
+    used to exit 11; on a real 8 MB file system it is the disk-full exit, outputs removed."""
+    model = upload(gw, FILES)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    report = tmp_path / "report.txt"  # written inside the namespace: the tmpfs vanishes with it
+    around = f'"$@"; rc=$?; ls -a {volume}/m > {report} 2>&1; exit $rc'
+    result = run_fetch(
+        gw, model.uri, volume / "m", "--after-verify", "tests.fetch.hooks:large_safetensors",
+        prefix_cmd=in_private_tmpfs(volume, "size=8m", around),
+    )  # fmt: skip
+    assert result.rc == ExitCode.DISK_FULL, result.out
+    assert "disk full while running --after-verify" in result.out
+    listing = report.read_text()
+    assert "big.safetensors" not in listing and ".emotivoice-complete.json" not in listing
+    assert "config.json" in listing  # the verified download is kept for the next try
+
+
+def test_the_free_space_check_counts_what_the_hook_will_write(
+    gw: VersityGW, tmp_path: Path
+) -> None:
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    result = run_fetch(gw, model.uri, dest, "--after-verify", "tests.fetch.hooks:huge")
+    assert result.rc == ExitCode.DISK_FULL, result.out
+    assert "for the --after-verify hook's outputs" in result.out
+    assert not (dest / "config.json").exists()  # stopped before downloading
+
+
+def test_a_warm_start_does_not_import_the_hook(gw: VersityGW, tmp_path: Path) -> None:
+    """The marker says which hook made the artifacts: a warm start only compares that."""
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    imports = tmp_path / "imports.log"
+    hook = "tests.fetch.hook_import_probe:touch"
+    env = {"EMOTIVOICE_TEST_IMPORT_LOG": str(imports)}
+    cold = run_fetch(gw, model.uri, dest, "--after-verify", hook, env=env)
+    assert cold.rc == 0, cold.out
+    assert imports.read_text() == "imported\n"
+    warm = run_fetch(gw, model.uri, dest, "--after-verify", hook, env=env)
+    assert warm.rc == 0 and "cache complete" in warm.out, warm.out
+    assert imports.read_text() == "imported\n"  # not imported again
+    missing = run_fetch(gw, model.uri, tmp_path / "x", "--after-verify", "tests.fetch.nope:f")
+    assert missing.rc == ExitCode.USAGE and "tests.fetch.nope" in missing.out

@@ -4,15 +4,22 @@ after-verify hook, and leave a directory the model loads from with its serving f
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from emotivoice_fetch.marker import verify_complete
 from emotivoice_operator.crd.spec import parse_spec
 from emotivoice_operator.render.deployment import fetch_args
+from emotivoice_server.lifecycle import load_model, verify_marker
+from emotivoice_server.settings import resolve
+from emotivoice_server.warmup import WarmupSpec
 from emotivoice_tts import load_synthesizer
 from emotivoice_tts.convert import serving_path
+from emotivoice_tts.layout import GENERATOR_DIR, ModelLayout
 from emotivoice_tts.testmodel import write_model
 from tests.fetch.conftest import run_fetch, upload
 
@@ -54,3 +61,38 @@ def test_rendered_fetch_step_yields_a_loadable_converted_model(gw, tmp_path: Pat
     synth = load_synthesizer(dest, precision="fp32", device="cpu")
     audio = synth.synthesize("Hello.", speaker=synth.speakers[0])
     assert audio.ndim == 1 and audio.size > 0
+
+
+def test_only_the_files_the_marker_records_are_loaded(gw, tmp_path: Path) -> None:
+    """Issue 16: a checkpoint planted beside the fetched one (it sorts last, the name upstream
+    picks) is not verified, so the server neither converts nor loads it."""
+    released = write_model(tmp_path / "released", "small", seed=3)
+    files = {p.relative_to(released).as_posix(): p for p in released.rglob("*") if p.is_file()}
+    model = upload(gw, files, prefix="emotivoice/v1")
+    dest = tmp_path / "volume" / "model"
+    hook = "emotivoice_tts.convert:convert_fp32"
+    result = run_fetch(gw, model.uri, dest, "--after-verify", hook)
+    assert result.rc == 0, result.out
+
+    (fetched,) = (dest / GENERATOR_DIR).glob("g_????????")
+    planted = dest / GENERATOR_DIR / "g_99999999"
+    state = torch.load(fetched, map_location="cpu", weights_only=True)
+    state["generator"] = {
+        k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+        for k, v in state["generator"].items()
+    }
+    torch.save(state, planted)
+    verify_complete(dest)  # the marker's own files are all intact: the plant is not among them
+    assert ModelLayout.discover(dest).generator_ckpt == planted  # what a bare glob would load
+
+    settings = resolve(
+        model_dir=dest, env={}, warmup=WarmupSpec(), process_start=0.0, precision="fp32",
+        device="cpu", persist_embeddings=False,
+    )  # fmt: skip
+    verified = verify_marker(settings)
+    assert planted.relative_to(dest).as_posix() not in verified
+    synth = load_model(replace(settings, verified_files=verified), None)
+    assert synth.spec.layout.generator_ckpt == fetched
+    audio = synth.synthesize("Hello.", speaker=synth.speakers[0])
+    assert audio.size > 0 and np.isfinite(audio).all()
+    assert not serving_path(planted, "fp32").exists()  # not converted either

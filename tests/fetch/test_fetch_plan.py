@@ -65,3 +65,14 @@ def test_select_names_missing_objects() -> None:
     with pytest.raises(FetchError) as err:
         select_objects([], None, "s3://x/p/")
     assert err.value.code == ExitCode.MISSING_KEY
+
+
+def test_a_key_that_is_also_a_directory_of_another_is_refused_naming_both() -> None:
+    """Issue 16: `m/x` and `m/x/y` used to stop with "Is a directory", naming neither."""
+    for wanted in (None, ["x", "x/y/z"]):
+        with pytest.raises(FetchError) as err:
+            select_objects(objs("x", "x/y/z", "w"), wanted, "s3://b/m/")
+        assert err.value.code == ExitCode.USAGE
+        assert "s3://b/m/x and s3://b/m/x/y/z" in err.value.message
+    # Siblings that merely share a name prefix are fine.
+    assert len(select_objects(objs("x", "x.bin", "xy/z"), None, "s3://b/m/")) == 3

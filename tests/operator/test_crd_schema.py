@@ -86,3 +86,28 @@ def test_examples_validate_against_the_crd(path: Path) -> None:
     assert services, f"{path.name} holds no EmotiVoiceService"
     for doc in services:
         assert validate(doc) == [], doc["metadata"]["name"]
+
+
+def test_warm_requests_in_status_are_bounded_by_the_schema() -> None:
+    """status.warmRequests is what the pre-warm ServiceAccount may patch: the API refuses more
+    requests than windows, and more replicas than replicas.max can ever be."""
+    from emotivoice_operator.crd.schema import root_schema
+
+    root = root_schema()
+    requests = root["properties"]["status"]["properties"]["warmRequests"]
+    spec = spec_schema()["properties"]
+    assert requests["maxProperties"] == spec["warmPool"]["properties"]["windows"]["maxItems"]
+    replicas = requests["additionalProperties"]["properties"]["replicas"]
+    assert replicas["maximum"] == spec["replicas"]["properties"]["max"]["maximum"]
+    assert replicas["minimum"] == 0
+    body = valid_resource()
+    body["status"] = {
+        "warmRequests": {"morning": {"replicas": 5000, "expiresAt": "2099-01-01T00:00:00Z"}}
+    }
+    assert any("replicas" in p for p in validate(body))
+    body["status"] = {
+        "warmRequests": {
+            f"w{i}": {"replicas": 1, "expiresAt": "2099-01-01T00:00:00Z"} for i in range(21)
+        }
+    }
+    assert validate(body)

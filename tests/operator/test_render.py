@@ -295,3 +295,81 @@ def test_non_root_everywhere() -> None:
     for c in pod["containers"] + pod["initContainers"]:
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+# -- issue 16: what the kubelet and the pods may do with what we render ------------------------
+
+SECRET_ENV = {"AWS_SECRET_ACCESS_KEY": "the-secret-key", "AWS_ACCESS_KEY_ID": "the-key-id"}
+
+
+def _containers(children: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for manifest in children.values():
+        if manifest["kind"] == "Deployment":
+            pod = manifest["spec"]["template"]["spec"]
+        elif manifest["kind"] == "CronJob":
+            pod = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        else:
+            continue
+        out += pod.get("initContainers", []) + pod["containers"]
+    return out
+
+
+def test_kubelet_expansion_cannot_reach_secrets_through_spec_values() -> None:
+    """A ``$(VAR)`` in any spec value reaches the process as written, not as the Secret."""
+    from tests.support.kubelet_expansion import expand
+
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-gpu"]))
+    source = body["spec"]["model"]["source"]
+    source["uri"] = "s3://models/$(AWS_SECRET_ACCESS_KEY)"
+    source["checksums"] = {"$(AWS_ACCESS_KEY_ID)": "a" * 64}
+    body["spec"]["server"]["warmup"] = {"phrases": ["cost $$5 $(AWS_SECRET_ACCESS_KEY) $"]}
+    children = _render(body)
+    init = _init(children)
+    assert expand(_arg(init["args"], "--source") or "", SECRET_ENV) == source["uri"]
+    for container in _containers(children):
+        env = {**SECRET_ENV, "HOME": "/tmp"}
+        for value in [*container.get("args", []), *(e["value"] for e in container.get("env", []) if "value" in e)]:  # fmt: skip
+            assert "the-secret" not in expand(value, env), (container["name"], value)
+            assert "the-key-id" not in expand(value, env), (container["name"], value)
+    warmup = next(e["value"] for e in _server(children)["env"] if e["name"] == "EMOTIVOICE_WARMUP")
+    assert (
+        "cost $$5 $(AWS_SECRET_ACCESS_KEY) $"
+        in yaml.safe_load(expand(warmup, SECRET_ENV))["phrases"]
+    )
+
+
+def test_values_without_a_dollar_are_rendered_unchanged() -> None:
+    from tests.support.kubelet_expansion import expand
+
+    children = _render(SERVICES["tts-minimal"])
+    for container in _containers(children):
+        for value in container.get("args", []):
+            assert expand(value, SECRET_ENV) == value
+
+
+def test_user_env_objects_keep_their_kubernetes_meaning() -> None:
+    """spec.server.env holds core/v1 EnvVars: $(VAR) there is the user's, as in a pod spec."""
+    body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-minimal"]))
+    body["spec"].setdefault("server", {})["env"] = [{"name": "GREETING", "value": "$(HOME)/x"}]
+    env = {e["name"]: e.get("value") for e in _server(_render(body))["env"]}
+    assert env["GREETING"] == "$(HOME)/x"
+
+
+def test_server_pods_have_no_token_and_read_the_cache_read_only() -> None:
+    children = _render(SERVICES["tts-minimal"])
+    pod = children["Deployment/tts"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in pod
+    mounts = {m["name"]: m for m in _server(children)["volumeMounts"]}
+    assert mounts["model-cache"]["readOnly"] is True
+    # Only the fetch step writes the cache.
+    fetch_mounts = {m["name"]: m for m in _init(children)["volumeMounts"]}
+    assert not fetch_mounts["model-cache"].get("readOnly", False)
+    # Nothing the server computes from users' prompts is written: the embeddings stay in memory.
+    assert "--no-persist-embeddings" in _server(children)["args"]
+    # The pre-warm job keeps its token: it patches the resource's status.
+    cron = _render(SERVICES["tts-gpu"])["CronJob/tts-warm-morning"]
+    job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert job_pod["serviceAccountName"] == "tts-warm"
+    assert "automountServiceAccountToken" not in job_pod

@@ -117,3 +117,43 @@ def test_drift_ignores_server_defaults_but_not_changed_values() -> None:
     assert differences({"cpu": "0.5"}, {"cpu": "500m"}) == []
     assert differences({"memory": "2Gi"}, {"memory": "3Gi"}) == [".memory"]
     assert differences({"image": "a:1"}, {"image": "a:2"}) == [".image"]
+
+
+def test_a_name_conflict_fails_the_spec_and_names_the_object() -> None:
+    status = compute_status(_observed(conflict="Service tts already exists and is not managed"))
+    assert status["phase"] == "Failed"
+    assert "Service tts" in status["message"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["SpecValid"]["status"] == "False"
+    assert conditions["SpecValid"]["reason"] == "NameConflict"
+    assert "Service tts" in conditions["SpecValid"]["message"]
+    assert conditions["Ready"]["status"] == "False"
+
+
+def test_warm_request_fixes_are_written_and_only_when_there_are_some() -> None:
+    assert "warmRequests" not in compute_status(_observed())
+    fixes = {
+        "nonexistent-window": None,
+        "peak": {"replicas": 2, "expiresAt": "2026-01-01T10:00:00Z"},
+    }
+    assert compute_status(_observed(warm_request_fixes=fixes))["warmRequests"] == fixes
+
+
+def test_value_at_follows_differences_paths() -> None:
+    from emotivoice_operator.reconcile.drift import value_at
+
+    live = {
+        "metadata": {"labels": {"app.kubernetes.io/name": "emotivoice"}},
+        "spec": {"ports": [{"port": 8080}, {"port": 9999}], "template": {"c": [{"env": [1]}]}},
+    }
+    want = {
+        "spec": {"ports": [{"port": 8080}]},
+        "metadata": {"labels": {"app.kubernetes.io/name": "x"}},
+    }
+    paths = differences(want, live)
+    assert set(paths) == {".spec.ports", ".metadata.labels.app.kubernetes.io/name"}
+    assert value_at(live, ".spec.ports") == live["spec"]["ports"]
+    assert value_at(live, ".metadata.labels.app.kubernetes.io/name") == "emotivoice"
+    assert value_at(live, ".spec.template.c[0].env[0]") == 1
+    assert value_at(live, ".spec.nothing") is None
+    assert value_at(live, ".spec.ports[5]") is None

@@ -17,6 +17,7 @@ from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec
 from emotivoice_operator.windows import (
     Window,
     active_windows,
+    bound_requests,
     format_local,
     next_window,
     occurrence_end,
@@ -641,3 +642,45 @@ def test_format_local_marks_a_repeated_hour_with_its_offset() -> None:
 )
 def test_local_to_utc_resolves_skipped_and_repeated_times(tz: str, wall: str, instant: str) -> None:
     assert local_to_utc(datetime.fromisoformat(wall), ZoneInfo(tz)) == utc(instant)
+
+
+# -- issue 16: status.warmRequests is input from outside, bounded before it counts -------------
+
+
+def test_requests_for_windows_the_spec_lacks_are_dropped() -> None:
+    windows = parse_windows(pool(*OVERLAP))
+    honoured = bound_requests(
+        windows, 6, {"nonexistent-window": (500, utc("2099-01-01T00:00"))}, utc("2024-03-06T09:30")
+    )
+    assert honoured == {}
+    assert warm_floor(1, windows, utc("2024-03-06T09:30"), honoured) == 3  # the window alone
+
+
+def test_requests_are_capped_at_the_windows_replicas_and_at_max() -> None:
+    windows = parse_windows(pool(*OVERLAP))
+    now = utc("2024-03-06T09:30")
+    far = utc("2099-01-01T00:00")
+    assert bound_requests(windows, 6, {"morning": (500, far)}, now)["morning"][0] == 3
+    assert bound_requests(windows, 2, {"morning": (500, far)}, now)["morning"][0] == 2
+    assert bound_requests(windows, 6, {"morning": (1, far)}, now)["morning"][0] == 1
+
+
+def test_request_expiry_is_capped_at_the_windows_end() -> None:
+    windows = parse_windows(pool(*OVERLAP))
+    far = utc("2099-01-01T00:00")
+    # Inside morning (09:00-12:00): no later than its end.
+    inside = bound_requests(windows, 6, {"morning": (3, far)}, utc("2024-03-06T09:30"))
+    assert inside["morning"][1] == utc("2024-03-06T12:00")
+    # Outside every window: what a job run by hand asks for, lead + duration from now.
+    outside = bound_requests(windows, 6, {"lunch": (5, far)}, utc("2024-03-06T20:00"))
+    assert outside["lunch"][1] == utc("2024-03-06T20:00") + timedelta(hours=3, minutes=30)
+    # An honest request is left as it is.
+    honest = {"morning": (3, utc("2024-03-06T12:00"))}
+    assert bound_requests(windows, 6, honest, utc("2024-03-06T09:30")) == honest
+
+
+def test_the_floor_from_a_runaway_request_never_exceeds_max() -> None:
+    windows = parse_windows(pool(*OVERLAP))
+    now = utc("2024-03-06T20:00")
+    requests = {"morning": (500, utc("2099-01-01T00:00")), "x": (500, utc("2099-01-01T00:00"))}
+    assert warm_floor(0, windows, now, bound_requests(windows, 3, requests, now)) == 3

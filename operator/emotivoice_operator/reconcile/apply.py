@@ -1,17 +1,24 @@
 """One apply path for every child: server-side apply, skipped when the live object already
-holds the rendered values, plus pruning of children the spec no longer asks for."""
+holds the rendered values, plus pruning of children the spec no longer asks for.
+
+Only objects that are ours are ever written or deleted (``ownership.is_ours``): the reconciler
+reads every child first and refuses to apply anything while a name is taken by someone else's
+object; pruning deletes only objects whose owner reference names the resource's uid.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError
 
-from emotivoice_operator.reconcile.drift import differences
+from emotivoice_operator.reconcile.drift import differences, value_at
+from emotivoice_operator.reconcile.ownership import controlled_by
 from emotivoice_operator.render import names
 
 log = logging.getLogger(__name__)
@@ -33,11 +40,26 @@ class ApplyResult:
     name: str
     action: str  # "created", "updated", "unchanged", "deleted"
     drift: list[str]
+    # Paths that still differ after our apply: another writer holds them (a port someone added
+    # to our Service). Reported once; later passes that find exactly this drift do not re-apply.
+    held: list[str] = field(default_factory=list)
+
+
+def _held_values(live: dict[str, Any], paths: list[str]) -> str:
+    return json.dumps([value_at(live, p) for p in paths], sort_keys=True, default=str)
+
+
+def _key(manifest: dict[str, Any]) -> tuple[str, str, str]:
+    meta = manifest["metadata"]
+    return (manifest["kind"], meta["namespace"], meta["name"])
 
 
 class Applier:
     def __init__(self, api: client.ApiClient) -> None:
         self._dyn = DynamicClient(api)
+        # (kind, namespace, name) -> (the manifest we applied, the drift left right after it,
+        # the live values at those paths then): what another writer holds, as it held it.
+        self._settled: dict[tuple[str, str, str], tuple[str, tuple[str, ...], str]] = {}
 
     def resource(self, api_version: str, kind: str) -> Any:
         return self._dyn.resources.get(api_version=api_version, kind=kind)
@@ -48,27 +70,49 @@ class Applier:
         except NotFoundError:
             return None
 
-    def apply(self, manifest: dict[str, Any]) -> ApplyResult:
+    def live(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         meta = manifest["metadata"]
-        res = self.resource(manifest["apiVersion"], manifest["kind"])
-        live = self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta["namespace"])
+        return self.get(manifest["apiVersion"], manifest["kind"], meta["name"], meta["namespace"])
+
+    def apply(self, manifest: dict[str, Any], live: dict[str, Any] | None) -> ApplyResult:
+        """Applies ``manifest`` over ``live`` (as read just before; the caller checked it is ours)."""
+        meta = manifest["metadata"]
+        key = _key(manifest)
+        rendered = json.dumps(manifest, sort_keys=True)
         wanted = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind")}
         drift = differences(wanted, live) if live else []
         if live and not drift:
+            self._settled.pop(key, None)
             return ApplyResult(manifest["kind"], meta["name"], "unchanged", [])
-        res.server_side_apply(
+        if live and self._settled.get(key) == (rendered, tuple(drift), _held_values(live, drift)):
+            # Exactly what our last apply could not change, unchanged since: applying again
+            # changes nothing (an edit inside those fields is a new value, and is applied).
+            return ApplyResult(manifest["kind"], meta["name"], "unchanged", [], held=drift)
+        res = self.resource(manifest["apiVersion"], manifest["kind"])
+        after = res.server_side_apply(
             body=manifest,
             name=meta["name"],
             namespace=meta["namespace"],
             field_manager=names.FIELD_MANAGER,
             force_conflicts=True,
-        )
+        ).to_dict()
+        held = differences(wanted, after)
+        if held:
+            self._settled[key] = (rendered, tuple(held), _held_values(after, held))
+        else:
+            self._settled.pop(key, None)
         action = "updated" if live else "created"
         log.info("%s %s/%s %s %s", action, manifest["kind"], meta["namespace"], meta["name"], drift)
-        return ApplyResult(manifest["kind"], meta["name"], action, drift)
+        return ApplyResult(manifest["kind"], meta["name"], action, drift, held)
 
-    def prune(self, namespace: str, instance: str, keep: list[dict[str, Any]]) -> list[ApplyResult]:
-        """Deletes our children of the prunable kinds that the rendered set no longer holds."""
+    def prune(
+        self, namespace: str, instance: str, uid: str, keep: list[dict[str, Any]]
+    ) -> list[ApplyResult]:
+        """Deletes our children of the prunable kinds that the rendered set no longer holds.
+
+        The labels only narrow the listing; what decides is the owner reference to ``uid``
+        (labels are text anybody may copy onto their own CronJob).
+        """
         wanted = {(m["kind"], m["metadata"]["name"]) for m in keep}
         selector = f"{names.LABEL_INSTANCE}={instance},{names.LABEL_MANAGED_BY}={names.MANAGER}"
         results = []
@@ -77,10 +121,21 @@ class Applier:
                 namespace=namespace, label_selector=selector
             )
             for item in items.items:
-                if (kind, item.metadata.name) not in wanted:
-                    self.resource(api_version, kind).delete(
-                        name=item.metadata.name, namespace=namespace
-                    )
-                    log.info("deleted %s %s/%s", kind, namespace, item.metadata.name)
-                    results.append(ApplyResult(kind, item.metadata.name, "deleted", []))
+                obj = item.to_dict()
+                name = obj["metadata"]["name"]
+                if (kind, name) in wanted or not controlled_by(obj, uid):
+                    continue
+                self.resource(api_version, kind).delete(
+                    name=name,
+                    namespace=namespace,
+                    # The uid we checked is the one deleted, even if the name was re-used since.
+                    body={
+                        "apiVersion": "v1",
+                        "kind": "DeleteOptions",
+                        "preconditions": {"uid": obj["metadata"]["uid"]},
+                    },
+                )
+                self._settled.pop((kind, namespace, name), None)
+                log.info("deleted %s %s/%s", kind, namespace, name)
+                results.append(ApplyResult(kind, name, "deleted", []))
         return results

@@ -58,3 +58,31 @@ def differences(want: Any, have: Any, path: str = "") -> list[str]:
             out += differences(w, h, f"{path}[{i}]")
         return out
     return [] if _same_scalar(want, have) else [path]
+
+
+_INDEXED = re.compile(r"^(.*?)((?:\[[0-9]+\])*)$")
+_MISSING = object()
+
+
+def value_at(obj: Any, path: str) -> Any:
+    """The value at a path as ``differences`` spells it (``.spec.ports``, ``.a.b[0].c``; keys
+    may hold dots, as label keys do); None when it does not resolve."""
+    tokens = path.lstrip(".").split(".") if path and path != "(root)" else []
+    current: Any = obj
+    i = 0
+    while i < len(tokens):
+        for j in range(i + 1, len(tokens) + 1):  # the shortest key that exists wins
+            match = _INDEXED.match(".".join(tokens[i:j]))
+            assert match is not None  # the pattern matches every string
+            key, indexes = match.group(1), match.group(2)
+            if isinstance(current, dict) and key in current:
+                value = current[key]
+                for index in re.findall(r"\[([0-9]+)\]", indexes):
+                    if not isinstance(value, list) or int(index) >= len(value):
+                        return None
+                    value = value[int(index)]
+                current, i = value, j
+                break
+        else:
+            return None
+    return current

@@ -19,11 +19,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from emotivoice_operator import metrics
+from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.desired import DesiredState, desired_state
 from emotivoice_operator.reconcile import coldstarts
 from emotivoice_operator.reconcile.apply import Applier
+from emotivoice_operator.reconcile.ownership import conflict_message, controlled_by, is_ours
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
 from emotivoice_operator.render import Owner, labels, names
 from emotivoice_operator.settings import OperatorSettings
@@ -75,10 +77,9 @@ class Reconciler:
         owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
         old_status = body.get("status") or {}
         now = self.clock()
+        requests, malformed = _warm_requests(old_status)
         try:
-            desired = desired_state(
-                body.get("spec") or {}, owner, now, _warm_requests(old_status), self.settings
-            )
+            desired = desired_state(body.get("spec") or {}, owner, now, requests, self.settings)
         except SpecError as exc:
             if old_status.get("message") != str(exc):
                 post("Warning", "InvalidSpec", str(exc))
@@ -89,35 +90,63 @@ class Reconciler:
         floor = desired.warm_floor
         metrics.WARM_FLOOR.labels(owner.namespace, owner.name).set(floor)
         manifests = desired.manifests
-        apply_error = None
+        apply_error = conflict = None
         try:
-            for manifest in manifests:
-                result = self.applier.apply(manifest)
-                metrics.CHILD_APPLIES.labels(result.kind, result.action).inc()
-                if result.action == "created":
-                    post("Normal", "Created", f"created {result.kind} {result.name}")
-                elif result.action == "updated":
-                    post(
-                        "Normal",
-                        "Updated",
-                        f"{result.kind} {result.name}: applied {', '.join(result.drift[:4])}",
-                    )
-            for result in self.applier.prune(owner.namespace, owner.name, manifests):
-                post(
-                    "Normal",
-                    "Deleted",
-                    f"deleted {result.kind} {result.name}: no longer in the spec",
-                )
-            self._hold_floor(owner, floor, post)
+            lives = [self.applier.live(m) for m in manifests]
+            taken = [
+                (m["kind"], m["metadata"]["name"])
+                for m, live in zip(manifests, lives, strict=True)
+                if live is not None and not is_ours(live, owner.uid, owner.name)
+            ]
+            if taken:
+                # Nothing is applied while a name is taken: a RoleBinding would bind our Role
+                # to their ServiceAccount, an HPA would scale their Deployment.
+                conflict = conflict_message(taken, owner.name)
+                if old_status.get("message") != conflict:
+                    post("Warning", "NameConflict", conflict)
+            else:
+                self._apply_all(owner, manifests, lives, post)
+                self._hold_floor(owner, floor, post)
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             if old_status.get("message") != apply_error:
                 post("Warning", "ApplyFailed", apply_error)
-        observed = self._observe(body, owner, desired, post, apply_error=apply_error)
+        observed = self._observe(
+            body,
+            owner,
+            desired,
+            post,
+            apply_error=apply_error,
+            conflict=conflict,
+            request_fixes=_request_fixes(requests, malformed, desired.warm_requests),
+        )
         status = self._write_status(body, observed)
         if status.get("phase") != old_status.get("phase"):
             post("Normal", f"Phase{status['phase']}", status["message"])
         return status
+
+    def _apply_all(
+        self,
+        owner: Owner,
+        manifests: list[dict[str, Any]],
+        lives: list[dict[str, Any] | None],
+        post: EventPoster,
+    ) -> None:
+        for manifest, live in zip(manifests, lives, strict=True):
+            result = self.applier.apply(manifest, live)
+            metrics.CHILD_APPLIES.labels(result.kind, result.action).inc()
+            if result.action == "created":
+                post("Normal", "Created", f"created {result.kind} {result.name}")
+            elif result.action == "updated":
+                message = f"{result.kind} {result.name}: applied {', '.join(result.drift[:4])}"
+                if result.held:
+                    message += (
+                        f"; {', '.join(result.held[:4])} still differ: another writer holds "
+                        "those fields, left as they are (reported once)"
+                    )
+                post("Normal", "Updated", message)
+        for result in self.applier.prune(owner.namespace, owner.name, owner.uid, manifests):
+            post("Normal", "Deleted", f"deleted {result.kind} {result.name}: no longer in the spec")
 
     def _hold_floor(self, owner: Owner, floor: int, post: EventPoster) -> None:
         """Raises the Deployment to the floor at once instead of waiting for the HPA's next sync.
@@ -149,12 +178,18 @@ class Reconciler:
         owner: Owner,
         desired: DesiredState | None,
         post: EventPoster,
-        **errors: str | None,
+        *,
+        spec_error: str | None = None,
+        apply_error: str | None = None,
+        conflict: str | None = None,
+        request_fixes: dict[str, dict[str, Any] | None] | None = None,
     ) -> Observed:
         """What the API shows now; ``desired`` is None when the spec cannot be honoured."""
         deployment = self.applier.get(
             "apps/v1", "Deployment", names.server(owner.name), owner.namespace
         )
+        if deployment is not None and not controlled_by(deployment, owner.uid):
+            deployment = None  # someone else's Deployment of that name: not our replicas
         selector = ",".join(
             f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
         )
@@ -179,7 +214,10 @@ class Reconciler:
             deployment=deployment,
             pods=pods,
             cold_starts=cold,
-            **errors,
+            spec_error=spec_error,
+            apply_error=apply_error,
+            conflict=conflict,
+            warm_request_fixes=request_fixes or {},
         )
 
     def _write_status(self, body: dict[str, Any], observed: Observed) -> dict[str, Any]:
@@ -199,16 +237,40 @@ class Reconciler:
         return status
 
 
-def _warm_requests(status: dict[str, Any]) -> dict[str, tuple[int, datetime]]:
-    """Warm requests the pre-warm jobs wrote; unreadable entries are ignored, not fatal."""
+def _warm_requests(status: dict[str, Any]) -> tuple[dict[str, tuple[int, datetime]], list[str]]:
+    """Warm requests as status holds them, and the names of unreadable entries (which the
+    reconciler removes rather than trips over)."""
     out: dict[str, tuple[int, datetime]] = {}
+    malformed: list[str] = []
     for window, req in (status.get("warmRequests") or {}).items():
         try:
             expires = datetime.fromisoformat(str(req["expiresAt"]).replace("Z", "+00:00"))
+            if expires.tzinfo is None:
+                raise ValueError("expiresAt has no time zone")
             out[window] = (int(req["replicas"]), expires)
         except (KeyError, TypeError, ValueError):
-            log.warning("ignoring malformed warm request %r: %r", window, req)
-    return out
+            log.warning("removing malformed warm request %r: %r", window, req)
+            malformed.append(window)
+    return out, malformed
+
+
+def _request_fixes(
+    requests: dict[str, tuple[int, datetime]],
+    malformed: list[str],
+    honoured: dict[str, tuple[int, datetime]],
+) -> dict[str, dict[str, Any] | None]:
+    """The merge patch of ``status.warmRequests`` that leaves only honoured, bounded requests:
+    None removes an entry (no such window, unreadable), a value replaces one that asked for more
+    than its window allows. Entries already in bounds are not written (a job may be writing its
+    own request at this very moment)."""
+    fixes: dict[str, dict[str, Any] | None] = dict.fromkeys(malformed)
+    for window, request in requests.items():
+        bounded = honoured.get(window)
+        if bounded is None:
+            fixes[window] = None
+        elif bounded != request:
+            fixes[window] = win.request_status(*bounded)
+    return fixes
 
 
 def _api_reason(exc: ApiException) -> str:

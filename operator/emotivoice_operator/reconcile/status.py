@@ -7,7 +7,7 @@ The phase says where the service is; when it is not Ready, the message says what
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,10 @@ class Observed:
     cold_starts: dict[str, Any] | None = None
     spec_error: str | None = None
     apply_error: str | None = None
+    # A child's name is taken by an object that is not ours (see reconcile/ownership.py).
+    conflict: str | None = None
+    # Merge patch of status.warmRequests: entries removed (None) or capped to their bounds.
+    warm_request_fixes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -87,6 +91,8 @@ def compute_status(obs: Observed) -> dict[str, Any]:
 
     if obs.spec_error:
         phase, message = "Failed", obs.spec_error
+    elif obs.conflict:
+        phase, message = "Failed", obs.conflict
     elif obs.apply_error:
         phase, message = "Degraded", obs.apply_error
     elif obs.warm_floor == 0 and desired == 0 and existing == 0:
@@ -106,8 +112,9 @@ def compute_status(obs: Observed) -> dict[str, Any]:
     gen = obs.generation
     conditions = [
         _condition(
-            "SpecValid", obs.spec_error is None, "Invalid" if obs.spec_error else "Valid",
-            obs.spec_error or "the spec can be honoured", gen,
+            "SpecValid", not (obs.spec_error or obs.conflict),
+            "Invalid" if obs.spec_error else "NameConflict" if obs.conflict else "Valid",
+            obs.spec_error or obs.conflict or "the spec can be honoured", gen,
         ),
         _condition(
             "ModelCached", _model_cached(obs.pods), "Fetched" if _model_cached(obs.pods) else "NotYet",
@@ -122,7 +129,9 @@ def compute_status(obs: Observed) -> dict[str, Any]:
             if obs.active_window else f"floor is replicas.min ({obs.warm_floor})", gen,
         ),
     ]  # fmt: skip
+    fixes = {"warmRequests": dict(obs.warm_request_fixes)} if obs.warm_request_fixes else {}
     return {
+        **fixes,
         "phase": phase,
         "message": message,
         "observedGeneration": gen,

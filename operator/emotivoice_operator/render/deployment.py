@@ -15,6 +15,7 @@ from typing import Any
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
+from emotivoice_operator.render.expansion import literal_args, literal_env
 from emotivoice_operator.render.security import container_security_context, pod_security_context
 
 # Every second: the pod turns Ready at most a second after the server's own /ready does (at 5 s
@@ -98,8 +99,9 @@ def _server_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
         # The root file system is read-only; caches (jieba's dictionary) go to the /tmp emptyDir.
         {"name": "HOME", "value": "/tmp"},
     ]
-    # User env last: a user value for the same name wins, as in a plain pod spec.
-    return env + [dict(e) for e in spec.server.env or []]
+    # User env last: a user value for the same name wins, as in a plain pod spec (and, as
+    # there, its $(VAR) references are expanded: see expansion.py).
+    return literal_env(env) + [dict(e) for e in spec.server.env or []]
 
 
 def _resources(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
@@ -139,40 +141,54 @@ def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[s
     image = server_image(spec, ctx)
     server = spec.server
     model_dir = names.model_dir(spec.model.source.uri)
-    volume_mounts = [
+    # Only the fetch step writes the cache; the server reads it (a compromised server cannot
+    # rewrite the weights that the next pod loads).
+    fetch_mounts = [
         {"name": "model-cache", "mountPath": names.MODEL_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    server_mounts = [
+        {"name": "model-cache", "mountPath": names.MODEL_MOUNT, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "dshm", "mountPath": "/dev/shm"},
     ]
     fetch = {
         "name": "fetch-model",
         "image": image,
         "imagePullPolicy": server.image_pull_policy,
         "command": ["emotivoice-fetch"],
-        "args": fetch_args(spec),
-        **({"env": env} if (env := _fetch_env(spec)) else {}),
+        "args": literal_args(fetch_args(spec)),
+        **({"env": literal_env(env)} if (env := _fetch_env(spec)) else {}),
         "securityContext": container_security_context(),
-        "volumeMounts": volume_mounts,
+        "volumeMounts": fetch_mounts,
     }
     container = {
         "name": "server",
         "image": image,
         "imagePullPolicy": server.image_pull_policy,
         "command": ["emotivoice-server"],
-        "args": [
-            *("--model-dir", model_dir),
-            *("--port", str(server.port)),
-            *("--precision", precision(spec)),
-            *("--load-format", spec.model.load_format),
-            *("--device", "cuda" if server.gpus else "cpu"),
-        ],
+        "args": literal_args(
+            [
+                *("--model-dir", model_dir),
+                *("--port", str(server.port)),
+                *("--precision", precision(spec)),
+                *("--load-format", spec.model.load_format),
+                *("--device", "cuda" if server.gpus else "cpu"),
+                # The cache is read-only here, and nothing users send is written anywhere: prompt
+                # embeddings stay in memory (warm-up computes the configured ones at start).
+                "--no-persist-embeddings",
+            ]
+        ),
         "ports": [{"name": names.HTTP_PORT_NAME, "containerPort": server.port, "protocol": "TCP"}],
         "env": _server_env(spec),
         "resources": _resources(spec),
         **_probes(spec),
         "securityContext": container_security_context(),
-        "volumeMounts": [*volume_mounts, {"name": "dshm", "mountPath": "/dev/shm"}],
+        "volumeMounts": server_mounts,
     }
     pod_spec: dict[str, Any] = {
+        # The server and the fetch step never talk to the Kubernetes API: no token to steal.
+        "automountServiceAccountToken": False,
         "securityContext": pod_security_context(),
         "initContainers": [fetch],
         "containers": [container],

@@ -15,6 +15,7 @@ from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
 from emotivoice_operator.render.deployment import prewarm_image, warmup_env
+from emotivoice_operator.render.expansion import literal_args, literal_env
 from emotivoice_operator.render.security import container_security_context, pod_security_context
 from emotivoice_operator.windows import Window, parse_windows, prewarm_cron, window_hold
 
@@ -80,14 +81,16 @@ def _cronjob(spec: EmotiVoiceServiceSpec, ctx: RenderContext, window: Window) ->
         "image": prewarm_image(spec, ctx),
         "imagePullPolicy": spec.server.image_pull_policy,
         "command": ["emotivoice-prewarm"],
-        "args": ["--name", owner.name, "--window", window.name, "--url", url],
-        "env": [
-            {
-                "name": "EMOTIVOICE_NAMESPACE",
-                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-            },
-            warmup_env(spec),
-        ],
+        "args": literal_args(["--name", owner.name, "--window", window.name, "--url", url]),
+        "env": literal_env(
+            [
+                {
+                    "name": "EMOTIVOICE_NAMESPACE",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                },
+                warmup_env(spec),
+            ]
+        ),
         "resources": {
             "requests": {"cpu": "50m", "memory": "128Mi"},
             "limits": {"memory": "256Mi"},

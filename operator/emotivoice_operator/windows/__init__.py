@@ -11,9 +11,11 @@ from emotivoice_operator.windows.clock import format_local
 from emotivoice_operator.windows.model import Window, parse_windows
 from emotivoice_operator.windows.schedule import (
     active_windows,
+    bound_requests,
     next_window,
     occurrence_end,
     prewarm_cron,
+    request_status,
     warm_floor,
     window_hold,
 )
@@ -21,11 +23,13 @@ from emotivoice_operator.windows.schedule import (
 __all__ = [
     "Window",
     "active_windows",
+    "bound_requests",
     "format_local",
     "next_window",
     "occurrence_end",
     "parse_windows",
     "prewarm_cron",
+    "request_status",
     "warm_floor",
     "window_hold",
 ]

@@ -85,6 +85,43 @@ def active_windows(windows: list[Window], now: datetime) -> list[Window]:
     return [w for w in windows if is_active(w, now)]
 
 
+def bound_requests(
+    windows: list[Window],
+    max_replicas: int,
+    requests: Mapping[str, tuple[int, datetime]],
+    now: datetime,
+) -> dict[str, tuple[int, datetime]]:
+    """The warm requests the operator honours at ``now``, each at most what its job may ask.
+
+    ``status.warmRequests`` is what the pre-warm ServiceAccount can write, so it is input from
+    outside, not a fact: a request for a window the spec does not have is dropped; replicas are
+    capped at the window's replicas and at ``max_replicas``; the expiry is capped at the end of
+    the window's occurrence warm at ``now`` or, outside it, at ``now`` + lead + duration (what
+    a job run by hand asks for). The reconciler writes capped requests back, so a request for
+    2099 ends no later than a real one would have.
+    """
+    now = to_utc(now)
+    by_name = {w.name: w for w in windows}
+    out: dict[str, tuple[int, datetime]] = {}
+    for name, (replicas, expires_at) in requests.items():
+        window = by_name.get(name)
+        if window is None:
+            continue
+        end = occurrence_end(window, now) or now + window_hold(window)
+        out[name] = (
+            max(0, min(replicas, window.replicas, max_replicas)),
+            min(to_utc(expires_at), end),
+        )
+    return out
+
+
+def request_status(replicas: int, expires_at: datetime) -> dict[str, object]:
+    """A warm request as ``status.warmRequests[WINDOW]`` holds it (the job's and the operator's
+    one spelling: UTC, whole seconds)."""
+    expires = to_utc(expires_at).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return {"replicas": replicas, "expiresAt": expires}
+
+
 def warm_floor(
     min_replicas: int,
     windows: list[Window],
