@@ -73,5 +73,6 @@ def e2e_namespace(real_cluster: Cluster) -> Iterator[str]:
     # The S3 credentials, as a user would create them next to the EmotiVoiceService.
     realnode.credentials_secret(real_cluster, name)
     yield name
-    real_cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=90s", check=False)
+    # Not waiting: the pods take their grace period to stop, in the background.
+    real_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
     real_cluster.kubectl("delete", "pv", "-l", f"{realnode.PV_NAMESPACE_LABEL}={name}", check=False)

@@ -352,3 +352,50 @@ def test_a_prewarm_job_created_by_hand_raises_the_floor(
     # It ran the operator's small image, not the server's.
     [image] = [c["image"] for c in job_pod["spec"]["containers"]]
     assert "/emotivoice/operator:" in image
+
+
+def test_the_kubelet_expands_nothing_the_spec_says_and_the_cache_is_read_only(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    """The kubelet substitutes `$(VAR)` in args and env values: a uri naming the credentials'
+    variable must reach the fetch step as written (it fails to find that object and logs the
+    literal text), never as the Secret's value. The server container cannot write the cache."""
+    ns = restricted_namespace
+    bait = evs_manifest("tts-bait", model_store)
+    bait["spec"]["model"]["source"]["uri"] = model_store.uri + "/$(AWS_SECRET_ACCESS_KEY)"
+    bait["spec"]["model"]["source"].pop("checksumManifest")
+    real_cluster.apply(bait, namespace=ns)
+    wait_for(
+        lambda: (
+            real_cluster.kubectl("get", "pvc", "tts-bait-model", "-n", ns, check=False).returncode
+            == 0
+        ),
+        timeout=60,
+        what="PVC",
+    )
+    realnode.cache_volume(real_cluster, ns, "tts-bait-model", cache_root / ns / "tts-bait-model")
+
+    def fetch_log() -> str:
+        pods = server_pods(real_cluster, ns, "tts-bait")
+        if not pods:
+            return ""
+        return real_cluster.kubectl(
+            "logs", pods[0]["metadata"]["name"], "-n", ns, "-c", "fetch-model", check=False
+        ).stdout
+
+    log = wait_for(lambda: "$(AWS_SECRET_ACCESS_KEY)" in fetch_log() and fetch_log(), timeout=180,
+                   interval=2, what="the fetch step's log")  # fmt: skip
+    assert model_store.spec.secret_key not in log
+
+    create_service(real_cluster, ns, evs_manifest("tts", model_store), cache_root)
+    [pod] = ready_server_pods(real_cluster, ns, "tts")
+    touched = real_cluster.kubectl(
+        "exec", pod["metadata"]["name"], "-n", ns, "-c", "server", "--",
+        "python3", "-c", "open('/models/written-by-the-server', 'w')",
+        check=False,
+    )  # fmt: skip
+    assert touched.returncode != 0 and "Read-only file system" in touched.stderr, touched.stderr
