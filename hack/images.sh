@@ -128,13 +128,18 @@ build_dockerfile() { # build_dockerfile NAME DOCKERFILE BASE_ARG
   # The host's pip cache: torch's wheels (GBs) are downloaded once for the venv and the image.
   mkdir -p "$HOME/.cache/pip"
   mounts+=(-v "$HOME/.cache/pip:/root/.cache/pip")
-  (
+  local build_log="$IMAGES/build-$1.log"
+  log "buildah build -f $2 (log: $build_log)"
+  if ! (
     cd "$REPO"
-    "${BUILDAH[@]}" build --quiet --layers --pull=never --network=host --runtime=/usr/sbin/runc \
+    "${BUILDAH[@]}" build --layers --pull=never --network=host --runtime=/usr/sbin/runc \
       --isolation=oci "${mounts[@]}" \
       --build-arg "$3=$(base_ref)" --build-arg PIP_CACHE_FLAG= \
-      -f "$2" -t "evs-build/$1" . >/dev/null
-  )
+      -f "$2" -t "evs-build/$1" . >"$build_log" 2>&1
+  ); then
+    tail -n 30 "$build_log" >&2
+    die "building $1 failed (log: $build_log)"
+  fi
 }
 
 build() { # build NAME: built and in the registry under ref_of NAME
