@@ -55,7 +55,7 @@ SYSTEM_NS = "evs-bench-system"
 STORE = dataclasses.replace(realnode.TEST_STORE, namespace="evs-bench-s3")
 NS = "evs-bench-coldstart"
 NAME = "tts"
-WORDS = "the quick brown fox jumps over the lazy dog today".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "today"]
 STEADY_REQUESTS = 10
 SERVER_SELECTOR = f"app.kubernetes.io/instance={NAME},app.kubernetes.io/component=server"
 
