@@ -27,7 +27,7 @@ import time
 from functools import partial
 from typing import Any
 
-from gunicorn.workers.gthread import ThreadWorker, TConn
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from emotivoice_server.settings import MAX_BODY_BYTES
 
@@ -99,8 +99,41 @@ def request_complete(data: bytes | bytearray, max_body: int = MAX_BODY_BYTES) ->
         # positive inside a chunk's data only hands the request over early; the thread then
         # reads the rest under SOCKET_TIMEOUT_S.
         tail = bytes(data[end + 2 :])
-        return body > max_body or b"\r\n0\r\n" in tail and tail.endswith(b"\r\n\r\n")
+        return body > max_body or (b"\r\n0\r\n" in tail and tail.endswith(b"\r\n\r\n"))
     return length > max_body or body >= length
+
+
+SPEECH_TARGET = b"/v1/audio/speech"
+
+
+def speech_request_size(data: bytes | bytearray) -> tuple[int | None, bool]:
+    """For a complete `POST /v1/audio/speech` with a Content-Length at the start of `data`:
+    (its size in bytes, whether the client keeps the connection open). (None, False) for
+    anything else, which a thread serves as usual."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None, False
+    lines = bytes(data[:end]).split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or parts[0] != b"POST" or parts[1].split(b"?")[0] != SPEECH_TARGET:
+        return None, False
+    keep_alive = parts[2] == b"HTTP/1.1"
+    length = None
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return None, False
+        elif name == b"transfer-encoding":
+            return None, False
+        elif name == b"connection":
+            keep_alive = b"close" not in value and (keep_alive or b"keep-alive" in value)
+    if length is None or length > MAX_BODY_BYTES or len(data) < end + 4 + length:
+        return None, False
+    return end + 4 + length, keep_alive
 
 
 class BufferedConn(TConn):
@@ -156,7 +189,7 @@ class BufferingThreadWorker(ThreadWorker):
         else:
             self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
 
-    def _read(self, conn: TConn, _client: Any) -> None:
+    def _read(self, conn: BufferedConn, _client: Any) -> None:
         sock: PrebufferedSocket = conn.sock
         try:
             data = socket.socket.recv(sock, _RECV_CHUNK)
@@ -168,11 +201,45 @@ class BufferingThreadWorker(ThreadWorker):
             self._drop(conn)
             return
         sock.inbox += data
-        if request_complete(sock.inbox):
+        while request_complete(sock.inbox):
+            answered = self._answer_busy(conn)
+            if answered is None:
+                self.reading.pop(conn, None)
+                self.poller.unregister(sock)
+                conn.data_ready = True  # gunicorn must not wait for readability again
+                self.enqueue_req(conn)
+                return
+            if not answered:
+                return  # closed
+            self.reading[conn] = time.monotonic() + REQUEST_READ_TIMEOUT_S
+            if not sock.inbox:
+                return
+
+    def _answer_busy(self, conn: BufferedConn) -> bool | None:
+        """Refuse a speech request right here when the app says it is busy (see
+        `emotivoice_server.app.Rejector`): None when a thread should serve it, else whether the
+        connection stays open for the next request."""
+        rejector = getattr(self.wsgi, "extensions", {}).get("emotivoice_rejector")
+        sock: PrebufferedSocket = conn.sock
+        size, keep_alive = speech_request_size(sock.inbox)
+        if rejector is None or size is None:
+            return None
+        answer = rejector.busy_answer(keep_alive)
+        if answer is None:
+            return None
+        del sock.inbox[:size]
+        try:
+            sent = socket.socket.send(sock, answer)
+        except OSError:
+            sent = 0
+        if sent < len(answer) or not keep_alive:  # a full send buffer: not worth waiting for
             self.reading.pop(conn, None)
-            self.poller.unregister(sock)
-            conn.data_ready = True  # gunicorn must not wait for readability again
-            self.enqueue_req(conn)
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                self.poller.unregister(sock)
+            self.nr_conns -= 1
+            conn.close(graceful=sent == len(answer))
+            return False
+        return True
 
     def _drop(self, conn: TConn, answer: bytes = b"") -> None:
         self.reading.pop(conn, None)
