@@ -299,10 +299,14 @@ def create_app(
         except RequestError as err:
             return error_response(err.status, err.message, err.param)
 
-        if not admission.try_enter():
+        ticket = Ticket(
+            deadline=_deadline(),
+            client_gone=client_gone_probe(request.environ),
+            calls_left=len(sentences) + (1 if req.streamed else 0),  # a stream's check first
+        )
+        if not admission.try_enter(ticket):
             return busy()
         metrics.queue_depth.set(admission.depth)
-        ticket = Ticket(deadline=_deadline(), client_gone=client_gone_probe(request.environ))
         try:
             if req.streamed:
                 return _stream(engine, req, voice, sentences, began, ticket)
@@ -348,7 +352,7 @@ def create_app(
         )
 
     def _leave(ticket: Ticket) -> None:
-        admission.leave(ticket.service_seconds or None)
+        admission.leave(ticket)
         metrics.queue_depth.set(admission.depth)
 
     def _observe(

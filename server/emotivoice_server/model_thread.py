@@ -48,13 +48,20 @@ class Ticket:
     """One request's place on the model: until when it may wait, whether its client left,
     and the model seconds its calls took so far."""
 
-    deadline: float  # time.monotonic()
+    deadline: float  # time.monotonic(); for the wait before its first call only
     client_gone: Callable[[], bool] = _never_gone
+    # Model calls this request still needs (one per sentence piece, plus a stream's check):
+    # what the retry hint reads to tell when the next slot frees.
+    calls_left: int = 1
     service_seconds: float = 0.0
+    calls_done: int = 0
+    started: bool = False  # a call of it ran: it is being served, no longer waiting
 
     def check(self) -> None:
-        """Raise `Abandoned` if this request should not reach the model any more."""
-        if time.monotonic() > self.deadline:
+        """Raise `Abandoned` if this request should not reach the model any more: its client
+        left, or it is still waiting for its first call and the deadline passed (a text of
+        many sentences being served is not cut off by it)."""
+        if not self.started and time.monotonic() > self.deadline:
             raise Abandoned("deadline")
         if self.client_gone():
             raise Abandoned("client_gone")
@@ -115,6 +122,9 @@ class ModelThread:
             self.calls += 1
             if ticket is not None:
                 ticket.service_seconds += wall
+                ticket.calls_done += 1
+                ticket.calls_left = max(0, ticket.calls_left - 1)
+                ticket.started = True
 
     def call(self, fn: Callable[..., T], *args: Any, ticket: Ticket | None = None) -> T:
         """Run `fn(*args)` on the model thread and return its result (or raise its error).
