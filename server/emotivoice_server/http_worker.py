@@ -201,6 +201,11 @@ class BufferingThreadWorker(ThreadWorker):
             self._drop(conn)
             return
         sock.inbox += data
+        self._consider(conn)
+
+    def _consider(self, conn: BufferedConn) -> None:
+        """Hand the buffered request to a thread (or refuse it here) once it is complete."""
+        sock: PrebufferedSocket = conn.sock
         while request_complete(sock.inbox):
             answered = self._answer_busy(conn)
             if answered is None:
@@ -250,6 +255,15 @@ class BufferingThreadWorker(ThreadWorker):
                 socket.socket.send(conn.sock, answer)
         self.nr_conns -= 1
         conn.close()
+
+    def finish_request(self, conn: BufferedConn, fs: Any) -> None:
+        """gunicorn's, plus: a pipelined request already read into the buffer never makes the
+        socket readable again, so it is considered at once."""
+        super().finish_request(conn, fs)
+        if conn.sock.inbox and conn in self.keepalived_conns:
+            self.keepalived_conns.remove(conn)
+            self._start_reading(conn, register=False)
+            self._consider(conn)
 
     def murder_pending(self) -> None:
         """gunicorn's hook on every loop iteration: also close requests that arrive too slowly."""

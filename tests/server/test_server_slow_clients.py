@@ -10,6 +10,7 @@ request has had REQUEST_READ_TIMEOUT_S to arrive.
 
 from __future__ import annotations
 
+import json
 import socket
 import statistics
 import time
@@ -122,3 +123,21 @@ def test_half_sent_requests_leave_health_and_ready_answering(server: ServerProce
     finally:
         for sock in [*slow, trickler]:
             sock.close()
+
+
+def test_pipelined_requests_read_ahead_are_all_answered(server: ServerProcess):
+    # The event loop reads what arrived, several requests at once; those beyond the first
+    # never make the socket readable again and must not wait for a keep-alive timeout.
+    body = json.dumps({"input": "Hi there.", "response_format": "pcm", "pad": "x" * 9000})
+    speech = (
+        b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(speech + speech + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 3:
+            chunk = sock.recv(65536)
+            assert chunk, data[-300:]
+            data += chunk
+    assert data.count(b"HTTP/1.1 200") == 3
