@@ -100,6 +100,9 @@ class _StreamedSpeech:
             self._complete = True
             self.close()
             raise
+        except Abandoned:  # the client left mid-stream: nothing to tell it, nothing to log
+            self.close()
+            raise StopIteration from None
         except BaseException:  # a failure mid-stream: logged, the slot is free either way
             log.exception("streamed speech failed after its first chunk")
             self.close()
