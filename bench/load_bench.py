@@ -15,21 +15,28 @@ that was answered 200: by Little's law a client's whole wait, retries included, 
 number of clients sharing one model; it is reported too, as information), the share of attempts
 answered 503, the server worker's CPU (% of one core), the model thread's utilization and
 service time per call (from /metrics: the model keeps running, or it does not), CPU per 503
-(the server CPU above the capacity phase's, per refusal), and the worker's RSS before and after,
+(the CPU of the worker's event loop, which answers refusals itself, per refusal: an upper
+bound, as it also reads every request), the load generator's own CPU, and the worker's RSS
+before and after,
 then after two rounds of 4096-character inputs (what a pod's memory request must hold).
 
-Targets (ratios against the capacity phase of the same run): goodput at 2x and 4x with clients
+A capacity phase runs before and after each overload phase, and each ratio is against the mean
+of the two around it: on a shared machine the other load drifts within a run.
+
+Targets (ratios against the capacity phases of the same run): goodput at 2x and 4x with clients
 that honour the hint (`openai`, `honour`) >= 0.8; p95 of successes <= 1.5. Clients that ignore
 the hint: goodput as a fraction of capacity, information only (the load generator shares the
 CPUs with the server). Timings are wall clock on whatever machine runs this.
 
-    python bench/load_bench.py [--seconds 8] [--torch-threads 1] [--out .bench/load.json]
+    python bench/load_bench.py [--seconds 6] [--torch-threads 1] [--out .bench/load.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
 import threading
 import time
@@ -160,6 +167,15 @@ def openai_client(url: str, tally: Tally, stop: float, index: int) -> None:
 VOICE: list[str] = []
 
 
+def event_loop_cpu_seconds(server: ServerProcess) -> float:
+    """CPU seconds of the worker's main thread: the event loop that reads requests and answers
+    refusals itself (emotivoice_server.http_worker)."""
+    pid = server.worker_pid()
+    stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -185,9 +201,11 @@ def phase(server: ServerProcess, kind: str, clients: int, seconds: float) -> dic
     for t in threads:
         t.start()
     time.sleep(max(0.0, tally.window[0] - time.monotonic()))
-    cpu0, m0 = server.worker_cpu_seconds(), server.metrics()
+    cpu0, m0, own0 = server.worker_cpu_seconds(), server.metrics(), time.process_time()
+    loop0 = event_loop_cpu_seconds(server)
     time.sleep(max(0.0, tally.window[1] - time.monotonic()))
-    cpu1, m1 = server.worker_cpu_seconds(), server.metrics()
+    cpu1, m1, own1 = server.worker_cpu_seconds(), server.metrics(), time.process_time()
+    loop1 = event_loop_cpu_seconds(server)
     for t in threads:
         t.join(120)
     busy = m1["emotivoice_model_busy_seconds_total"] - m0["emotivoice_model_busy_seconds_total"]
@@ -205,6 +223,14 @@ def phase(server: ServerProcess, kind: str, clients: int, seconds: float) -> dic
         "gave_up": tally.failures,
         "rejections_per_s": round(tally.statuses.get(503, 0) / seconds, 1),
         "server_cpu_percent": round(100 * (cpu1 - cpu0) / seconds, 1),
+        "clients_cpu_percent": round(100 * (own1 - own0) / seconds, 1),
+        "event_loop_cpu_percent": round(100 * (loop1 - loop0) / seconds, 1),
+        # The event loop answers every refusal and reads every request: an upper bound.
+        "cpu_us_per_503": (
+            round(1e6 * (loop1 - loop0) / tally.statuses[503], 1)
+            if tally.statuses.get(503)
+            else None
+        ),
         "model_busy_percent": round(100 * busy / seconds, 1),
         "model_seconds_per_call": round(busy / calls, 4) if calls else None,
         "queue_depth_after": None,
@@ -253,28 +279,35 @@ def run(seconds: float, log_dir: Path, torch_threads: int) -> dict[str, Any]:
         VOICE[:] = [requests.get(f"{server.url}/v1/voices", timeout=10).json()["default"]]
         capacity = int(server.metrics()["emotivoice_queue_capacity"])
         rss_before = server.worker_rss_bytes()
-        phases = [phase(server, "honour", capacity, seconds)]
+        # A capacity phase before and after each overload phase: each ratio is against the
+        # mean of the two around it, so the drift of a shared machine cancels out.
+        baselines = [phase(server, "honour", capacity, seconds)]
+        phases = []
         for multiplier in MULTIPLIERS:
             for kind in KINDS:
                 phases.append(phase(server, kind, multiplier * capacity, seconds))
                 time.sleep(0.5)
                 phases[-1]["queue_depth_after"] = server.metrics()["emotivoice_queue_depth"]
+                baselines.append(phase(server, "honour", capacity, seconds))
         rss_after = server.worker_rss_bytes()
         rss_long_inputs = memory_rounds(server)
     finally:
         server.stop()
-    base = phases[0]
-    base_cpu_per_s = base["server_cpu_percent"] / 100
-    for p in phases:
-        p["goodput_ratio"] = round(p["goodput_per_s"] / base["goodput_per_s"], 3)
-        if p["p95_s"] is not None and base["p95_s"]:
-            p["p95_ratio"] = round(p["p95_s"] / base["p95_s"], 3)
-        rejections = p["rejections_per_s"]
-        if rejections:
-            extra = max(0.0, p["server_cpu_percent"] / 100 - base_cpu_per_s)
-            p["cpu_us_per_503"] = round(1e6 * extra / rejections, 1)
+    for i, p in enumerate(phases):
+        around = baselines[i : i + 2]
+        goodput = statistics.mean(b["goodput_per_s"] for b in around)
+        p95 = statistics.mean(b["p95_s"] for b in around)
+        p["baseline_goodput_per_s"], p["baseline_p95_s"] = round(goodput, 2), round(p95, 4)
+        p["goodput_ratio"] = round(p["goodput_per_s"] / goodput, 3)
+        if p["p95_s"] is not None:
+            p["p95_ratio"] = round(p["p95_s"] / p95, 3)
+    capacity_row = dict(baselines[0])
+    capacity_row["goodput_per_s"] = round(statistics.mean(b["goodput_per_s"] for b in baselines), 2)
+    capacity_row["p95_s"] = round(statistics.mean(b["p95_s"] for b in baselines), 4)
+    capacity_row["p50_s"] = round(statistics.mean(b["p50_s"] for b in baselines), 4)
+    capacity_row["kind"] = f"cap x{len(baselines)}"
     targets = []
-    for p in phases[1:]:
+    for p in phases:
         if p["kind"] in HONOURING:
             targets.append(
                 {
@@ -285,6 +318,7 @@ def run(seconds: float, log_dir: Path, torch_threads: int) -> dict[str, Any]:
                     "p95_ok": p.get("p95_ratio") is not None and p["p95_ratio"] <= TARGET_P95_RATIO,
                 }
             )
+    phases = [capacity_row, *phases]
     return {
         "capacity": capacity,
         "seconds_per_phase": seconds,
@@ -293,6 +327,7 @@ def run(seconds: float, log_dir: Path, torch_threads: int) -> dict[str, Any]:
         "rss_after_4096_char_rounds_mib": rss_long_inputs,
         "torch_threads": torch_threads,
         "phases": phases,
+        "baselines": baselines,
         "targets": targets,
     }
 
@@ -318,6 +353,8 @@ def report(result: dict[str, Any]) -> None:
         ("503 %", "share_503"),
         ("503/s", "rejections_per_s"),
         ("cpu %", "server_cpu_percent"),
+        ("cli cpu%", "clients_cpu_percent"),
+        ("loop cpu%", "event_loop_cpu_percent"),
         ("us/503", "cpu_us_per_503"),
         ("model %", "model_busy_percent"),
         ("s/call", "model_seconds_per_call"),
@@ -345,7 +382,7 @@ def report(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per phase")
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per phase")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "load.json")
     parser.add_argument(
         "--torch-threads",
