@@ -21,7 +21,10 @@ before and after,
 then after two rounds of 4096-character inputs (what a pod's memory request must hold).
 
 A capacity phase runs before and after each overload phase, and each ratio is against the mean
-of the two around it: on a shared machine the other load drifts within a run.
+of the two around it: on a shared machine the other load drifts within a run. The same ratios
+are also given with the machine's speed taken out (served per CPU second of the server; p95 in
+units of the model's seconds per call in that phase), which is what the server's overload
+handling itself costs when the CPUs it gets come and go.
 
 Targets (ratios against the capacity phases of the same run): goodput at 2x and 4x with clients
 that honour the hint (`openai`, `honour`) >= 0.8; p95 of successes <= 1.5. Clients that ignore
@@ -223,6 +226,8 @@ def phase(server: ServerProcess, kind: str, clients: int, seconds: float) -> dic
         "gave_up": tally.failures,
         "rejections_per_s": round(tally.statuses.get(503, 0) / seconds, 1),
         "server_cpu_percent": round(100 * (cpu1 - cpu0) / seconds, 1),
+        # Served per CPU second of the server: what overload costs, whatever CPU it got.
+        "served_per_cpu_s": round(len(tally.successes) / max(cpu1 - cpu0, 0.01), 2),
         "clients_cpu_percent": round(100 * (own1 - own0) / seconds, 1),
         "event_loop_cpu_percent": round(100 * (loop1 - loop0) / seconds, 1),
         # The event loop answers every refusal and reads every request: an upper bound.
@@ -249,7 +254,7 @@ def long_input(round_index: int) -> str:
     return " ".join(sentences)[:MAX_INPUT_CHARS]
 
 
-def memory_rounds(server: ServerProcess, rounds: int = 2) -> list[int]:
+def memory_rounds(server: ServerProcess, rounds: int = 2, timeout: float = 600) -> list[int]:
     """RSS (MiB) after each round of one 4096-character request: what a pod's memory must hold
     (it grows on the first round and stays: the allocator keeps what it got, see memory.py)."""
     after = []
@@ -257,7 +262,7 @@ def memory_rounds(server: ServerProcess, rounds: int = 2) -> list[int]:
         response = requests.post(
             f"{server.url}/v1/audio/speech",
             json={"input": long_input(i), "response_format": "wav"},
-            timeout=600,
+            timeout=timeout,
         )
         response.raise_for_status()
         after.append(server.worker_rss_bytes() >> 20)
@@ -301,6 +306,15 @@ def run(seconds: float, log_dir: Path, torch_threads: int) -> dict[str, Any]:
         p["goodput_ratio"] = round(p["goodput_per_s"] / goodput, 3)
         if p["p95_s"] is not None:
             p["p95_ratio"] = round(p["p95_s"] / p95, 3)
+        # The same ratios with the machine's speed taken out: served per server CPU second,
+        # and p95 in model calls (the model's own seconds per call in that phase).
+        per_cpu = statistics.mean(b["served_per_cpu_s"] for b in around)
+        p["served_per_cpu_ratio"] = round(p["served_per_cpu_s"] / per_cpu, 3)
+        base_calls = statistics.mean(b["p95_s"] / b["model_seconds_per_call"] for b in around)
+        if p["p95_s"] is not None and p["model_seconds_per_call"]:
+            p["p95_in_calls_ratio"] = round(
+                p["p95_s"] / p["model_seconds_per_call"] / base_calls, 3
+            )
     capacity_row = dict(baselines[0])
     capacity_row["goodput_per_s"] = round(statistics.mean(b["goodput_per_s"] for b in baselines), 2)
     capacity_row["p95_s"] = round(statistics.mean(b["p95_s"] for b in baselines), 4)
@@ -316,6 +330,9 @@ def run(seconds: float, log_dir: Path, torch_threads: int) -> dict[str, Any]:
                     "goodput_ok": p["goodput_ratio"] >= TARGET_GOODPUT_RATIO,
                     "p95_ratio": p.get("p95_ratio"),
                     "p95_ok": p.get("p95_ratio") is not None and p["p95_ratio"] <= TARGET_P95_RATIO,
+                    "served_per_cpu_ratio": p["served_per_cpu_ratio"],
+                    "p95_in_calls_ratio": p.get("p95_in_calls_ratio"),
+                    "model_busy_percent": p["model_busy_percent"],
                 }
             )
     phases = [capacity_row, *phases]
@@ -376,8 +393,12 @@ def report(result: dict[str, Any]) -> None:
         print(
             f"  {t['phase']:<10} goodput {t['goodput_ratio']:.3f} (>= {TARGET_GOODPUT_RATIO}: "
             f"{'ok' if t['goodput_ok'] else 'MISSED'})  p95 {_fmt(t['p95_ratio'])} "
-            f"(<= {TARGET_P95_RATIO}: {'ok' if t['p95_ok'] else 'MISSED'})"
+            f"(<= {TARGET_P95_RATIO}: {'ok' if t['p95_ok'] else 'MISSED'}); machine speed "
+            f"taken out: served/CPU-s {t['served_per_cpu_ratio']:.3f}, p95 in model calls "
+            f"{_fmt(t['p95_in_calls_ratio'])}; model busy {t['model_busy_percent']}%"
         )
+    spread = [b["goodput_per_s"] for b in result["baselines"]]
+    print(f"capacity goodput across the run's capacity phases: {min(spread)}-{max(spread)}/s")
 
 
 def main(argv: list[str] | None = None) -> int:
