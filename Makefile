@@ -89,6 +89,14 @@ bench-fetch: venv
 
 bench: bench-fetch
 
+## bench-load: capacity, then 2x and 4x overload (openai client, hint-honouring and hint-ignoring
+## raw clients): goodput, p50/p95, 503 share, server CPU, RSS; small model, about two minutes
+.PHONY: bench-load
+bench-load: test-model
+	@$(PY) bench/load_bench.py
+
+bench: bench-load
+
 ## bench-operator: 100 EmotiVoiceServices at once on the local control plane (convergence, idle writes)
 .PHONY: bench-operator
 bench-operator: venv tools

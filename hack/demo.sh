@@ -37,9 +37,11 @@ step "Operator (background, log: $STATE/operator.log)"
 if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
   echo "already running (pid $(cat "$STATE/operator.pid"))"
 else
+  # kopf reads port 0 as port 80 (which then stays taken): give its liveness a real free port.
+  liveness_port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   EMOTIVOICE_TIMER_INTERVAL=5 \
     EMOTIVOICE_EXTRA_TOLERATIONS='[{"key":"kwok.x-k8s.io/node","operator":"Exists","effect":"NoSchedule"}]' \
-    setsid .venv/bin/python -m emotivoice_operator.main run --liveness http://127.0.0.1:0/healthz \
+    setsid .venv/bin/python -m emotivoice_operator.main run --liveness "http://127.0.0.1:$liveness_port/healthz" \
     >"$STATE/operator.log" 2>&1 </dev/null &
   echo $! >"$STATE/operator.pid"
   echo "started (pid $!)"

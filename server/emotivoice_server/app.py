@@ -6,25 +6,37 @@ client raises a typed exception with our message. Nothing here touches tensors.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import select
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from emotivoice_server import audio
 from emotivoice_server.admission import Admission
 from emotivoice_server.engine import SpeechEngine
 from emotivoice_server.lifecycle import ModelHost
-from emotivoice_server.metrics import ServerMetrics
-from emotivoice_server.settings import MAX_BODY_BYTES
+from emotivoice_server.metrics import ModelThreadCollector, ServerMetrics
+from emotivoice_server.model_thread import Abandoned, Ticket
+from emotivoice_server.settings import DEFAULT_QUEUE_TIMEOUT_S, MAX_BODY_BYTES
 from emotivoice_server.speech_request import RequestError, SpeechRequest, parse_speech_request
 
 log = logging.getLogger("emotivoice_server.app")
+
+SPEECH_PATH = "/v1/audio/speech"
+# The `openai` client's read timeout, sent with every request: how long it will wait for us.
+CLIENT_TIMEOUT_HEADER = "X-Stainless-Read-Timeout"
+# nginx's "client closed request": what the request counter records for a client that hung
+# up before its answer (nobody receives that status).
+CLIENT_GONE_STATUS = 499
 
 
 def error_response(
@@ -64,14 +76,16 @@ class _StreamedSpeech:
     """The body of a streamed response: first chunk already made, the rest made while sent.
 
     A class rather than a generator so that `close()` always frees the admission slot, even
-    when the client goes away before the body is iterated at all.
+    when the client goes away before the body is iterated at all; `finish` learns whether the
+    whole body went out (a stream that failed or lost its client half-way is no 200).
     """
 
-    def __init__(self, first: bytes, rest: Iterator[bytes], finish: Any) -> None:
+    def __init__(self, first: bytes, rest: Iterator[bytes], finish: Callable[[bool], None]):
         self._first: bytes | None = first
         self._rest = rest
         self._finish = finish
         self._closed = False
+        self._complete = False
 
     def __iter__(self) -> _StreamedSpeech:
         return self
@@ -82,36 +96,128 @@ class _StreamedSpeech:
             return chunk
         try:
             return next(self._rest)
-        except BaseException:  # the end, or a failure mid-stream: the slot is free either way
+        except StopIteration:
+            self._complete = True
+            self.close()
+            raise
+        except Abandoned:  # the client left mid-stream: nothing to tell it, nothing to log
+            self.close()
+            raise StopIteration from None
+        except BaseException:  # a failure mid-stream: logged, the slot is free either way
+            log.exception("streamed speech failed after its first chunk")
             self.close()
             raise
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._finish()
+            self._finish(self._complete)
 
 
-def create_app(host: ModelHost, metrics: ServerMetrics, admission: Admission) -> Flask:
+def sse_event(payload: dict[str, Any]) -> bytes:
+    """One server-sent event carrying a JSON object (OpenAI's speech events have no `event:`
+    line; the type is in the object)."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def sse_chunks(chunks: Iterator[bytes], characters: int) -> Iterator[bytes]:
+    """OpenAI's `stream_format: "sse"`: each audio chunk as a `speech.audio.delta` event (base64),
+    then `speech.audio.done`. Its usage counts input characters: EmotiVoice has no text tokens."""
+    for chunk in chunks:
+        audio = base64.b64encode(chunk).decode("ascii")
+        yield sse_event({"type": "speech.audio.delta", "audio": audio})
+    usage = {"input_tokens": characters, "output_tokens": 0, "total_tokens": characters}
+    yield sse_event({"type": "speech.audio.done", "usage": usage})
+
+
+def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
+    """A cheap check that the client closed its connection (it reads as end-of-file).
+
+    A client that half-closes its side after sending (rare; HTTP clients do not) would look
+    gone too. Without the socket (another WSGI server) it never reports gone."""
+    sock = environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            if not poller.poll(0):
+                return False
+            return socket.socket.recv(sock, 1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except (OSError, ValueError):
+            return True
+
+    return gone
+
+
+def read_json_body() -> Any:
+    """The decoded JSON body; past MAX_BODY_BYTES, by its Content-Length or (chunked) by what
+    arrived, a 413 (werkzeug's limited stream handed the chunked body over cut short, which
+    then failed as JSON: a 400 that blamed the wrong thing)."""
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    stream = request.environ["wsgi.input"]  # gunicorn ends it at the body's end
+    data = b""
+    while len(data) <= MAX_BODY_BYTES:
+        chunk = stream.read(MAX_BODY_BYTES + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise RequestError(
+            "the request body nests JSON too deeply; send a flat object", "body"
+        ) from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, too many digits in a number
+        raise RequestError("the request body is not valid JSON", "body") from None
+
+
+def create_app(
+    host: ModelHost,
+    metrics: ServerMetrics,
+    admission: Admission,
+    *,
+    queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S,
+) -> Flask:
     app = Flask("emotivoice_server")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
     formats = audio.available_formats()
     first_request = _FirstRequest(metrics)
     metrics.queue_capacity.set(admission.capacity)
+    thread = host.model_thread
+    metrics.registry.register(ModelThreadCollector(lambda: (thread.busy_seconds, thread.calls)))
+    app.extensions["emotivoice_rejector"] = Rejector(host, metrics, admission)
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
         param = "body" if err.code == 413 else None
         message = err.description or err.name
+        headers = None
         if err.code == 413:
             message = f"the request body is larger than {MAX_BODY_BYTES} bytes"
-        return error_response(err.code or 500, message, param)
+            headers = {"Connection": "close"}  # the rest of it is not worth reading
+        return error_response(err.code or 500, message, param, headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected_error(err: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, f"internal error: {type(err).__name__}", kind="server_error")
+
+    @app.after_request
+    def count_speech(response: Response) -> Response:
+        """Every answer to a speech request is counted here, error handlers' 413s and 500s
+        included; a stream is counted when it ends (see `_StreamedSpeech`)."""
+        if request.path == SPEECH_PATH and not getattr(response, "counted_at_end", False):
+            metrics.requests.labels(code=str(response.status_code)).inc()
+        return response
 
     @app.get("/health")
     def health() -> Response:
@@ -132,13 +238,21 @@ def create_app(host: ModelHost, metrics: ServerMetrics, admission: Admission) ->
     def not_ready() -> Response:
         state = host.state
         if state.phase == "failed":
-            return error_response(503, f"model failed to load: {state.error}", kind="server_error")
+            return error_response(
+                503,
+                f"model failed to load: {state.error}",
+                kind="server_error",
+                headers={"x-should-retry": "false"},
+            )
         return error_response(
             503,
             f"model not ready yet (phase: {state.phase}); retry shortly",
             kind="server_error",
             headers={"Retry-After": "2"},
         )
+
+    def busy() -> Response:
+        return busy_response(admission)
 
     @app.get("/v1/models")
     def models() -> Response:
@@ -165,22 +279,16 @@ def create_app(host: ModelHost, metrics: ServerMetrics, admission: Admission) ->
             return not_ready()
         return jsonify({"voices": list(engine.speakers), "default": engine.default_voice})
 
-    @app.post("/v1/audio/speech")
+    @app.post(SPEECH_PATH)
     def speech() -> Response:
         began = time.perf_counter()
-        response = _speech(began)
-        metrics.requests.labels(code=str(response.status_code)).inc()
-        return response
-
-    def _speech(began: float) -> Response:
         engine = host.engine
         if engine is None:
             return not_ready()
-        body = request.get_json(force=True, silent=True)
-        if body is None:
-            return error_response(400, "the request body is not valid JSON", "body")
+        if admission.full:  # before reading the body: a refusal must cost next to nothing
+            return busy()
         try:
-            req = parse_speech_request(body, formats)
+            req = parse_speech_request(read_json_body(), formats)
             voice = req.voice if req.voice is not None else engine.default_voice
             if not engine.has_voice(voice):
                 raise RequestError(
@@ -194,37 +302,61 @@ def create_app(host: ModelHost, metrics: ServerMetrics, admission: Admission) ->
         except RequestError as err:
             return error_response(err.status, err.message, err.param)
 
-        if not admission.try_enter():
-            metrics.queue_depth.set(admission.depth)
-            return error_response(
-                503,
-                f"server busy: {admission.capacity} requests in progress; retry later",
-                kind="server_error",
-                headers={"Retry-After": str(admission.retry_after())},
-            )
+        ticket = Ticket(
+            deadline=_deadline(),
+            client_gone=client_gone_probe(request.environ),
+            calls_left=len(sentences) + (1 if req.streamed else 0),  # a stream's check first
+        )
+        if not admission.try_enter(ticket):
+            return busy()
         metrics.queue_depth.set(admission.depth)
-        if req.stream:
-            return _stream(engine, req, voice, sentences, began)
         try:
-            waveform = engine.render_all(sentences, voice, req.prompt, req.language, req.speed)
+            if req.streamed:
+                return _stream(engine, req, voice, sentences, began, ticket)
+            waveform = engine.render_all(
+                sentences, voice, req.prompt, req.language, req.speed, ticket
+            )
             body_bytes = audio.encode(waveform, engine.sample_rate, req.response_format)
+        except Abandoned as err:
+            _leave(ticket)
+            return _abandoned(err)
         except ValueError as err:  # UnknownTokenError and friends: a property of the input
-            _leave(began)
+            _leave(ticket)
             return error_response(400, str(err), _param_of(err))
         except BaseException:
-            _leave(began)
+            _leave(ticket)
             raise
-        seconds = _leave(began)
-        _observe(req, engine, seconds, len(waveform), stream=False)
+        _leave(ticket)
+        _observe(req, engine, time.perf_counter() - began, len(waveform), stream=False)
         response = Response(body_bytes, mimetype=audio.CONTENT_TYPES[req.response_format])
         response.headers["X-Sample-Rate"] = str(engine.sample_rate)
         return response
 
-    def _leave(began: float) -> float:
-        seconds = time.perf_counter() - began
-        admission.leave(seconds)
+    def _deadline() -> float:
+        """Until when this request may wait for the model: our limit, or the client's own
+        read timeout when it tells it (the `openai` client does) and that is shorter."""
+        limit = float(queue_timeout_s)
+        raw = request.headers.get(CLIENT_TIMEOUT_HEADER)
+        if raw:
+            try:
+                told = float(raw)
+            except ValueError:
+                told = limit
+            if 0 < told < limit:
+                limit = told
+        return time.monotonic() + limit
+
+    def _abandoned(err: Abandoned) -> Response:
+        metrics.requests_dropped.labels(reason=err.reason).inc()
+        if err.reason == "client_gone":
+            return error_response(CLIENT_GONE_STATUS, "client closed the connection")
+        return busy_response(
+            admission, f"the request waited past its deadline for the model ({err}); retry later"
+        )
+
+    def _leave(ticket: Ticket) -> None:
+        admission.leave(ticket)
         metrics.queue_depth.set(admission.depth)
-        return seconds
 
     def _observe(
         req: SpeechRequest, engine: SpeechEngine, seconds: float, samples: int, stream: bool
@@ -241,43 +373,117 @@ def create_app(host: ModelHost, metrics: ServerMetrics, admission: Admission) ->
         voice: str,
         sentences: list[str],
         began: float,
+        ticket: Ticket,
     ) -> Response:
-        """Synthesize the first sentence now (its errors are still a clean 4xx), stream the rest."""
+        """Check every sentence and synthesize the first one now (their errors are still a
+        clean 4xx, before any byte went out), stream the rest; raw bytes or SSE events."""
         samples = 0
 
         def waveforms() -> Iterator[Any]:
             nonlocal samples
             for sentence in sentences[1:]:
-                waveform = engine.render(sentence, voice, req.prompt, req.language, req.speed)
+                waveform = engine.render(
+                    sentence, voice, req.prompt, req.language, req.speed, ticket
+                )
                 samples += len(waveform)
                 yield waveform
 
         try:
-            first = engine.render(sentences[0], voice, req.prompt, req.language, req.speed)
+            engine.check(sentences, voice, req.language, ticket)
+            first = engine.render(sentences[0], voice, req.prompt, req.language, req.speed, ticket)
+        except Abandoned as err:
+            _leave(ticket)
+            return _abandoned(err)
         except ValueError as err:
-            _leave(began)
+            _leave(ticket)
             return error_response(400, str(err), _param_of(err))
         except BaseException:
-            _leave(began)
+            _leave(ticket)
             raise
         samples += len(first)
         metrics.first_audio_seconds.labels(stream="true").observe(time.perf_counter() - began)
-        chunks = audio.stream_chunks([first], engine.sample_rate, req.response_format)
-        first_chunk = next(iter(chunks))
-        rest = iter(
-            audio.stream_chunks(waveforms(), engine.sample_rate, "pcm")
-        )  # the WAV header already went with the first chunk
+        first_chunk = next(
+            iter(audio.stream_chunks([first], engine.sample_rate, req.response_format))
+        )
+        # The WAV header already went with the first chunk.
+        rest: Iterator[bytes] = iter(audio.stream_chunks(waveforms(), engine.sample_rate, "pcm"))
+        mimetype = audio.CONTENT_TYPES[req.response_format]
+        if req.stream_format == "sse":
+            events = sse_chunks(_chain(first_chunk, rest), len(req.input))
+            first_chunk, rest, mimetype = next(events), events, "text/event-stream"
 
-        def finish() -> None:
-            seconds = _leave(began)
-            _observe(req, engine, seconds, samples, stream=True)
+        def finish(complete: bool) -> None:
+            _leave(ticket)
+            metrics.requests.labels(code="200" if complete else "truncated").inc()
+            if complete:
+                _observe(req, engine, time.perf_counter() - began, samples, stream=True)
 
-        body = _StreamedSpeech(first_chunk, rest, finish)
-        response = Response(body, mimetype=audio.CONTENT_TYPES[req.response_format])
+        response = Response(_StreamedSpeech(first_chunk, rest, finish), mimetype=mimetype)
+        response.counted_at_end = True  # type: ignore[attr-defined]
         response.headers["X-Sample-Rate"] = str(engine.sample_rate)
+        if req.stream_format == "sse":
+            response.headers["Cache-Control"] = "no-cache"
         return response
 
     return app
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def busy_response(admission: Admission, message: str | None = None) -> Response:
+    """503 with the retry hint (see `admission`) in both headers clients read."""
+    hint = admission.retry_hint()
+    return error_response(
+        503,
+        message
+        or f"server busy: {admission.capacity} requests admitted; retry in {hint.seconds:.3f} s",
+        kind="server_error",
+        headers={**hint.headers, "x-should-retry": "true"},
+    )
+
+
+class Rejector:
+    """The busy answer written by the HTTP worker's event loop itself (see `http_worker`):
+    no thread, no WSGI, no JSON parsing, so a storm of refused requests cannot starve the model
+    thread of the CPU and the GIL."""
+
+    def __init__(self, host: ModelHost, metrics: ServerMetrics, admission: Admission) -> None:
+        self._host = host
+        self._metrics = metrics
+        self._admission = admission
+
+    def busy_answer(self, keep_alive: bool) -> bytes | None:
+        """The raw HTTP/1.1 response for a speech request now, or None to serve it normally."""
+        admission = self._admission
+        if not admission.full or not self._host.ready:
+            return None
+        hint = admission.retry_hint()
+        body = json.dumps(
+            {
+                "error": {
+                    "message": f"server busy: {admission.capacity} requests admitted; "
+                    f"retry in {hint.seconds:.3f} s",
+                    "type": "server_error",
+                    "param": None,
+                    "code": 503,
+                }
+            }
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            **hint.headers,
+            "x-should-retry": "true",
+            "Connection": "keep-alive" if keep_alive else "close",
+        }
+        head = "HTTP/1.1 503 Service Unavailable\r\n" + "".join(
+            f"{key}: {value}\r\n" for key, value in headers.items()
+        )
+        self._metrics.requests.labels(code="503").inc()
+        return head.encode("latin-1") + b"\r\n" + body
 
 
 def _param_of(err: ValueError) -> str | None:

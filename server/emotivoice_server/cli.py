@@ -5,7 +5,7 @@
     emotivoice-server prime --url http://SERVICE:PORT [--timeout S]
 
 Environment: EMOTIVOICE_WARMUP (JSON {"phrases", "voices", "prompts"}), EMOTIVOICE_MAX_QUEUE,
-EMOTIVOICE_THREADS. Flags win over the environment.
+EMOTIVOICE_THREADS, EMOTIVOICE_QUEUE_TIMEOUT. Flags win over the environment.
 """
 
 from __future__ import annotations
@@ -63,6 +63,13 @@ def serve_parser() -> argparse.ArgumentParser:
         type=int,
         help=f"HTTP threads (env {settings_module.ENV_THREADS}, default max-queue + "
         f"{1 + settings_module.SPARE_THREADS})",
+    )
+    parser.add_argument(
+        "--queue-timeout",
+        type=int,
+        help=f"seconds a speech request may wait for the model before 503 "
+        f"(env {settings_module.ENV_QUEUE_TIMEOUT}, default "
+        f"{settings_module.DEFAULT_QUEUE_TIMEOUT_S})",
     )
     parser.add_argument(
         "--torch-threads",
@@ -132,6 +139,7 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
             device=args.device,
             max_queue=args.max_queue,
             threads=args.threads,
+            queue_timeout=args.queue_timeout,
             torch_threads=args.torch_threads,
             require_marker=args.require_marker,
             embedding_cache_file=args.embedding_cache_file,

@@ -15,6 +15,7 @@ import numpy as np
 
 from emotivoice_server.embedding_cache import LruCache
 from emotivoice_server.metrics import ServerMetrics
+from emotivoice_server.model_thread import Ticket
 from emotivoice_server.pieces import bound_pieces
 
 
@@ -40,6 +41,8 @@ class Synthesizer(Protocol):
     ) -> np.ndarray: ...
 
     def split_sentences(self, text: str) -> list[str]: ...
+
+    def check(self, text: str, speaker: str, language: str | None = None) -> None: ...
 
 
 class SpeechEngine:
@@ -95,9 +98,25 @@ class SpeechEngine:
         prompt: str,
         language: str | None = None,
         speed: float = 1.0,
+        ticket: Ticket | None = None,
     ) -> np.ndarray:
-        """Synthesize one sentence on the model thread."""
-        return self._runner(self._render, sentence, voice, prompt, language, speed)
+        """Synthesize one sentence on the model thread (`ticket`: see `model_thread`)."""
+        return self._runner(self._render, sentence, voice, prompt, language, speed, ticket=ticket)
+
+    def check(
+        self,
+        sentences: Sequence[str],
+        voice: str,
+        language: str | None = None,
+        ticket: Ticket | None = None,
+    ) -> None:
+        """Raise the error any of `sentences` would raise when rendered (a `ValueError`),
+        without running the model; on the model thread, like everything that uses the model."""
+        self._runner(self._check, sentences, voice, language, ticket=ticket)
+
+    def _check(self, sentences: Sequence[str], voice: str, language: str | None) -> None:
+        for sentence in sentences:
+            self.synth.check(sentence, voice, language)
 
     def _render(
         self, sentence: str, voice: str, prompt: str, language: str | None, speed: float
@@ -115,8 +134,15 @@ class SpeechEngine:
         )
 
     def render_all(
-        self, sentences: Sequence[str], voice: str, prompt: str, language: str | None, speed: float
+        self,
+        sentences: Sequence[str],
+        voice: str,
+        prompt: str,
+        language: str | None,
+        speed: float,
+        ticket: Ticket | None = None,
     ) -> np.ndarray:
-        """A whole text: the sentences in order, concatenated."""
-        parts = [self.render(s, voice, prompt, language, speed) for s in sentences]
+        """A whole text: the sentences in order, concatenated (each one its own model call,
+        so requests waiting behind a long text get their turn between its sentences)."""
+        parts = [self.render(s, voice, prompt, language, speed, ticket) for s in sentences]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

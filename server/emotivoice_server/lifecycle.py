@@ -130,6 +130,11 @@ class ModelHost:
     def ready(self) -> bool:
         return self.state.phase == "ready"
 
+    @property
+    def model_thread(self) -> ModelThread:
+        """The thread every model call runs on (its busy/CPU seconds go to /metrics)."""
+        return self._model_thread
+
     def _since_start(self) -> float:
         return self._clock() - self.settings.process_start
 

@@ -18,7 +18,7 @@ from prometheus_client import (
     Info,
     disable_created_metrics,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -63,6 +63,7 @@ class ServerMetrics:
     first_request_seconds: Gauge
     requests: Counter
     audio_seconds: Counter
+    requests_dropped: Counter
     queue_depth: Gauge
     queue_capacity: Gauge
     cache_hits: Counter
@@ -74,6 +75,22 @@ class ServerMetrics:
     def set_phase(self, current: str) -> None:
         for name in PHASES:
             self.phase.labels(phase=name).set(1.0 if name == current else 0.0)
+
+
+class ModelThreadCollector(Collector):
+    """Seconds the model thread spent on calls, and how many, read at scrape time: the model's
+    utilization, and (busy / calls) its service time, which grows when HTTP threads take the
+    CPU or the GIL from it."""
+
+    def __init__(self, stats: Callable[[], tuple[float, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        busy, calls = self._stats()
+        yield CounterMetricFamily(
+            "emotivoice_model_busy_seconds", "Wall seconds the model thread spent on calls", busy
+        )
+        yield CounterMetricFamily("emotivoice_model_calls", "Calls the model thread ran", calls)
 
 
 def create(device: Callable[[], str | None]) -> ServerMetrics:
@@ -138,8 +155,17 @@ def create(device: Callable[[], str | None]) -> ServerMetrics:
         ),
         requests=Counter(
             "emotivoice_speech_requests",
-            "Speech requests by HTTP status code",
+            "Speech requests by HTTP status code; a stream that ended early (model error or client "
+            "gone after the 200 went out) counts as code=truncated, a client gone before its "
+            "answer as code=499",
             ["code"],
+            registry=registry,
+        ),
+        requests_dropped=Counter(
+            "emotivoice_speech_requests_dropped",
+            "Admitted speech requests that never reached the model: their client hung up "
+            "(client_gone) or they waited past their deadline (deadline)",
+            ["reason"],
             registry=registry,
         ),
         audio_seconds=Counter(
@@ -185,6 +211,8 @@ def create(device: Callable[[], str | None]) -> ServerMetrics:
         model_info=Info("emotivoice_model", "The loaded model", registry=registry),
     )
     registry.register(_GpuMemoryCollector(device))
+    for reason in ("client_gone", "deadline"):
+        metrics.requests_dropped.labels(reason=reason)
     for kind in ("prompt", "content"):
         metrics.cache_hits.labels(kind=kind)
         metrics.cache_misses.labels(kind=kind)

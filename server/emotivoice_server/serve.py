@@ -43,7 +43,7 @@ def build_wsgi_app(settings: ServerSettings) -> tuple[Any, Any]:
     admission = Admission(max_queue=settings.max_queue)
     host = ModelHost(settings, metrics)
     holder["host"] = host
-    app = create_app(host, metrics, admission)
+    app = create_app(host, metrics, admission, queue_timeout_s=settings.queue_timeout_s)
     host.start()
     return app, host
 
@@ -59,7 +59,8 @@ class _Server(BaseApplication):
         options = {
             "bind": f"{s.host}:{s.port}",
             "workers": 1,
-            "worker_class": "gthread",
+            # gthread, with requests read by its event loop before a thread takes them.
+            "worker_class": "emotivoice_server.http_worker.BufferingThreadWorker",
             "threads": s.threads,
             "timeout": WORKER_TIMEOUT_S,
             "graceful_timeout": GRACEFUL_TIMEOUT_S,

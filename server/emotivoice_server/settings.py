@@ -23,6 +23,10 @@ DEFAULT_MAX_QUEUE = 8
 # HTTP threads beyond the admitted requests, so /health, /ready, /metrics and the fast 503s
 # are answered while the queue is full.
 SPARE_THREADS = 4
+# The longest a speech request waits for the model before it is refused with 503 (a client
+# that sends x-stainless-read-timeout, as the `openai` client does, may shorten it): queued work
+# nobody will wait for must not reach the model.
+DEFAULT_QUEUE_TIMEOUT_S = 60
 DEFAULT_PROMPT_CACHE_SIZE = 256
 DEFAULT_CONTENT_CACHE_SIZE = 1024
 # OpenAI's own limit for /v1/audio/speech `input`.
@@ -35,6 +39,7 @@ MAX_BODY_BYTES = 64 * 1024
 ENV_MAX_QUEUE = "EMOTIVOICE_MAX_QUEUE"
 ENV_THREADS = "EMOTIVOICE_THREADS"
 ENV_TORCH_THREADS = "EMOTIVOICE_TORCH_THREADS"
+ENV_QUEUE_TIMEOUT = "EMOTIVOICE_QUEUE_TIMEOUT"
 
 
 class SettingsError(ValueError):
@@ -56,6 +61,7 @@ class ServerSettings:
     warmup: WarmupSpec = field(default_factory=WarmupSpec)
     max_queue: int = DEFAULT_MAX_QUEUE
     threads: int = DEFAULT_MAX_QUEUE + 1 + SPARE_THREADS
+    queue_timeout_s: int = DEFAULT_QUEUE_TIMEOUT_S
     # PyTorch intra-op threads on the model thread; 0: the container's CPU budget (cpus.py).
     torch_threads: int = 0
     require_marker: bool = True
@@ -128,6 +134,7 @@ def resolve(
     require_marker: bool = True,
     embedding_cache_file: Path | None = None,
     persist_embeddings: bool = True,
+    queue_timeout: int | None = None,
 ) -> ServerSettings:
     """Combine flags (which win) with EMOTIVOICE_MAX_QUEUE / EMOTIVOICE_THREADS and defaults."""
     if precision not in PRECISIONS:
@@ -143,6 +150,9 @@ def resolve(
     max_queue = _flag_or_env(max_queue, "--max-queue", env, ENV_MAX_QUEUE, 0, DEFAULT_MAX_QUEUE)
     threads = _flag_or_env(threads, "--threads", env, ENV_THREADS, 1, max_queue + 1 + SPARE_THREADS)
     torch_threads = _flag_or_env(torch_threads, "--torch-threads", env, ENV_TORCH_THREADS, 0, 0)
+    queue_timeout_s = _flag_or_env(
+        queue_timeout, "--queue-timeout", env, ENV_QUEUE_TIMEOUT, 1, DEFAULT_QUEUE_TIMEOUT_S
+    )
     cache_file = None
     if persist_embeddings:
         cache_file = embedding_cache_file or default_embedding_cache_file(model_dir)
@@ -156,6 +166,7 @@ def resolve(
         warmup=warmup,
         max_queue=max_queue,
         threads=threads,
+        queue_timeout_s=queue_timeout_s,
         torch_threads=torch_threads,
         require_marker=require_marker,
         embedding_cache_file=cache_file,

@@ -45,6 +45,27 @@ class SpeechRequest:
     response_format: str
     stream: bool
     model: str | None
+    # "audio": raw bytes (chunked when `stream`); "sse": OpenAI's server-sent events.
+    stream_format: str = "audio"
+
+    @property
+    def streamed(self) -> bool:
+        """Sent sentence by sentence as synthesized: `stream: true`, or any SSE request."""
+        return self.stream or self.stream_format == "sse"
+
+
+def _valid_unicode(value: str, key: str) -> str:
+    """JSON may carry lone UTF-16 surrogates ("\\ud800"), which no encoder (and not the
+    tokenizer) accepts: refuse them here, by field and position."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise RequestError(
+            f"'{key}' contains a lone UTF-16 surrogate ({value[err.start]!r}) at position "
+            f"{err.start}; send valid Unicode text",
+            key,
+        ) from None
+    return value
 
 
 def _optional_str(body: dict, key: str, max_chars: int | None = None) -> str | None:
@@ -57,7 +78,7 @@ def _optional_str(body: dict, key: str, max_chars: int | None = None) -> str | N
         raise RequestError(
             f"'{key}' is {len(value)} characters long; the limit is {max_chars}", key
         )
-    return value
+    return _valid_unicode(value, key)
 
 
 def parse_speech_request(body: object, available_formats: Collection[str]) -> SpeechRequest:
@@ -78,6 +99,7 @@ def parse_speech_request(body: object, available_formats: Collection[str]) -> Sp
             "(split the text into several requests)",
             "input",
         )
+    _valid_unicode(text, "input")
 
     voice = _optional_str(body, "voice", 128)
     if voice is not None and not voice.strip():
@@ -99,17 +121,31 @@ def parse_speech_request(body: object, available_formats: Collection[str]) -> Sp
     speed = body.get("speed", 1.0)
     if speed is None:
         speed = 1.0
-    if isinstance(speed, bool) or not isinstance(speed, int | float) or not math.isfinite(speed):
-        raise RequestError(f"'speed' must be a number, got {speed!r}", "speed")
+    if isinstance(speed, bool) or not isinstance(speed, int | float):
+        raise RequestError(f"'speed' must be a number, got {type(speed).__name__}", "speed")
+    try:
+        speed = float(speed)  # an integer of 400 digits is valid JSON and overflows a float
+    except OverflowError:
+        speed = math.inf
+    if not math.isfinite(speed):
+        raise RequestError(
+            f"'speed' must be a finite number between {MIN_SPEED} and {MAX_SPEED}", "speed"
+        )
     if not MIN_SPEED <= speed <= MAX_SPEED:
         raise RequestError(
             f"'speed' is {speed}; it must lie between {MIN_SPEED} and {MAX_SPEED}", "speed"
         )
 
     default_format = DEFAULT_FORMAT if DEFAULT_FORMAT in available_formats else FALLBACK_FORMAT
-    response_format = body.get("response_format") or default_format
+    response_format = body.get("response_format")
+    if response_format is None:
+        # Server-sent events carry raw chunks: PCM, as OpenAI's own examples ask for.
+        response_format = "pcm" if body.get("stream_format") == "sse" else default_format
     if not isinstance(response_format, str):
-        raise RequestError("'response_format' must be a string", "response_format")
+        raise RequestError(
+            f"'response_format' must be a string, got {type(response_format).__name__}",
+            "response_format",
+        )
     supported = [f for f in OPENAI_FORMATS if f in available_formats]
     if response_format not in supported:
         known = "is not supported by this server" if response_format in OPENAI_FORMATS else ""
@@ -119,11 +155,11 @@ def parse_speech_request(body: object, available_formats: Collection[str]) -> Sp
             "response_format",
         )
 
-    stream_format = _optional_str(body, "stream_format", 16)
-    if stream_format not in (None, "audio"):
+    stream_format = _optional_str(body, "stream_format", 16) or "audio"
+    if stream_format not in ("audio", "sse"):
         raise RequestError(
             f"'stream_format' {stream_format!r} is not supported; use 'audio' (raw bytes, "
-            "chunked) or omit it",
+            "chunked with stream: true) or 'sse' (server-sent events)",
             "stream_format",
         )
     stream = body.get("stream", False)
@@ -137,6 +173,12 @@ def parse_speech_request(body: object, available_formats: Collection[str]) -> Sp
             f"not {response_format!r}",
             "stream",
         )
+    if stream_format == "sse" and response_format not in STREAMABLE_FORMATS:
+        raise RequestError(
+            f"'stream_format' 'sse' works with response_format "
+            f"{' or '.join(STREAMABLE_FORMATS)}, not {response_format!r}",
+            "response_format",
+        )
 
     return SpeechRequest(
         input=text,
@@ -147,4 +189,5 @@ def parse_speech_request(body: object, available_formats: Collection[str]) -> Sp
         response_format=response_format,
         stream=stream,
         model=model,
+        stream_format=stream_format,
     )

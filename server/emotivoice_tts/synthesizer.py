@@ -85,6 +85,23 @@ class Synthesizer:
             torch.tensor([enc.attention_mask], device=self.device),
         )
 
+    def check(self, text: str, speaker: str, language: str | None = None) -> None:
+        """Raise the error `run` would raise for this text, without running the model: what a
+        streamed response checks for every sentence before its first byte goes out."""
+        self._checked(text, speaker, language)
+
+    def _checked(self, text: str, speaker: str, language: str | None) -> tuple[int, list[str]]:
+        speaker_id = self._speaker_ids.get(speaker)
+        if speaker_id is None:
+            raise UnknownSpeakerError(speaker, self.spec.speakers)
+        phonemes = self.phonemes(text, language)
+        if len(phonemes) <= 2:
+            raise EmptyInputError(text)
+        unknown = [p for p in phonemes if p not in self._token_ids]
+        if unknown:
+            raise UnknownTokenError(unknown, text)
+        return speaker_id, phonemes
+
     @torch.inference_mode()
     def run(
         self,
@@ -99,15 +116,7 @@ class Synthesizer:
         """Like synthesize, but returns the model's tensors (waveform, durations, mels)."""
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a positive number, got {speed!r}")
-        speaker_id = self._speaker_ids.get(speaker)
-        if speaker_id is None:
-            raise UnknownSpeakerError(speaker, self.spec.speakers)
-        phonemes = self.phonemes(text, language)
-        if len(phonemes) <= 2:
-            raise EmptyInputError(text)
-        unknown = [p for p in phonemes if p not in self._token_ids]
-        if unknown:
-            raise UnknownTokenError(unknown, text)
+        speaker_id, phonemes = self._checked(text, speaker, language)
         if style_embedding is None:
             style_embedding = self.embed(prompt)
         if content_embedding is None:

@@ -42,7 +42,20 @@ def test_first_load_converts_and_second_load_reuses(model_copy: Path) -> None:
     second = load_synthesizer(model_copy, "fp32", "cpu")
     assert "read_serving_weights" in second.load_timings
     assert "read_released_weights" not in second.load_timings
-    np.testing.assert_array_equal(first.synthesize(TEXT, "8051"), second.synthesize(TEXT, "8051"))
+    # The same weights, bit for bit...
+    for module in ("generator", "style"):
+        a, b = getattr(first, module).state_dict(), getattr(second, module).state_dict()
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{module}.{key}"
+    # ...hence the same audio, up to the float noise of a CPU under load (oneDNN may split a
+    # reduction differently from one call to the next: 6e-8 was seen).
+    assert_same_audio(first.synthesize(TEXT, "8051"), second.synthesize(TEXT, "8051"))
+
+
+def assert_same_audio(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
 
 
 def test_released_format_loads_the_checkpoints_and_writes_nothing(model_copy: Path) -> None:
@@ -50,9 +63,7 @@ def test_released_format_loads_the_checkpoints_and_writes_nothing(model_copy: Pa
     released = load_synthesizer(model_copy, "fp32", "cpu", load_format="released")
     assert "read_released_weights" in released.load_timings
     assert "read_serving_weights" not in released.load_timings
-    np.testing.assert_array_equal(
-        converted.synthesize(TEXT, "8051"), released.synthesize(TEXT, "8051")
-    )
+    assert_same_audio(converted.synthesize(TEXT, "8051"), released.synthesize(TEXT, "8051"))
     fresh = model_copy.parent / "fresh"
     fresh.mkdir()
     os.rename(model_copy, fresh / "model")

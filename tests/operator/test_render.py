@@ -104,6 +104,21 @@ def test_released_load_format_skips_the_conversion() -> None:
     assert _arg(_server(children)["args"], "--load-format") == "released"
 
 
+# The full-size model on CPU (fp32) after two rounds of 4096-character inputs (README, "Memory";
+# measured with bench/load_bench.py's long inputs).
+FULL_MODEL_RSS_AFTER_LONG_INPUTS = 3046 * 2**20
+
+
+def test_the_default_memory_request_holds_a_full_model_after_the_longest_inputs() -> None:
+    from kubernetes.utils import parse_quantity
+
+    resources = _server(_render(SERVICES["tts-minimal"]))["resources"]
+    assert parse_quantity(resources["requests"]["memory"]) >= FULL_MODEL_RSS_AFTER_LONG_INPUTS
+    assert parse_quantity(resources["limits"]["memory"]) > parse_quantity(
+        resources["requests"]["memory"]
+    )
+
+
 def test_unset_warmup_leaves_the_servers_defaults_and_set_fields_win() -> None:
     """The warm-up defaults live in the server alone: the operator passes only what is set,
     and the server (and the pre-warm job's priming) reads the same plan."""

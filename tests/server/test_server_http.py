@@ -1,16 +1,20 @@
 """The real server process on the generated small model, over real HTTP on 127.0.0.1.
 
 Start-up order (health before ready, ready only after warm-up), the speech API (WAV, PCM,
-streaming, the official `openai` client), the error cases, the metrics, and `prime`.
+streaming raw and as server-sent events, the official `openai` client), the error cases (bad
+input is a 400 naming the field, never a 500), the metrics, and `prime`.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import wave
 
 import openai
@@ -213,13 +217,29 @@ def test_voices(server: ServerProcess):
         ({"input": "Hello.", "speed": 0.1}, 400, "speed"),
         ({"input": "Hello.", "language": "klingon"}, 400, "language"),
         ({"input": "Hello.", "prompt": "Happy", "instructions": "Sad"}, 400, "instructions"),
+        # Each of these used to be a 500 (TypeError in the tokenizer, OverflowError) or was
+        # silently taken as the default format.
+        ({"input": "\ud800hello"}, 400, "input"),
+        ({"input": "Hello.", "prompt": "\udfffhappy"}, 400, "prompt"),
+        ({"input": "Hello.", "speed": 10**400}, 400, "speed"),
+        ({"input": "Hello.", "response_format": []}, 400, "response_format"),
+        ({"input": "Hello.", "response_format": {}}, 400, "response_format"),
+        ({"input": "Hello.", "stream_format": "websocket"}, 400, "stream_format"),
+        ({"input": "Hello.", "stream_format": "sse", "response_format": "mp3"}, 400, None),
     ],
 )
 def test_bad_requests_name_the_field(server: ServerProcess, body, status, param):
-    response = speech(server, **body)
+    body.setdefault("response_format", "wav")
+    response = requests.post(
+        f"{server.url}/v1/audio/speech",
+        # json.dumps keeps lone surrogates as \ud800 escapes and big integers as digits
+        data=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     assert response.status_code == status, response.text
     error = response.json()["error"]
-    assert error["param"] == param
+    assert error["param"] == (param or "response_format")
     assert error["message"]
 
 
@@ -242,6 +262,94 @@ def test_malformed_and_oversized_bodies(server: ServerProcess):
     assert requests.get(url, timeout=10).status_code == 405
     assert requests.get(f"{server.url}/no/such/path", timeout=10).status_code == 404
     assert speech(server, input="Still serving.").status_code == 200
+
+
+def test_deep_json_and_huge_chunked_bodies_are_client_errors_and_counted(server: ServerProcess):
+    url = f"{server.url}/v1/audio/speech"
+    before = server.metrics()
+    deep = b'{"input": "Hi.", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    nested = requests.post(url, data=deep[:65_000], timeout=30)  # RecursionError, was a 500
+    assert nested.status_code == 400, nested.text
+    assert nested.json()["error"]["param"] == "body"
+
+    def ten_megabytes():  # chunked: no Content-Length to refuse it by
+        for _ in range(160):
+            yield b"x" * 65536
+
+    chunked = requests.post(url, data=ten_megabytes(), timeout=60)
+    assert chunked.status_code == 413, chunked.text  # was a 400 "not valid JSON"
+    assert chunked.json()["error"]["param"] == "body"
+    after = server.metrics()
+    for code, added in (("400", 1), ("413", 1)):
+        key = f'emotivoice_speech_requests_total{{code="{code}"}}'
+        assert after[key] == before.get(key, 0) + added, code
+    assert speech(server, input="Still serving.").status_code == 200
+
+
+def test_a_stream_checks_every_sentence_before_its_first_byte(server: ServerProcess):
+    before = server.metrics()
+    # The second sentence has letters but nothing the frontend can pronounce: it used to
+    # fail after the 200 and the first sentence's audio had gone out.
+    response = speech(server, input="Hello there. ü ü.", response_format="pcm", stream=True)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == "input"
+    after = server.metrics()
+    code400 = 'emotivoice_speech_requests_total{code="400"}'
+    assert after[code400] == before.get(code400, 0) + 1
+    assert (
+        after['emotivoice_speech_requests_total{code="200"}']
+        == (before['emotivoice_speech_requests_total{code="200"}'])
+    )
+
+
+def test_a_stream_cut_short_counts_as_truncated_not_200(server: ServerProcess):
+    before = server.metrics()
+    text = " ".join(f"Sentence number {i} is here." for i in range(40))
+    body = json.dumps({"input": text, "response_format": "pcm", "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(
+            b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # headers and the first audio
+    # ... and the client went away mid-stream.
+    key = 'emotivoice_speech_requests_total{code="truncated"}'
+    deadline = time.monotonic() + 30
+    while server.metrics().get(key, 0) == before.get(key, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = server.metrics()
+    assert after[key] == before.get(key, 0) + 1
+    code200 = 'emotivoice_speech_requests_total{code="200"}'
+    assert after[code200] == before[code200]
+    assert after["emotivoice_queue_depth"] == 0
+
+
+def test_sse_stream_with_the_openai_client(server: ServerProcess):
+    text = "First sentence here. And a second one!"
+    raw = speech(server, input=text, response_format="pcm", stream=True).content
+    before = server.metrics()
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="not-needed", max_retries=0)
+    voice = requests.get(f"{server.url}/v1/voices", timeout=5).json()["default"]
+    events = []
+    with client.audio.speech.with_streaming_response.create(
+        model="emotivoice", voice=voice, input=text, response_format="pcm", stream_format="sse"
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: ") :]))
+    types = [e["type"] for e in events]
+    assert types[-1] == "speech.audio.done" and set(types[:-1]) == {"speech.audio.delta"}
+    assert len(types) >= 3  # one delta per sentence at least, then done
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    assert audio == raw  # the same samples as the raw stream
+    assert events[-1]["usage"]["input_tokens"] == len(text)
+    after = server.metrics()
+    key = 'emotivoice_time_to_first_audio_seconds_count{stream="true"}'
+    assert after[key] == before[key] + 1
+    code200 = 'emotivoice_speech_requests_total{code="200"}'
+    assert after[code200] == before[code200] + 1
 
 
 # -- metrics -------------------------------------------------------------------------------

@@ -76,7 +76,17 @@ def test_instructions_is_the_prompt():
         ({"input": "x", "prompt": "p" * (MAX_PROMPT_CHARS + 1)}, "prompt", "limit"),
         ({"input": "x", "stream": "yes"}, "stream", "true or false"),
         ({"input": "x", "stream": True, "response_format": "flac"}, "stream", "wav or pcm"),
-        ({"input": "x", "stream_format": "sse"}, "stream_format", "not supported"),
+        ({"input": "x", "stream_format": "websocket"}, "stream_format", "not supported"),
+        (
+            {"input": "x", "stream_format": "sse", "response_format": "flac"},
+            "response_format",
+            "sse",
+        ),
+        ({"input": "x", "speed": 10**400}, "speed", "finite"),
+        ({"input": "x", "response_format": []}, "response_format", "string, got list"),
+        ({"input": "x", "response_format": {}}, "response_format", "string, got dict"),
+        ({"input": "\ud800hello"}, "input", "surrogate"),
+        ({"input": "x", "voice": "\udc00"}, "voice", "surrogate"),
     ],
 )
 def test_bad_fields_are_named(body, param, fragment):
@@ -109,3 +119,10 @@ def test_long_sentences_are_cut_at_commas_then_spaces():
     words = bound_pieces(["word " * 30], max_chars=50)
     assert all(len(p) <= 50 and not p.endswith("wor") for p in words)
     assert bound_pieces(["x" * 120], max_chars=50) == ["x" * 50, "x" * 50, "x" * 20]
+
+
+def test_sse_streams_pcm_unless_told_otherwise():
+    req = parse(input="x", stream_format="sse")
+    assert (req.stream_format, req.response_format, req.streamed) == ("sse", "pcm", True)
+    assert parse(input="x", stream_format="sse", response_format="wav").response_format == "wav"
+    assert parse(input="x", stream_format="audio").streamed is False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -111,7 +112,9 @@ class OperatorProcess:
                 "emotivoice_operator.main",
                 "run",
                 "--liveness",
-                "http://127.0.0.1:0/healthz",
+                # kopf reads port 0 as port 80: a real free port, or a demo's operator on 80
+                # (or another test's) makes this one fail to start.
+                f"http://127.0.0.1:{_free_port()}/healthz",
             ],
             env=env,
             stdout=log,
@@ -163,3 +166,9 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = 
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
