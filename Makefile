@@ -121,3 +121,10 @@ bench: bench-coldstart
 ## e2e-kind: kind cluster + images + chart + an example on an in-cluster MinIO, then the integration suite (needs Docker and kind)
 e2e-kind:
 	@bash hack/e2e-kind.sh
+
+## gpu-check: fp32/fp16/bf16 on CUDA and fp32 on CPU, one table: load, start -> ready, first and
+## steady requests, RTF, peak GPU memory, fp16/bf16 vs fp32 (full-size model; under 8 minutes).
+## DEVICE=cpu measures the CPU precisions instead; UPSTREAM=path/to/EmotiVoice adds its modules.
+.PHONY: gpu-check
+gpu-check:
+	@bash hack/gpu-check.sh $(if $(DEVICE),--device $(DEVICE)) $(if $(UPSTREAM),--upstream $(UPSTREAM))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from emotivoice_server import embedding_cache
+from emotivoice_server import audio, embedding_cache
 from emotivoice_server.cpus import cpu_budget
 from emotivoice_server.embedding_cache import LruCache
 from emotivoice_server.engine import SpeechEngine, Synthesizer
@@ -248,10 +248,16 @@ class ModelHost:
 
     def _warm_up(self, engine: SpeechEngine) -> int:
         items = plan(self.settings.warmup, engine.speakers)
+        waveform = None
         for item in items:
             for sentence in engine.sentences(item.text):
-                engine.render(sentence, item.voice, item.prompt)
+                waveform = engine.render(sentence, item.voice, item.prompt)
                 self.metrics.warmup_requests.inc()
+        if waveform is not None:
+            # The first response of each format would otherwise pay its encoder's set-up
+            # (libsndfile and its MP3 and Opus encoders) inside a user's request.
+            for response_format in sorted(audio.available_formats()):
+                audio.encode(waveform, engine.synth.sample_rate, response_format)
         return len(items)
 
     # -- prompt-embedding persistence ------------------------------------------------------
