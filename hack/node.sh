@@ -84,8 +84,9 @@ check() {
   [ -d /sys/fs/cgroup ] || die "no /sys/fs/cgroup"
   ip link add evs-probe0 type bridge 2>/dev/null || die "cannot create a bridge interface here"
   ip link del evs-probe0
-  if ip link show "$BRIDGE" >/dev/null 2>&1 && [ ! -d "$STATE" ]; then
-    die "another local cluster runs the real node (bridge $BRIDGE exists): one real node per machine"
+  if ip link show "$BRIDGE" >/dev/null 2>&1 && [ ! -d "$STATE" ] &&
+    pgrep -f -- "--hostname-override=$NODE_NAME" >/dev/null; then
+    die "another local cluster runs the real node (its kubelet runs): one real node per machine"
   fi
   local tool
   for tool in containerd runc buildah mmdebstrap nft /usr/lib/cni/bridge; do
@@ -97,6 +98,12 @@ check() {
 # ---- network ---------------------------------------------------------------------------------
 
 bridge() {
+  # A bridge without a running kubelet is a killed run's leftover: start from a clean one.
+  if ip link show "$BRIDGE" >/dev/null 2>&1 && [ ! -d "$STATE" ]; then
+    log "removing the leftover bridge $BRIDGE of an earlier run"
+    nft delete table inet evs-node 2>/dev/null || true
+    ip link del "$BRIDGE"
+  fi
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
   fi
