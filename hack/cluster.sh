@@ -54,7 +54,12 @@ pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
 alive() {
   local pid
   pid=$(pid_of "$1")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] && { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF "$STATE/"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  # No pipe: under pipefail, `tr | grep -q` fails whenever grep exits before tr has written all
+  # (SIGPIPE), which called a running component dead.
+  local cmd
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmd" == *"$STATE/"* ]]
 }
 
 # start NAME BINARY ARGS...: runs it in its own session, output to logs/NAME.log.
@@ -127,7 +132,9 @@ wait_for() {
   until "$@" >/dev/null 2>&1; do
     local name
     for name in "${COMPONENTS[@]}"; do
-      if [ -f "$STATE/pids/$name.pid" ] && ! alive "$name"; then
+      # Asked twice, half a second apart: one look at /proc once called a running component
+      # dead (a demo run here; the kube-scheduler's log showed it running until stopped).
+      if [ -f "$STATE/pids/$name.pid" ] && ! alive "$name" && ! { sleep 0.5 && alive "$name"; }; then
         tail -n 30 "$STATE/logs/$name.log" >&2 || true
         die "$name exited while waiting for $what (log: $STATE/logs/$name.log)"
       fi

@@ -43,8 +43,10 @@ pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
 alive() {
   local pid
   pid=$(pid_of "$1")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] &&
-    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qE "$STATE/|$KEEP/"
+  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+  local cmd # no pipe (see cluster.sh's alive)
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ "$cmd" == *"$STATE/"* || "$cmd" == *"$KEEP/"* ]]
 }
 start() {
   local name=$1 pid
