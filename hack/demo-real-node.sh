@@ -22,7 +22,7 @@ step "Images: operator, server, S3 (built here from Debian packages and PyPI; fi
 refs=$(bash hack/images.sh operator server s3)
 echo "$refs"
 ref() { echo "$refs" | sed -n "s/^$1=//p"; }
-toleration="{\\"key\\":\\"$REAL_NODE_TAINT_KEY\\",\\"operator\\":\\"Exists\\",\\"effect\\":\\"NoSchedule\\"}"
+toleration="{key: $REAL_NODE_TAINT_KEY, operator: Exists, effect: NoSchedule}"
 
 step "Operator: helm install, the operator runs as a pod on the real node (watching $NS)"
 k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
