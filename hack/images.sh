@@ -100,7 +100,6 @@ ref_of() { # ref_of NAME: the full reference, tag = hash of its inputs
   esac
 }
 
-# commit_from BASE REF CMD...: a container from BASE, CMD run against it (with $ctr set), committed.
 build_pause() {
   local work ctr
   work=$(mktemp -d)

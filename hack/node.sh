@@ -426,15 +426,15 @@ down() {
     kubectl delete pods --all -A --field-selector "spec.nodeName=$NODE_NAME" --grace-period=2 \
       --wait=false >/dev/null 2>&1 || true
     kubectl delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
-    local crictl_free=0
+    local stopped=0
     for _ in $(seq 1 100); do
       if [ -z "$(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null)" ]; then
-        crictl_free=1
+        stopped=1
         break
       fi
       sleep 0.2
     done
-    [ $crictl_free = 1 ] || log "containers still running after 20 s; killing them"
+    [ $stopped = 1 ] || log "containers still running after 20 s; killing them"
   fi
   stop_one kube-proxy
   stop_one kubelet

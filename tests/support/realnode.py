@@ -14,8 +14,7 @@ import json
 import os
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -424,55 +423,11 @@ def first_line(lines: list[tuple[float, str]], needle: str) -> tuple[float, str]
     return next(((t, line) for t, line in lines if needle in line), None)
 
 
-@dataclass
-class ReadyWatch:
-    """Watches pods with a selector and records, on this machine's clock, when each was first
-    seen Ready (the API's own timestamps have whole-second resolution)."""
-
-    cluster: Cluster
-    namespace: str
-    selector: str
-    seen_ready: dict[str, float]
-
-    def poll(self) -> dict[str, Any]:
-        pods = self.cluster.get_json("pods", "-n", self.namespace, "-l", self.selector)
-        now = time.time()
-        for pod in pods["items"]:
-            name = pod["metadata"]["name"]
-            if name not in self.seen_ready and pod_ready(pod):
-                self.seen_ready[name] = now
-        return pods
-
-
 def pod_ready(pod: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
-
-
-@contextlib.contextmanager
-def port_forward(cluster: Cluster, namespace: str, target: str, port: int) -> Iterator[int]:
-    """``kubectl port-forward`` to 127.0.0.1: yields the local port; stopped by its pid."""
-    proc = subprocess.Popen(
-        [str(cluster.kubectl_path), f"--kubeconfig={cluster.kubeconfig}", "port-forward",
-         "-n", namespace, target, f"127.0.0.1::{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"127\.0\.0\.1:(\d+)", line)
-        if match is None:
-            raise ClusterError(f"kubectl port-forward {target}: {line.strip()}")
-        yield int(match.group(1))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def cache_volume(cluster: Cluster, namespace: str, claim: str, directory: Path) -> None:
