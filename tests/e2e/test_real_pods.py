@@ -251,16 +251,7 @@ def test_a_window_brings_warm_replicas_back_before_the_peak(
         warmPool={"timeZone": "UTC", "windows": [{**window, "replicas": 2}]},
     )  # fmt: skip
     create_service(real_cluster, ns, floor, cache_root)
-    real_cluster.apply(zero, namespace=ns)
-    wait_for(
-        lambda: (
-            real_cluster.kubectl("get", "pvc", "tts-zero-model", "-n", ns, check=False).returncode
-            == 0
-        ),
-        timeout=60,
-        what="PVC",
-    )
-    realnode.cache_volume(real_cluster, ns, "tts-zero-model", cache_root / ns / "tts-zero-model")
+    create_service(real_cluster, ns, zero, cache_root, wait=False)
     # Outside the window: no server pod for the scale-to-zero service.
     time.sleep(5)
     assert server_pods(real_cluster, ns, "tts-zero") == []
@@ -368,16 +359,7 @@ def test_the_kubelet_expands_nothing_the_spec_says_and_the_cache_is_read_only(
     bait = evs_manifest("tts-bait", model_store)
     bait["spec"]["model"]["source"]["uri"] = model_store.uri + "/$(AWS_SECRET_ACCESS_KEY)"
     bait["spec"]["model"]["source"].pop("checksumManifest")
-    real_cluster.apply(bait, namespace=ns)
-    wait_for(
-        lambda: (
-            real_cluster.kubectl("get", "pvc", "tts-bait-model", "-n", ns, check=False).returncode
-            == 0
-        ),
-        timeout=60,
-        what="PVC",
-    )
-    realnode.cache_volume(real_cluster, ns, "tts-bait-model", cache_root / ns / "tts-bait-model")
+    create_service(real_cluster, ns, bait, cache_root, wait=False)
 
     def fetch_log() -> str:
         pods = server_pods(real_cluster, ns, "tts-bait")

@@ -75,13 +75,16 @@ def choose_cluster(environ: Mapping[str, str]) -> ClusterChoice:
     return ClusterChoice(external_kubeconfig=path)
 
 
-def build_binaries(*names: str, on_line: Callable[[str], None] | None = None) -> Path:
-    """Runs hack/build-binaries.sh (seconds when cached) and returns its bin directory.
-
-    Progress lines (stderr) go to `on_line` as they come, so a first, long build is visible.
-    """
+def run_script(
+    script: Path,
+    *args: str,
+    on_line: Callable[[str], None] | None = None,
+    timeout: float = BUILD_TIMEOUT_S,
+) -> str:
+    """Runs one of hack/'s build scripts and returns its stdout; its progress lines (stderr)
+    go to ``on_line`` as they come, so a first, long build is visible."""
     proc = subprocess.Popen(
-        ["bash", str(BUILD_SCRIPT), *names],
+        ["bash", str(script), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE if on_line else None,
         text=True,
@@ -91,16 +94,19 @@ def build_binaries(*names: str, on_line: Callable[[str], None] | None = None) ->
             assert proc.stderr is not None
             for line in proc.stderr:
                 on_line(line.rstrip("\n"))
-        stdout, _ = proc.communicate(timeout=BUILD_TIMEOUT_S)
+        stdout, _ = proc.communicate(timeout=timeout)
     except BaseException:
         proc.kill()
         proc.wait()
         raise
     if proc.returncode != 0:
-        raise ClusterError(
-            f"hack/build-binaries.sh {' '.join(names)} failed (exit {proc.returncode})"
-        )
-    return Path(stdout.strip().splitlines()[-1])
+        raise ClusterError(f"hack/{script.name} {' '.join(args)} failed (exit {proc.returncode})")
+    return stdout
+
+
+def build_binaries(*names: str, on_line: Callable[[str], None] | None = None) -> Path:
+    """Runs hack/build-binaries.sh (seconds when cached) and returns its bin directory."""
+    return Path(run_script(BUILD_SCRIPT, *names, on_line=on_line).strip().splitlines()[-1])
 
 
 def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from emotivoice_operator.render.security import UID as POD_UID
-from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries
+from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries, run_script
 from tests.support.operator_process import wait_for
 
 NODE_ENV = REPO / "hack" / "node.env"
@@ -86,24 +86,7 @@ def missing_reason(cluster: Cluster) -> str | None:
 
 def build_images(*names: str, on_line: Callable[[str], None] | None = None) -> dict[str, str]:
     """hack/images.sh (seconds when every image is in the registry): NAME -> reference."""
-    proc = subprocess.Popen(
-        ["bash", str(IMAGES_SCRIPT), *names],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE if on_line else None,
-        text=True,
-    )
-    try:
-        if on_line is not None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                on_line(line.rstrip("\n"))
-        stdout, _ = proc.communicate(timeout=IMAGE_BUILD_TIMEOUT_S)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise ClusterError(f"hack/images.sh {' '.join(names)} failed (exit {proc.returncode})")
+    stdout = run_script(IMAGES_SCRIPT, *names, on_line=on_line)
     return dict(line.split("=", 1) for line in stdout.split() if "=" in line)
 
 
