@@ -4,6 +4,10 @@ Everything here is real: the operator runs as a pod from the image hack/images.s
 model comes from versitygw running as a pod, the server pods are real containers probed by a
 real kubelet. Where the machine cannot run the real node, every test here is skipped with the
 reason (shown in pytest's summary), never silently.
+
+The fixtures are module-scoped, not package- or session-scoped: the operator installed here
+watches every namespace, so it must be gone before the integration tests start their own
+(tests/e2e has no __init__.py, and pytest then keeps a "package" fixture to the session's end).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.cluster)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def real_cluster(cluster: Cluster) -> Cluster:
     reason = realnode.missing_reason(cluster)
     if reason:
@@ -37,13 +41,13 @@ def real_cluster(cluster: Cluster) -> Cluster:
     return cluster
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def images(real_cluster: Cluster) -> dict[str, str]:
     """Our images in the node's registry (built by `make test` before pytest; seconds here)."""
     return realnode.build_images("operator", "server", "s3")
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[str]:
     install_crd(real_cluster)
     realnode.install_operator(real_cluster, images, RELEASE, SYSTEM_NAMESPACE)
@@ -52,7 +56,7 @@ def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[
     real_cluster.kubectl("delete", "namespace", SYSTEM_NAMESPACE, "--wait=false", check=False)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def model_store(
     real_cluster: Cluster, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModelStore]:

@@ -28,7 +28,7 @@ from tests.support.realnode import ModelStore, create_service, evs_manifest
 pytestmark = pytest.mark.timeout(900)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e-caches")
 
