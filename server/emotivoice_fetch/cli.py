@@ -13,11 +13,15 @@ import os
 import sys
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from emotivoice_fetch import config as cfg
+from emotivoice_fetch import report
 from emotivoice_fetch.durability import DEFAULT_DURABILITY, Durability
 from emotivoice_fetch.errors import ExitCode, FetchError
+
+if TYPE_CHECKING:
+    from emotivoice_fetch.fetch import Outcome
 
 PROG = "emotivoice-fetch"
 # Importing boto3 and building its client allocates ~88,000 objects that live for the whole run;
@@ -92,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         "after a node reboot the next run re-hashes every file before the model is trusted "
         "again (the server refuses it until then). 'fsync': fsync every file before marking "
         "the model complete, so it is trusted across reboots without re-hashing",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help="write a one-line JSON report of this start (cache hit or download, seconds per "
+        f"phase) to PATH; in a pod, {report.TERMINATION_LOG}, so the kubelet hands it to the "
+        "operator as the container's termination message",
     )
     return parser
 
@@ -171,7 +183,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{_verified_how(unpinned, model.files)} in {config.dest} "
             f"({outcome.seconds * 1000:.0f} ms)"
         )
+    if args.report:
+        report.write(args.report, summary(outcome))
     return int(ExitCode.OK)
+
+
+def summary(outcome: Outcome) -> report.FetchReport:
+    files = outcome.model.files
+    return report.FetchReport(
+        action=outcome.action,
+        files=len(files),
+        bytes=sum(rec.size for rec in files.values()),
+        downloaded_bytes=outcome.downloaded_bytes,
+        seconds=outcome.seconds,
+        phases=dict(outcome.phases),
+    )
 
 
 def unpinned_files(config: cfg.FetchConfig, files: Collection[str]) -> list[str]:

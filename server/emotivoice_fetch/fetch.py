@@ -91,6 +91,8 @@ class Outcome:
     downloaded_bytes: int = 0
     seconds: float = 0.0
     rehashed: list[str] = field(default_factory=list)
+    # Wall seconds per phase ("list", "download", "verify", "convert"...), for the report.
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def default_store(config: FetchConfig) -> ObjectStore:

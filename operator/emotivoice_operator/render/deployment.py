@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from emotivoice_fetch import report as fetch_report
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
@@ -59,6 +60,8 @@ def fetch_args(spec: EmotiVoiceServiceSpec) -> list[str]:
         args += ["--durability", spec.model.cache.durability]
     if spec.model.load_format == "converted":
         args += ["--after-verify", CONVERT_HOOK.format(precision=precision(spec))]
+    # The kubelet hands this file to the operator as the container's termination message.
+    args += ["--report", fetch_report.TERMINATION_LOG]
     return args
 
 
@@ -161,6 +164,8 @@ def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[s
         **({"env": literal_env(env)} if (env := _fetch_env(spec)) else {}),
         "securityContext": container_security_context(),
         "volumeMounts": fetch_mounts,
+        # A failure's message is the log's last lines (the `error:` line) in `kubectl describe`.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     container = {
         "name": "server",
