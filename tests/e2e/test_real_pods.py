@@ -381,3 +381,19 @@ def test_the_kubelet_expands_nothing_the_spec_says_and_the_cache_is_read_only(
         check=False,
     )  # fmt: skip
     assert touched.returncode != 0 and "Read-only file system" in touched.stderr, touched.stderr
+
+
+def test_the_cpu_variant_carries_gigabytes_less_and_code_ships_in_megabytes(
+    images: dict[str, str],
+) -> None:
+    """Issue "The images": the server's CPU variant drops what a CPU process never loads, and a
+    code change re-ships only the top layer. (The CUDA variant is a cache hit after
+    `make node-tools`, which builds every image.)"""
+    cuda = realnode.image_layer_sizes(realnode.build_images("server")["server"])
+    cpu = realnode.image_layer_sizes(images["server-cpu"])
+    assert len(cuda) == len(cpu)
+    assert sum(cuda) - sum(cpu) > 1.5e9, (sum(cuda), sum(cpu))
+    for layers in (cuda, cpu):
+        # Our code sits alone on top; torch is the big layer far below it.
+        assert layers[-1] < 32 * 2**20, layers
+        assert layers.index(max(layers)) < len(layers) - 3, layers
