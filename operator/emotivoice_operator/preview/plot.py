@@ -87,7 +87,7 @@ def figure(preview: Preview, recorded: Recorded | None = None) -> Figure:
         legend.append(
             patch(
                 color=colours[w.name], alpha=0.4,
-                label=f"{w.name}: {w.replicas} replicas, lead {format_duration(w.lead)}{where} "
+                label=f"{w.name}: {w.replicas} replica{'s' if w.replicas != 1 else ''}, lead {format_duration(w.lead)}{where} "
                 f"({len(mine)}x)",
             )
         )  # fmt: skip
@@ -150,13 +150,15 @@ def figure(preview: Preview, recorded: Recorded | None = None) -> Figure:
     ax.set_xlim(p.start, p.end)
     ax.set_ylim(-0.4, top)
     ax.yaxis.set_major_locator(max_n(integer=True))
+    # Lines at local midnight; each day's name centred under it, at noon.
     ax.xaxis.set_major_locator(mdates.DayLocator(tz=zone))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%a %d %b", tz=zone))
-    ax.xaxis.set_minor_locator(mdates.HourLocator(byhour=[6, 12, 18], tz=zone))
-    ax.grid(axis="x", which="major", color="0.8", lw=0.8)
-    ax.grid(axis="x", which="minor", color="0.92", lw=0.5)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("", tz=zone))
+    ax.xaxis.set_minor_locator(mdates.HourLocator(byhour=[12], tz=zone))
+    ax.xaxis.set_minor_formatter(mdates.DateFormatter("%a %d %b", tz=zone))
+    ax.tick_params(axis="x", which="minor", length=0)
+    ax.grid(axis="x", which="major", color="0.75", lw=0.8)
     ax.set_ylabel("warm floor (replicas)")
-    ax.set_xlabel(f"local time in {zone.key} (ticks at midnight; minor ticks 06:00, 12:00, 18:00)")
+    ax.set_xlabel(f"local time in {zone.key} (lines at midnight)")
     saved = p.flat_replica_hours - p.replica_hours
     share = f", {saved / p.flat_replica_hours:.0%} less" if p.flat_replica_hours else ""
     ax.set_title(

@@ -22,11 +22,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from emotivoice_operator import windows as win
-from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.crd.spec import SpecError, parse_spec
 from emotivoice_operator.desired import desired_state
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
-from emotivoice_operator.windows.clock import local_to_utc, lookup_zone, to_utc
+from emotivoice_operator.windows.clock import UnknownZoneError, local_to_utc, lookup_zone, to_utc
 from emotivoice_operator.windows.cron import parse_cron
 from emotivoice_operator.windows.schedule import occurrences
 
@@ -181,7 +181,12 @@ class Preview:
 def pool_zone(raw_spec: Mapping[str, Any]) -> ZoneInfo:
     """The zone a preview is shown in: warmPool.timeZone (UTC without a warm pool)."""
     spec = parse_spec(dict(raw_spec))
-    return lookup_zone(spec.warm_pool.time_zone) if spec.warm_pool else ZoneInfo("UTC")
+    if not spec.warm_pool:
+        return ZoneInfo("UTC")
+    try:
+        return lookup_zone(spec.warm_pool.time_zone)
+    except UnknownZoneError as exc:
+        raise SpecError("warmPool.timeZone", str(exc)) from None
 
 
 def build_preview(
