@@ -57,8 +57,8 @@ in_registry() { # in_registry NAME TAG
 }
 
 push() { # push LOCAL_NAME REPO_PATH TAG
-  # Uncompressed layers: the registry and the node share this disk, so gzip would only cost
-  # minutes of CPU on the multi-GB server image.
+  # Asks for uncompressed layers (the registry and the node share this disk, gzip only costs
+  # CPU); buildah 1.28 still sends the gzip layers it has stored (the manifests say tar+gzip).
   "${BUILDAH[@]}" push --quiet --tls-verify=false --disable-compression \
     "$1" "docker://$REGISTRY_ADDR/$2:$3" >/dev/null
 }

@@ -96,8 +96,8 @@ def build_images(*names: str, on_line: Callable[[str], None] | None = None) -> d
 
 
 def image_layer_sizes(reference: str) -> list[int]:
-    """Bytes of each layer of an image in the node's registry, bottom first (pushed
-    uncompressed: what a node stores)."""
+    """Bytes of each layer of an image in the node's registry, bottom first (gzip: what a node
+    pulls)."""
     facts = node_facts()
     path = reference.removeprefix(facts["REGISTRY"] + "/")
     name, tag = path.rsplit(":", 1)
