@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emotivoice_operator.crd import KIND, api_version
+from emotivoice_operator.crd.spec import CacheScope
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,6 @@ class RenderContext:
     extra_tolerations: tuple[dict[str, Any], ...] = ()
     # Image of the pre-warm jobs (the chart: the operator's own); empty: the server image.
     prewarm_image: str = ""
+    # The cache scope in force (emotivoice_operator.cache_scope decides it, an unset scope
+    # from what exists in the cluster): which workload and volume the server pods get.
+    cache_scope: CacheScope = "PerReplica"
