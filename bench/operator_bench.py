@@ -22,7 +22,9 @@ from tests.support.cluster import build_binaries, cluster_session
 from tests.support.invalid_specs import valid_resource
 from tests.support.operator_process import running_operator
 
-CHILD_KINDS = "deployment,service,pvc,hpa,cronjob,serviceaccount,role,rolebinding"
+CHILD_KINDS = "statefulset,deployment,service,pvc,hpa,cronjob,serviceaccount,role,rolebinding"
+# SA, Role, RoleBinding, Service, StatefulSet, HPA, CronJob and the claim of replica 0 (the
+# default cache scope; the StatefulSet controller makes it).
 CHILDREN_PER_SERVICE = 8
 
 

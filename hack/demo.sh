@@ -51,18 +51,25 @@ step "kubectl apply -f examples/minimal-minio.yaml -n $NS"
 k create namespace "$NS" --dry-run=client -o yaml | k apply -f -
 k apply -n "$NS" -f examples/minimal-minio.yaml
 
-step "A volume for the model cache (this local cluster has no storage provisioner)"
-for _ in $(seq 60); do k get pvc tts-minimal-model -n "$NS" >/dev/null 2>&1 && break; sleep 1; done
+step "A volume for each replica's model cache (this local cluster has no storage provisioner)"
+# The claims the example's pods will mount (model-cache-tts-minimal-0..2 under the default
+# per-replica scope), each reserved a volume before it exists.
+claims=$(.venv/bin/python -c 'from pathlib import Path
+from emotivoice_operator.cli_render import load_services
+from tests.support.workload import cache_claims
+print(" ".join(cache_claims(load_services([Path("examples/minimal-minio.yaml")])[0])))')
+for claim in $claims; do
 cat <<PV | k apply -f -
 apiVersion: v1
 kind: PersistentVolume
-metadata: {name: $NS-tts-minimal-model}
+metadata: {name: $NS-$claim}
 spec:
   capacity: {storage: 10Gi}
   accessModes: [ReadWriteOnce]
-  hostPath: {path: /tmp/$NS/tts-minimal-model}
-  claimRef: {namespace: $NS, name: tts-minimal-model}
+  hostPath: {path: /tmp/$NS/$claim}
+  claimRef: {namespace: $NS, name: $claim}
 PV
+done
 
 step "Waiting for the service to be Ready (at most 120 s)"
 for _ in $(seq 120); do
@@ -74,7 +81,7 @@ done
 step "kubectl get evs -n $NS -o wide"
 k get evs -n "$NS" -o wide
 step "Its children"
-k get deployment,service,pvc,hpa,pods -n "$NS" -l app.kubernetes.io/instance=tts-minimal
+k get statefulset,deployment,service,pvc,hpa,pods -n "$NS" -l app.kubernetes.io/instance=tts-minimal
 step "Status conditions"
 k get evs tts-minimal -n "$NS" -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
 step "Events"

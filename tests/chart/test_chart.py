@@ -93,8 +93,26 @@ def test_least_privilege_rules() -> None:
     verbs = {v for rule in rules for v in rule["verbs"]}
     assert "*" not in verbs and "escalate" not in verbs and "bind" not in verbs
     deletable = {r for rule in rules if "delete" in rule["verbs"] for r in rule["resources"]}
-    # The cache volume, the workload and its Service are never deleted by the operator itself.
-    assert not deletable & {"persistentvolumeclaims", "deployments", "services"}
+    # The Service is never deleted by the operator itself. Claims and workloads are (issue 17:
+    # per-replica claims of replicas that never come back, the workload of the scope left);
+    # the admission policy narrows that to objects an EmotiVoiceService owns and to the
+    # StatefulSet's model-cache claims (test_the_admission_policy_narrows_deletes).
+    assert "services" not in deletable
+    assert deletable & {"persistentvolumeclaims", "deployments", "statefulsets"} == {
+        "persistentvolumeclaims",
+        "deployments",
+        "statefulsets",
+    }
+
+
+def test_the_admission_policy_narrows_deletes(helm: Path) -> None:
+    (policy,) = [d for d in _template(helm) if d["kind"] == "ValidatingAdmissionPolicy"]
+    variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+    # Only a per-replica claim (the StatefulSet controller's name for it) with our label.
+    assert "request.operation == 'DELETE'" in variables["replicaCache"]
+    assert "startsWith('model-cache-')" in variables["replicaCache"]
+    (ownership,) = [v for v in policy["spec"]["validations"] if "ownedBefore" in v["expression"]]
+    assert "variables.replicaCache" in ownership["expression"]
 
 
 def test_operator_pod_is_hardened(helm: Path) -> None:
@@ -192,6 +210,7 @@ def test_the_admission_policy_binds_the_operators_own_identity(helm: Path) -> No
         "emotivoiceservices/status",
         "events",
         "deployments/scale",
+        "statefulsets/scale",
     }
     off = _template(helm, "admissionPolicy.enabled=false")
     assert not any(d["kind"].startswith("ValidatingAdmissionPolicy") for d in off)

@@ -25,11 +25,12 @@ from tests.support.operator_process import (
     running_operator,
     wait_for,
 )
+from tests.support.workload import cache_claims, server_workload
 
 pytestmark = pytest.mark.cluster
 
 EXAMPLES = REPO / "examples"
-KINDS = "deployment,service,pvc,hpa,cronjob,serviceaccount,role,rolebinding"
+KINDS = "statefulset,deployment,service,pvc,hpa,cronjob,serviceaccount,role,rolebinding"
 
 
 @pytest.fixture(scope="module")
@@ -58,24 +59,25 @@ def _expected_children(body: dict[str, Any], namespace: str) -> set[tuple[str, s
     return {(m["kind"], m["metadata"]["name"]) for m in manifests}
 
 
-def provide_volume(cluster: Cluster, namespace: str, claim: str) -> None:
-    """Binds the operator's PVC to a PersistentVolume made for it (the test cluster has no provisioner)."""
-    pvc = wait_for(lambda: cluster.get_json("pvc", claim, "-n", namespace), what=f"pvc {claim}")
-    spec = pvc["spec"]
-    pv = {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": f"{namespace}-{claim}"},
-        "spec": {
-            "capacity": {"storage": spec["resources"]["requests"]["storage"]},
-            "accessModes": spec["accessModes"],
-            "storageClassName": spec.get("storageClassName") or "",
-            "hostPath": {"path": f"/tmp/{namespace}/{claim}"},
-            "claimRef": {"namespace": namespace, "name": claim},
-            "persistentVolumeReclaimPolicy": "Delete",
-        },
-    }
-    cluster.apply(pv)
+def provide_volumes(cluster: Cluster, namespace: str, body: dict[str, Any]) -> None:
+    """A PersistentVolume reserved (claimRef) for each claim the service's pods will mount (the
+    test cluster has no provisioner); a claim that appears later binds to its volume then."""
+    cache = body["spec"]["model"].get("cache") or {}
+    for claim in cache_claims(body):
+        pv = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"{namespace}-{claim}"},
+            "spec": {
+                "capacity": {"storage": str(cache.get("size", "10Gi"))},
+                "accessModes": [cache.get("accessMode", "ReadWriteOnce")],
+                "storageClassName": cache.get("storageClassName", ""),
+                "hostPath": {"path": f"/tmp/{namespace}/{claim}"},
+                "claimRef": {"namespace": namespace, "name": claim},
+                "persistentVolumeReclaimPolicy": "Delete",
+            },
+        }
+        cluster.apply(pv)
 
 
 def printer_table(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
@@ -94,8 +96,11 @@ def printer_table(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
     return [dict(zip(names, row["cells"], strict=True)) for row in data["rows"]]
 
 
+SERVICES = {s["metadata"]["name"]: s for s in load_services([EXAMPLES])}
+
+
 def _bound(cluster: Cluster, namespace: str, name: str) -> None:
-    provide_volume(cluster, namespace, f"{name}-model")
+    provide_volumes(cluster, namespace, SERVICES[name])
 
 
 def test_every_example_creates_its_children_and_fills_the_columns(
@@ -137,7 +142,12 @@ def test_every_example_creates_its_children_and_fills_the_columns(
         "ModelCached": "True",
         "Ready": "True",
         "WarmWindowActive": "False",
+        "CacheReachable": "True",
     }
+    # The example leaves the scope out: per-replica claims, the first one in use.
+    assert minimal["cache"]["scope"] == "PerReplica"
+    assert minimal["cache"]["claims"] == ["model-cache-tts-minimal-0"]
+    assert rows["tts-minimal"]["Cache"] == "PerReplica"
     assert (
         minimal["observedGeneration"]
         == _evs(cluster, namespace, "tts-minimal")["metadata"]["generation"]
@@ -256,11 +266,11 @@ def test_children_edited_or_deleted_by_hand_come_back(
     _bound(cluster, namespace, "tts-minimal")
     wait_for(lambda: cluster.get_json("service", "tts-minimal", "-n", namespace), what="service")
     wait_for(
-        lambda: cluster.get_json("deployment", "tts-minimal", "-n", namespace), what="deployment"
+        lambda: cluster.get_json("statefulset", "tts-minimal", "-n", namespace), what="statefulset"
     )
     cluster.kubectl("delete", "service", "tts-minimal", "-n", namespace)
     cluster.kubectl(
-        "patch", "deployment", "tts-minimal", "-n", namespace, "--type=json",
+        "patch", "statefulset", "tts-minimal", "-n", namespace, "--type=json",
         "-p", json.dumps([{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/path", "value": "/health"}]),
     )  # fmt: skip
     wait_for(
@@ -270,7 +280,7 @@ def test_children_edited_or_deleted_by_hand_come_back(
     )
 
     def probe_restored() -> bool:
-        dep = cluster.get_json("deployment", "tts-minimal", "-n", namespace)
+        dep = cluster.get_json("statefulset", "tts-minimal", "-n", namespace)
         return (
             dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"]
             == "/ready"
@@ -284,17 +294,20 @@ def test_delete_cascades_and_retained_cache_survives(
 ) -> None:
     _apply_file(cluster, EXAMPLES / "minimal-minio.yaml", namespace)
     _apply_file(cluster, EXAMPLES / "gpu-peak-windows.yaml", namespace)
-    for name in ("tts-minimal", "tts-gpu"):
+    # tts-minimal: the default scope (a claim per replica, deleted with the service);
+    # tts-gpu: Shared with retainOnDelete (its one claim stays).
+    for name, claim in (("tts-minimal", "model-cache-tts-minimal-0"), ("tts-gpu", "tts-gpu-model")):
         wait_for(
-            lambda n=name: cluster.get_json("deployment", n, "-n", namespace),
-            what=f"{name} deployment",
+            lambda n=name: server_workload(cluster, namespace, n),
+            what=f"{name} workload",
         )
         wait_for(
-            lambda n=name: cluster.get_json("pvc", f"{n}-model", "-n", namespace),
+            lambda c=claim: cluster.get_json("pvc", c, "-n", namespace),
             what=f"{name} pvc",
         )
+    # About 60 s here until kopf drops its finalizers from both (measured on main as well).
     cluster.kubectl(
-        "delete", "evs", "tts-minimal", "tts-gpu", "-n", namespace, "--wait=true", timeout=60
+        "delete", "evs", "tts-minimal", "tts-gpu", "-n", namespace, "--wait=true", timeout=150
     )
 
     def collected() -> bool:
@@ -359,9 +372,11 @@ def test_operator_cannot_read_secrets(
         ).stdout.strip()
         == "no"
     )
+    # Deployments it may delete (a cache scope change replaces one with a StatefulSet; the
+    # admission policy keeps that to Deployments an EmotiVoiceService owns), Services never.
     assert (
         cluster.kubectl(
-            "auth", "can-i", "delete", "deployments", "-n", namespace, *as_operator, check=False
+            "auth", "can-i", "delete", "services", "-n", namespace, *as_operator, check=False
         ).stdout.strip()
         == "no"
     )
@@ -402,14 +417,20 @@ def test_killed_mid_reconcile_converges_after_restart(
     operator.assert_alive()
 
 
+@pytest.mark.parametrize(
+    ("scope", "child"),
+    [("Shared", ("pvc", "tts-immutable-model")), ("PerReplica", ("statefulset", "tts-immutable"))],
+)
 def test_child_creation_failure_is_an_event(
-    cluster: Cluster, operator: OperatorProcess, namespace: str
+    cluster: Cluster, operator: OperatorProcess, namespace: str, scope: str, child: tuple[str, str]
 ) -> None:
-    """A PVC's access mode cannot change in place: the refusal is reported, the operator lives on."""
+    """A claim's access mode cannot change in place (a PVC's spec, a StatefulSet's claim
+    templates): the refusal is reported, the operator lives on."""
     body = valid_resource("tts-immutable")
+    body["spec"]["model"]["cache"] = {"scope": scope}
     cluster.apply(body, namespace=namespace)
-    wait_for(lambda: cluster.get_json("pvc", "tts-immutable-model", "-n", namespace), what="pvc")
-    body["spec"]["model"]["cache"] = {"accessMode": "ReadWriteMany"}
+    wait_for(lambda: cluster.get_json(*child, "-n", namespace), what=child[0])
+    body["spec"]["model"]["cache"] = {"scope": scope, "accessMode": "ReadWriteMany"}
     cluster.apply(body, namespace=namespace)
     status = wait_for(
         lambda: (
@@ -420,7 +441,8 @@ def test_child_creation_failure_is_an_event(
         timeout=60,
         what="phase Degraded",
     )
-    assert "PersistentVolumeClaim" in status["message"] or "immutable" in status["message"], status[
-        "message"
-    ]
+    message = status["message"]
+    assert (
+        "PersistentVolumeClaim" in message or "immutable" in message or "StatefulSet" in message
+    ), message
     operator.assert_alive()

@@ -128,6 +128,7 @@ def test_a_users_same_named_objects_are_reported_not_adopted(
     # Nothing else was created either (an HPA would scale, a RoleBinding would bind, theirs).
     assert not _exists(cluster, "rolebinding", "tts-own-warm", namespace)
     assert not _exists(cluster, "deployment", "tts-own", namespace)
+    assert not _exists(cluster, "statefulset", "tts-own", namespace)
 
     # Delete the resource; a ConfigMap it owns shows when garbage collection has acted.
     uid = _evs(cluster, namespace, "tts-own")["metadata"]["uid"]
@@ -170,7 +171,7 @@ def test_the_conflict_clears_once_the_name_is_free(
     )
     cluster.kubectl("delete", "service", "tts-free", "-n", namespace)
     wait_for(
-        lambda: _exists(cluster, "deployment", "tts-free", namespace),
+        lambda: _exists(cluster, "statefulset", "tts-free", namespace),
         timeout=60,
         what="the children created once the name is free",
     )
@@ -246,7 +247,7 @@ def test_warm_requests_are_bounded_by_the_spec(
         what="the floor at the window's replicas",
     )
     assert hpa["spec"]["maxReplicas"] == 3
-    assert cluster.get_json("deployment", "tts-bound", "-n", namespace)["spec"]["replicas"] <= 3
+    assert cluster.get_json("statefulset", "tts-bound", "-n", namespace)["spec"]["replicas"] <= 3
     assert _status(cluster, namespace, "tts-bound")["warmFloor"] == 2
 
     # The schema itself refuses a request no window can hold.
@@ -267,7 +268,9 @@ def _as_operator(cluster: Cluster, *args: str, input: str | None = None) -> str:
 def test_the_operators_identity_can_write_only_what_it_renders(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    cluster.apply(valid_resource("tts-lp"), namespace=namespace)
+    body = valid_resource("tts-lp")
+    body["spec"]["model"]["cache"] = {"scope": "Shared"}  # a Deployment, the claim tts-lp-model
+    cluster.apply(body, namespace=namespace)
     deployment = wait_for(
         lambda: cluster.get_json("deployment", "tts-lp", "-n", namespace), what="our Deployment"
     )
@@ -290,6 +293,27 @@ def test_the_operators_identity_can_write_only_what_it_renders(
     rogue_pod.pop("serviceAccountName")
     rogue_pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
     assert "no host namespaces" in create(rogue)
+    # The same pod in a StatefulSet (the PerReplica scope's kind) is held to the same rules.
+    rogue_set = {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": rogue["metadata"],
+        "spec": {
+            "selector": rogue["spec"]["selector"],
+            "serviceName": "tts-lp",
+            "template": rogue["spec"]["template"],
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "model-cache"},
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": "1Gi"}},
+                    },
+                }
+            ],
+        },
+    }
+    assert "no host namespaces" in create(rogue_set)
     # Without an owner: not ours to create.
     rogue_pod["volumes"].pop()
     rogue["metadata"] = {"name": "rogue"}
@@ -324,6 +348,17 @@ def test_the_operators_identity_can_write_only_what_it_renders(
     )
     assert "EmotiVoiceService owns" in _as_operator(
         cluster, "label", "cronjob", "users-job", "-n", namespace, "taken=yes"
+    )
+    # A user's claim, even one named like a replica's cache: not the operator's to delete.
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "model-cache-tts-lp-7"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    cluster.apply(claim, namespace=namespace)
+    assert "EmotiVoiceService owns" in _as_operator(
+        cluster, "delete", "pvc", "model-cache-tts-lp-7", "-n", namespace
     )
     for verb in ("escalate", "bind"):
         allowed = cluster.kubectl(

@@ -25,6 +25,7 @@ from tests.support.operator_process import (
     service_account_kubeconfig,
     wait_for,
 )
+from tests.support.workload import server_workload
 
 pytestmark = pytest.mark.cluster
 
@@ -62,7 +63,7 @@ def _status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def _replicas(cluster: Cluster, namespace: str, name: str) -> int:
-    return cluster.get_json("deployment", name, "-n", namespace)["spec"].get("replicas", 1)
+    return server_workload(cluster, namespace, name)["spec"].get("replicas", 1)
 
 
 def _hpa_min(cluster: Cluster, namespace: str, name: str) -> int | None:
@@ -173,11 +174,12 @@ def test_scale_to_zero_outside_windows_and_back_inside(
     )
     assert status["warmFloor"] == 2
     # Pods on the simulated nodes start and become ready: cold starts are accounted.
-    cluster.apply(
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-zero"},
-         "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/tmp/zero"},
-                  "claimRef": {"namespace": namespace, "name": "tts-zero-model"}}}
-    )  # fmt: skip
+    for k in range(2):  # a claim per replica (the default cache scope)
+        cluster.apply(
+            {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-zero-{k}"},
+             "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"], "hostPath": {"path": f"/tmp/zero-{k}"},
+                      "claimRef": {"namespace": namespace, "name": f"model-cache-tts-zero-{k}"}}}
+        )  # fmt: skip
     cold = wait_for(
         lambda: (c := _status(cluster, namespace, "tts-zero").get("coldStarts", {})).get("count", 0) >= 2 and c,
         timeout=120, what="two cold starts counted",
@@ -212,7 +214,7 @@ def test_an_idle_operator_writes_nothing(
         for the EmotiVoiceService, its whole resourceVersion (only the operator writes it here).
         Other controllers (the HPA's status, the Deployment's) may write; the operator may not."""
         items = cluster.get_json(
-            "evs,hpa,deployment,cronjob,service,pvc,role,rolebinding,serviceaccount",
+            "evs,hpa,statefulset,deployment,cronjob,service,pvc,role,rolebinding,serviceaccount",
             "-n",
             namespace,
         )["items"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from emotivoice_operator import windows as win
+from emotivoice_operator.cache_scope import decide_scope
 from emotivoice_operator.cli_render import load_services
 from emotivoice_operator.crd.schema import spec_schema
 from emotivoice_operator.crd.spec import parse_spec
@@ -24,7 +26,10 @@ SERVICES = {s["metadata"]["name"]: s for s in load_services([ROOT / "examples"])
 
 
 def _render(
-    body: dict[str, Any], floor: int | None = None, at: datetime | None = None
+    body: dict[str, Any],
+    floor: int | None = None,
+    at: datetime | None = None,
+    shared_claim_exists: bool = False,
 ) -> dict[str, Any]:
     """Children keyed by 'Kind/name'; the floor from the windows at ``at`` unless given."""
     spec = parse_spec(body["spec"])
@@ -33,16 +38,27 @@ def _render(
         floor = win.warm_floor(
             spec.replicas.min, windows, at or datetime(2026, 1, 5, 3, tzinfo=UTC), {}
         )
-    out = render(spec, RenderContext(OWNER, floor, "emotivoice/server:test"))
+    scope = decide_scope(spec, OWNER.name, shared_claim_exists).scope
+    out = render(spec, RenderContext(OWNER, floor, "emotivoice/server:test", cache_scope=scope))
     return {f"{m['kind']}/{m['metadata']['name']}": m for m in out}
 
 
+def _workload(children: dict[str, Any]) -> dict[str, Any]:
+    """The server workload: the StatefulSet (PerReplica) or the Deployment (the other scopes)."""
+    (workload,) = [m for m in children.values() if m["kind"] in ("Deployment", "StatefulSet")]
+    return workload
+
+
+def _pod(children: dict[str, Any]) -> dict[str, Any]:
+    return _workload(children)["spec"]["template"]["spec"]
+
+
 def _server(children: dict[str, Any]) -> dict[str, Any]:
-    return children["Deployment/tts"]["spec"]["template"]["spec"]["containers"][0]
+    return _pod(children)["containers"][0]
 
 
 def _init(children: dict[str, Any]) -> dict[str, Any]:
-    return children["Deployment/tts"]["spec"]["template"]["spec"]["initContainers"][0]
+    return _pod(children)["initContainers"][0]
 
 
 def _arg(args: list[str], flag: str) -> str | None:
@@ -84,7 +100,7 @@ def test_probes_gate_traffic_and_protect_loading_pods() -> None:
 def test_gpu_limits_and_toleration_only_when_asked() -> None:
     gpu = _render(SERVICES["tts-gpu"])
     assert _server(gpu)["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    pod = gpu["Deployment/tts"]["spec"]["template"]["spec"]
+    pod = _pod(gpu)
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
         "tolerations"
     ]
@@ -162,9 +178,10 @@ def test_init_container_fetches_into_the_cache_volume() -> None:
     assert "AWS_SECRET_ACCESS_KEY" in secret_refs
     # Credentials never travel as arguments.
     assert not any("minioadmin" in a for a in args)
-    pod = children["Deployment/tts"]["spec"]["template"]["spec"]
-    claim = next(v for v in pod["volumes"] if v["name"] == "model-cache")
-    assert claim["persistentVolumeClaim"]["claimName"] == "tts-model"
+    # The default scope (PerReplica): each replica's own claim, from the claim template.
+    (template,) = _workload(children)["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "model-cache"
+    assert {m["name"] for m in init["volumeMounts"]} >= {"model-cache"}
 
 
 def test_checksums_from_the_spec_reach_the_fetch_step() -> None:
@@ -265,16 +282,16 @@ def test_hpa_floor_follows_the_windows() -> None:
     assert outside["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
 
 
-def test_scale_to_zero_drops_the_hpa_and_zeroes_the_deployment() -> None:
+def test_scale_to_zero_drops_the_hpa_and_zeroes_the_workload() -> None:
     body = SERVICES["tts-office-hours"]
     # Sunday 12:00 New York: no window.
     night = _render(body, at=datetime(2026, 1, 4, 17, 0, tzinfo=UTC))
     assert "HorizontalPodAutoscaler/tts" not in night
-    assert night["Deployment/tts"]["spec"]["replicas"] == 0
+    assert _workload(night)["spec"]["replicas"] == 0
     # Monday 10:00 New York: the office window holds 1 and the HPA owns the replica count.
     day = _render(body, at=datetime(2026, 1, 5, 15, 0, tzinfo=UTC))
     assert day["HorizontalPodAutoscaler/tts"]["spec"]["minReplicas"] == 1
-    assert "replicas" not in day["Deployment/tts"]["spec"]
+    assert "replicas" not in _workload(day)["spec"]
 
 
 def test_owner_references_and_labels_on_every_child() -> None:
@@ -305,7 +322,7 @@ def test_prewarm_role_is_least_privilege() -> None:
 
 def test_non_root_everywhere() -> None:
     children = _render(SERVICES["tts-gpu"])
-    pod = children["Deployment/tts"]["spec"]["template"]["spec"]
+    pod = _pod(children)
     assert pod["securityContext"]["runAsNonRoot"] is True
     for c in pod["containers"] + pod["initContainers"]:
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
@@ -320,7 +337,7 @@ SECRET_ENV = {"AWS_SECRET_ACCESS_KEY": "the-secret-key", "AWS_ACCESS_KEY_ID": "t
 def _containers(children: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for manifest in children.values():
-        if manifest["kind"] == "Deployment":
+        if manifest["kind"] in ("Deployment", "StatefulSet"):
             pod = manifest["spec"]["template"]["spec"]
         elif manifest["kind"] == "CronJob":
             pod = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
@@ -373,7 +390,7 @@ def test_user_env_objects_keep_their_kubernetes_meaning() -> None:
 
 def test_server_pods_have_no_token_and_read_the_cache_read_only() -> None:
     children = _render(SERVICES["tts-minimal"])
-    pod = children["Deployment/tts"]["spec"]["template"]["spec"]
+    pod = _pod(children)
     assert pod["automountServiceAccountToken"] is False
     assert "serviceAccountName" not in pod
     mounts = {m["name"]: m for m in _server(children)["volumeMounts"]}
@@ -400,11 +417,97 @@ def test_the_default_server_image_is_the_variant_the_pod_needs() -> None:
     unset_gpu["server"].pop("image")
 
     def images(raw: dict[str, Any], context: RenderContext) -> set[str]:
-        [deployment] = [m for m in render(parse_spec(raw), context) if m["kind"] == "Deployment"]
-        pod = deployment["spec"]["template"]["spec"]
+        workloads = ("Deployment", "StatefulSet")
+        [workload] = [m for m in render(parse_spec(raw), context) if m["kind"] in workloads]
+        pod = workload["spec"]["template"]["spec"]
         return {c["image"] for c in pod["initContainers"] + pod["containers"]}
 
     assert images(cpu, ctx) == {"evs/server:1-cpu"}
     assert images(unset_gpu, ctx) == {"evs/server:1"}
     assert images(gpu, ctx) == {gpu["server"]["image"]}
     assert images(cpu, RenderContext(OWNER, 1, "evs/server:1")) == {"evs/server:1"}
+
+
+# -- issue 17: cache scopes --------------------------------------------------------------------
+
+
+def _with_cache(name: str, **cache: Any) -> dict[str, Any]:
+    body = copy.deepcopy(SERVICES[name])
+    body["spec"]["model"]["cache"] = {**body["spec"]["model"].get("cache", {}), **cache}
+    return body
+
+
+@pytest.mark.parametrize("scope", ["PerReplica", "Shared", "Ephemeral"])
+@pytest.mark.parametrize("floor", [0, 2])
+def test_every_scope_renders_valid_kubernetes_objects(scope: str, floor: int) -> None:
+    body = _with_cache("tts-gpu", scope=scope, retainOnDelete=scope != "Ephemeral")
+    for manifest in _render(body, floor=floor).values():
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+
+
+def test_per_replica_is_a_statefulset_whose_claims_outlive_scale_down() -> None:
+    children = _render(SERVICES["tts-minimal"])  # no scope in the example: the default
+    workload = _workload(children)
+    assert workload["kind"] == "StatefulSet" and workload["metadata"]["name"] == "tts"
+    spec = workload["spec"]
+    # A window's replicas start together, not one after another is Ready.
+    assert spec["podManagementPolicy"] == "Parallel"
+    assert spec["persistentVolumeClaimRetentionPolicy"] == {
+        "whenScaled": "Retain",
+        "whenDeleted": "Delete",
+    }
+    (template,) = spec["volumeClaimTemplates"]
+    assert template["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert template["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert template["metadata"]["labels"]["app.kubernetes.io/instance"] == "tts"
+    # No shared claim, and the pod's cache volume comes from the template only.
+    assert "PersistentVolumeClaim/tts-model" not in children
+    assert "model-cache" not in {v["name"] for v in _pod(children)["volumes"]}
+    assert children["HorizontalPodAutoscaler/tts"]["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "name": "tts",
+    }
+    # The claim the StatefulSet controller makes for ordinal 3, by the one name rule.
+    assert names.replica_cache("tts", 3) == "model-cache-tts-3"
+    assert names.replica_cache_ordinal("tts", "model-cache-tts-3") == 3
+    for other in ("model-cache-tts-x", "model-cache-tts-03", "model-cache-tts2-1", "tts-model"):
+        assert names.replica_cache_ordinal("tts", other) is None, other
+
+
+def test_retain_on_delete_keeps_per_replica_claims_past_the_resource() -> None:
+    spec = _workload(_render(_with_cache("tts-minimal", retainOnDelete=True)))["spec"]
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+
+
+def test_shared_is_todays_deployment_on_one_claim() -> None:
+    children = _render(SERVICES["tts-gpu"])  # the example asks for Shared on RWX storage
+    workload = _workload(children)
+    assert workload["kind"] == "Deployment"
+    assert workload["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    volume = next(v for v in _pod(children)["volumes"] if v["name"] == "model-cache")
+    assert volume["persistentVolumeClaim"]["claimName"] == "tts-model"
+    claim = children["PersistentVolumeClaim/tts-model"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert children["HorizontalPodAutoscaler/tts"]["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+
+
+def test_unset_scope_stays_shared_where_the_old_claim_exists() -> None:
+    children = _render(SERVICES["tts-minimal"], shared_claim_exists=True)
+    assert _workload(children)["kind"] == "Deployment"
+    assert "PersistentVolumeClaim/tts-model" in children
+
+
+def test_shared_read_write_once_pod_is_replaced_in_place_not_surged() -> None:
+    """A surge pod could never mount the claim its predecessor holds (the rollout would hang)."""
+    body = _with_cache("tts-minimal", scope="Shared", accessMode="ReadWriteOncePod")
+    body["spec"]["replicas"] = {"min": 1, "max": 1}
+    assert _workload(_render(body))["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_ephemeral_is_a_bounded_empty_dir_and_no_claim() -> None:
+    children = _render(_with_cache("tts-gpu", scope="Ephemeral", retainOnDelete=False))
+    assert _workload(children)["kind"] == "Deployment"
+    assert not [k for k in children if k.startswith("PersistentVolumeClaim/")]
+    volume = next(v for v in _pod(children)["volumes"] if v["name"] == "model-cache")
+    assert volume == {"name": "model-cache", "emptyDir": {"sizeLimit": "20Gi"}}

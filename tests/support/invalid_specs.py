@@ -90,6 +90,19 @@ CASES = [
         {"spec.model.cache.accessMode": "ReadOnlyMany"},
         "spec.model.cache.accessMode",
     ),
+    InvalidCase(
+        "cache-scope-unknown", {"spec.model.cache.scope": "PerNode"}, "spec.model.cache.scope"
+    ),
+    InvalidCase(
+        "ephemeral-cache-retained",
+        {"spec.model.cache.scope": "Ephemeral", "spec.model.cache.retainOnDelete": True},
+        "spec.model.cache.retainOnDelete",
+    ),
+    InvalidCase(
+        "shared-one-pod-claim-for-many-replicas",
+        {"spec.model.cache.scope": "Shared", "spec.model.cache.accessMode": "ReadWriteOncePod"},
+        "spec.model.cache.accessMode",
+    ),
     InvalidCase("precision-unknown", {"spec.model.precision": "int8"}, "spec.model.precision"),
     InvalidCase(
         "durability-unknown", {"spec.model.cache.durability": "sync"}, "spec.model.cache.durability"

@@ -24,6 +24,12 @@ from typing import Any
 from emotivoice_operator.render.security import UID as POD_UID
 from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries, run_script
 from tests.support.operator_process import wait_for
+from tests.support.workload import cache_claims
+
+# For the end-to-end tests and the benchmark: the server pods by label and the server workload,
+# whichever kind (StatefulSet or Deployment) the cache scope made.
+from tests.support.workload import server_pods as server_pods
+from tests.support.workload import server_workload as server_workload
 
 NODE_ENV = REPO / "hack" / "node.env"
 IMAGES_SCRIPT = REPO / "hack" / "images.sh"
@@ -343,7 +349,9 @@ def evs_manifest(name: str, store: ModelStore, **spec: object) -> dict:
                 "credentialsSecret": {"name": "s3-credentials"},
                 "checksumManifest": "SHA256SUMS",
             },
-            "cache": {"size": "1Gi"},
+            # Shared: the end-to-end tests and bench-coldstart delete a pod and time its
+            # replacement, a new pod name under a Deployment (a StatefulSet reuses the name).
+            "cache": {"size": "1Gi", "scope": "Shared"},
         },
         "server": {
             "resources": {
@@ -373,17 +381,13 @@ def create_service(
     timeout: float = 240,
     wait: bool = True,
 ) -> None:
-    """Applies the EmotiVoiceService and gives its cache claim a volume; with ``wait``, waits
-    for phase Ready."""
+    """Applies the EmotiVoiceService and gives each cache claim its pods will mount a volume
+    (the one NAME-model of the Shared scope, model-cache-NAME-K per replica of the default
+    PerReplica scope, reserved before the claims exist); with ``wait``, waits for phase Ready."""
     name = manifest["metadata"]["name"]
+    for claim in cache_claims(manifest):
+        cache_volume(cluster, namespace, claim, cache_root / namespace / claim)
     cluster.apply(manifest, namespace=namespace)
-    claim = f"{name}-model"
-    wait_for(
-        lambda: cluster.kubectl("get", "pvc", claim, "-n", namespace, check=False).returncode == 0,
-        timeout=60,
-        what=f"PVC {claim}",
-    )
-    cache_volume(cluster, namespace, claim, cache_root / namespace / claim)
     if not wait:
         return
     wait_for(

@@ -66,7 +66,12 @@ class ModelSource(_Model):
         return self.path_style if self.path_style is not None else self.endpoint is not None
 
 
+CacheScope = Literal["PerReplica", "Shared", "Ephemeral"]
+
+
 class ModelCache(_Model):
+    # Unset: decided by the operator (emotivoice_operator.cache_scope), not by a CRD default.
+    scope: CacheScope | None = None
     size: Quantity
     storage_class_name: str | None = None
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]

@@ -23,9 +23,13 @@ from emotivoice_operator.render import names
 
 log = logging.getLogger(__name__)
 
-# Kinds a spec change can make unnecessary (a window removed, scale to zero removes the HPA).
-# Never the PVC, Deployment or Service: those exist as long as the resource does.
+# Kinds a spec change can make unnecessary (a window removed, scale to zero removes the HPA,
+# a cache scope change swaps the Deployment for a StatefulSet or back). Never the PVC or the
+# Service: those exist as long as the resource does (per-replica claims have their own rule,
+# reconcile/claims.py).
 PRUNABLE = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
     ("batch/v1", "CronJob"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),

@@ -23,6 +23,7 @@ SETTINGS = OperatorSettings.from_env()
 MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
 CHILD_KINDS = (
     ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
     ("", "v1", "services"),
     ("", "v1", "persistentvolumeclaims"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),

@@ -23,7 +23,7 @@ from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.desired import DesiredState, desired_state
-from emotivoice_operator.reconcile import coldstarts
+from emotivoice_operator.reconcile import claims, coldstarts
 from emotivoice_operator.reconcile.apply import Applier
 from emotivoice_operator.reconcile.ownership import conflict_message, controlled_by, is_ours
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
@@ -79,7 +79,10 @@ class Reconciler:
         now = self.clock()
         requests, malformed = _warm_requests(old_status)
         try:
-            desired = desired_state(body.get("spec") or {}, owner, now, requests, self.settings)
+            desired = desired_state(
+                body.get("spec") or {}, owner, now, requests, self.settings,
+                shared_claim_exists=self._shared_claim_exists(owner),
+            )  # fmt: skip
         except SpecError as exc:
             if old_status.get("message") != str(exc):
                 post("Warning", "InvalidSpec", str(exc))
@@ -91,6 +94,8 @@ class Reconciler:
         metrics.WARM_FLOOR.labels(owner.namespace, owner.name).set(floor)
         manifests = desired.manifests
         apply_error = conflict = None
+        kept_claims: list[str] | None = None
+        deleted_claims: list[str] = []
         try:
             lives = [self.applier.live(m) for m in manifests]
             taken = [
@@ -106,7 +111,8 @@ class Reconciler:
                     post("Warning", "NameConflict", conflict)
             else:
                 self._apply_all(owner, manifests, lives, post)
-                self._hold_floor(owner, floor, post)
+                self._hold_floor(owner, floor, workload_kind(manifests), post)
+                kept_claims, deleted_claims = self._clean_claims(owner, desired, post)
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             if old_status.get("message") != apply_error:
@@ -119,8 +125,12 @@ class Reconciler:
             apply_error=apply_error,
             conflict=conflict,
             request_fixes=_request_fixes(requests, malformed, desired.warm_requests),
+            claims=(kept_claims, deleted_claims),
         )
         status = self._write_status(body, observed)
+        warning = desired.cache.warning
+        if warning and _condition_message(old_status, "CacheReachable") != warning:
+            post("Warning", "CacheUnreachable", warning)
         if status.get("phase") != old_status.get("phase"):
             post("Normal", f"Phase{status['phase']}", status["message"])
         return status
@@ -148,19 +158,29 @@ class Reconciler:
         for result in self.applier.prune(owner.namespace, owner.name, owner.uid, manifests):
             post("Normal", "Deleted", f"deleted {result.kind} {result.name}: no longer in the spec")
 
-    def _hold_floor(self, owner: Owner, floor: int, post: EventPoster) -> None:
-        """Raises the Deployment to the floor at once instead of waiting for the HPA's next sync.
+    def _shared_claim_exists(self, owner: Owner) -> bool:
+        """Whether the claim NAME-model exists and is ours: an unset cache scope stays Shared."""
+        live = self.applier.get(
+            "v1", "PersistentVolumeClaim", names.model_cache(owner.name), owner.namespace
+        )
+        return live is not None and is_ours(live, owner.uid, owner.name)
 
-        The HPA does nothing while a Deployment has 0 replicas, so coming back from scale to
+    def _hold_floor(self, owner: Owner, floor: int, kind: str, post: EventPoster) -> None:
+        """Raises the workload to the floor at once instead of waiting for the HPA's next sync.
+
+        The HPA does nothing while its target has 0 replicas, so coming back from scale to
         zero needs this push; above 0 it only saves the HPA's sync period.
         """
         if floor == 0:
             return
-        scale = self.apps.read_namespaced_deployment_scale(
-            names.server(owner.name), owner.namespace
-        )
+        read, patch = (
+            (self.apps.read_namespaced_stateful_set_scale, self.apps.patch_namespaced_stateful_set_scale)
+            if kind == "StatefulSet"
+            else (self.apps.read_namespaced_deployment_scale, self.apps.patch_namespaced_deployment_scale)
+        )  # fmt: skip
+        scale = read(names.server(owner.name), owner.namespace)
         if (scale.spec.replicas or 0) < floor:
-            self.apps.patch_namespaced_deployment_scale(
+            patch(
                 names.server(owner.name),
                 owner.namespace,
                 {"spec": {"replicas": floor}},
@@ -171,6 +191,52 @@ class Reconciler:
                 "WarmFloor",
                 f"scaled {names.server(owner.name)} from {scale.spec.replicas or 0} to the warm floor {floor}",
             )
+
+    def _clean_claims(
+        self, owner: Owner, desired: DesiredState, post: EventPoster
+    ) -> tuple[list[str], list[str]]:
+        """Deletes the per-replica claims no replica can come back to (reconcile/claims.py);
+        returns the claims kept and those deleted."""
+        keep_below = desired.max_replicas if desired.cache.scope == "PerReplica" else 0
+        pvcs = self.core.list_namespaced_persistent_volume_claim(
+            owner.namespace, label_selector=f"{names.LABEL_INSTANCE}={owner.name}"
+        ).items
+        found = claims.replica_claims(
+            owner.name, [self.api.sanitize_for_serialization(p) for p in pvcs]
+        )
+        if not any(c.ordinal >= keep_below for c in found):
+            return [c.name for c in found], []
+        pods = self.core.list_namespaced_pod(
+            owner.namespace,
+            label_selector=",".join(
+                f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
+            ),
+        ).items
+        deleted = []
+        for claim in claims.condemned(
+            found, keep_below, [p.metadata.name for p in pods], owner.name
+        ):
+            try:
+                self.core.delete_namespaced_persistent_volume_claim(
+                    claim.name, owner.namespace,
+                    body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=claim.uid)),
+                )  # fmt: skip
+            except ApiException as exc:
+                if exc.status in (404, 409):  # gone already, or a new claim of that name
+                    continue
+                raise
+            why = (
+                f"ordinal {claim.ordinal} >= replicas.max {keep_below}"
+                if keep_below
+                else f"scope is {desired.cache.scope}, not PerReplica"
+            )
+            post(
+                "Normal",
+                "Deleted",
+                f"deleted PersistentVolumeClaim {claim.name}: {why}, no replica comes back to it",
+            )
+            deleted.append(claim.name)
+        return [c.name for c in found if c.name not in deleted], deleted
 
     def _observe(
         self,
@@ -183,13 +249,17 @@ class Reconciler:
         apply_error: str | None = None,
         conflict: str | None = None,
         request_fixes: dict[str, dict[str, Any] | None] | None = None,
+        claims: tuple[list[str] | None, list[str]] = (None, []),
     ) -> Observed:
         """What the API shows now; ``desired`` is None when the spec cannot be honoured."""
-        deployment = self.applier.get(
-            "apps/v1", "Deployment", names.server(owner.name), owner.namespace
-        )
-        if deployment is not None and not controlled_by(deployment, owner.uid):
-            deployment = None  # someone else's Deployment of that name: not our replicas
+        kinds = [workload_kind(desired.manifests)] if desired else ["StatefulSet", "Deployment"]
+        deployment = None  # the server workload, of either kind
+        for kind in kinds:
+            live = self.applier.get("apps/v1", kind, names.server(owner.name), owner.namespace)
+            # Someone else's workload of that name is not our replicas.
+            if live is not None and controlled_by(live, owner.uid):
+                deployment = live
+                break
         selector = ",".join(
             f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
         )
@@ -218,6 +288,8 @@ class Reconciler:
             apply_error=apply_error,
             conflict=conflict,
             warm_request_fixes=request_fixes or {},
+            cache=_cache_status(desired, body, *claims),
+            cache_warning=desired.cache.warning if desired else None,
         )
 
     def _write_status(self, body: dict[str, Any], observed: Observed) -> dict[str, Any]:
@@ -235,6 +307,38 @@ class Reconciler:
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": status}
         )
         return status
+
+
+def workload_kind(manifests: list[dict[str, Any]]) -> str:
+    """The server workload's kind among the rendered children (the cache scope chose it)."""
+    return next(m["kind"] for m in manifests if m["kind"] in ("StatefulSet", "Deployment"))
+
+
+def _condition_message(status: dict[str, Any], type_: str) -> str | None:
+    return next(
+        (c.get("message") for c in status.get("conditions") or [] if c.get("type") == type_), None
+    )
+
+
+def _cache_status(
+    desired: DesiredState | None,
+    body: dict[str, Any],
+    kept: list[str] | None,
+    deleted: list[str],
+) -> dict[str, Any] | None:
+    """status.cache: the scope in force and why, the per-replica claims kept (None: not listed
+    this pass, the last list stands), and the claims deleted most recently (kept until the next
+    deletion, so users can read what the clean-up rule did)."""
+    if desired is None:
+        return None
+    previous = (body.get("status") or {}).get("cache") or {}
+    out: dict[str, Any] = {"scope": desired.cache.scope, "reason": desired.cache.reason}
+    claims_now = kept if kept is not None else previous.get("claims")
+    if claims_now:
+        out["claims"] = claims_now
+    if deleted or previous.get("deletedClaims"):
+        out["deletedClaims"] = deleted or previous["deletedClaims"]
+    return out
 
 
 def _warm_requests(status: dict[str, Any]) -> tuple[dict[str, tuple[int, datetime]], list[str]]:

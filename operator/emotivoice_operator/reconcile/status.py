@@ -28,6 +28,10 @@ class Observed:
     conflict: str | None = None
     # Merge patch of status.warmRequests: entries removed (None) or capped to their bounds.
     warm_request_fixes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # status.cache: the cache scope in force, why, and the per-replica claims (see reconciler).
+    cache: dict[str, Any] | None = None
+    # Replicas the spec allows may not reach the cache (a Shared ReadWriteOnce claim).
+    cache_warning: str | None = None
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -128,6 +132,11 @@ def compute_status(obs: Observed) -> dict[str, Any]:
             f"window {obs.active_window} holds the floor at {obs.warm_floor}"
             if obs.active_window else f"floor is replicas.min ({obs.warm_floor})", gen,
         ),
+        _condition(
+            "CacheReachable", not obs.cache_warning,
+            "SharedReadWriteOnce" if obs.cache_warning else "Reachable",
+            obs.cache_warning or "every replica the spec allows can mount its cache", gen,
+        ),
     ]  # fmt: skip
     fixes = {"warmRequests": dict(obs.warm_request_fixes)} if obs.warm_request_fixes else {}
     return {
@@ -145,6 +154,7 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         if obs.next_window_start
         else None,
         "coldStarts": obs.cold_starts or {"count": 0, "recent": []},
+        **({"cache": obs.cache} if obs.cache else {}),
         "conditions": conditions,
     }
 

@@ -12,7 +12,7 @@ from typing import Any
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render.autoscaling import server_hpa
 from emotivoice_operator.render.context import Owner, RenderContext
-from emotivoice_operator.render.deployment import server_deployment
+from emotivoice_operator.render.deployment import server_workload
 from emotivoice_operator.render.prewarm import prewarm_cronjobs, prewarm_rbac
 from emotivoice_operator.render.service import server_service
 from emotivoice_operator.render.storage import model_cache_pvc
@@ -28,7 +28,7 @@ def render(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[Manifest]:
         *prewarm_rbac(spec, ctx),
         model_cache_pvc(spec, ctx),
         server_service(spec, ctx),
-        server_deployment(spec, ctx),
+        server_workload(spec, ctx),
         server_hpa(spec, ctx),
         *prewarm_cronjobs(spec, ctx),
     ]

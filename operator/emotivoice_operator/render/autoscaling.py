@@ -1,7 +1,7 @@
 """The HorizontalPodAutoscaler that holds the warm floor as its minReplicas.
 
 The HPA cannot hold 0 replicas, so with a floor of 0 (scale to zero outside windows) there is no
-HPA at all and the Deployment itself is rendered with 0 replicas (see deployment.py).
+HPA at all and the server workload itself is rendered with 0 replicas (see deployment.py).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
+from emotivoice_operator.render.deployment import workload_kind
 
 
 def server_hpa(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any] | None:
@@ -26,7 +27,7 @@ def server_hpa(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any
         "spec": {
             "scaleTargetRef": {
                 "apiVersion": "apps/v1",
-                "kind": "Deployment",
+                "kind": workload_kind(ctx),
                 "name": names.server(ctx.owner.name),
             },
             "minReplicas": ctx.warm_floor,

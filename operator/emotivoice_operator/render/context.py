@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emotivoice_operator.crd import KIND, api_version
+from emotivoice_operator.crd.spec import CacheScope
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,6 @@ class RenderContext:
     # Server image for pods without GPUs (the CPU variant, no CUDA libraries: GBs smaller);
     # empty: default_server_image, which runs on CPU too.
     default_server_cpu_image: str = ""
+    # The cache scope in force (emotivoice_operator.cache_scope decides it, an unset scope
+    # from what exists in the cluster): which workload and volume the server pods get.
+    cache_scope: CacheScope = "PerReplica"

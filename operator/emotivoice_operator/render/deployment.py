@@ -1,4 +1,11 @@
-"""The server Deployment: an init container fills the model cache, the server loads and warms up.
+"""The server workload: an init container fills the model cache, the server loads and warms up.
+
+A Deployment for the Shared and Ephemeral cache scopes; a StatefulSet for PerReplica, whose
+volumeClaimTemplates give each ordinal its own claim, kept across scale-down, so the replica a
+window brings back binds the claim (and the verified model) it had. Trade-offs of the StatefulSet
+(README, "Cache scopes"): pods start in parallel (podManagementPolicy Parallel, or a window's
+replicas would start one after another), and a rollout replaces one pod at a time without a
+surge pod (StatefulSets cannot surge), each replacement starting on its own warm cache.
 
 Probe design (why three): the server binds its port at once and answers ``/health`` while it
 loads, but ``/ready`` only after load and warm-up. The startup probe watches ``/ready`` for up to
@@ -18,6 +25,11 @@ from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
 from emotivoice_operator.render.expansion import literal_args, literal_env
 from emotivoice_operator.render.security import container_security_context, pod_security_context
+from emotivoice_operator.render.storage import (
+    cache_volume,
+    replica_claim_template,
+    retention_policy,
+)
 
 # Every second: the pod turns Ready at most a second after the server's own /ready does (at 5 s
 # it lagged 2 s on average on a real kubelet); a probe is one local HTTP GET, and liveness
@@ -146,18 +158,23 @@ def _tolerations(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[s
     return tolerations
 
 
-def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any]:
+def workload_kind(ctx: RenderContext) -> str:
+    """The server workload's kind under the cache scope in force (HPA target, scale, status)."""
+    return "StatefulSet" if ctx.cache_scope == "PerReplica" else "Deployment"
+
+
+def server_workload(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any]:
     image = server_image(spec, ctx)
     server = spec.server
     model_dir = names.model_dir(spec.model.source.uri)
     # Only the fetch step writes the cache; the server reads it (a compromised server cannot
     # rewrite the weights that the next pod loads).
     fetch_mounts = [
-        {"name": "model-cache", "mountPath": names.MODEL_MOUNT},
+        {"name": names.CACHE_VOLUME, "mountPath": names.MODEL_MOUNT},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
     server_mounts = [
-        {"name": "model-cache", "mountPath": names.MODEL_MOUNT, "readOnly": True},
+        {"name": names.CACHE_VOLUME, "mountPath": names.MODEL_MOUNT, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "dshm", "mountPath": "/dev/shm"},
     ]
@@ -204,10 +221,7 @@ def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[s
         "initContainers": [fetch],
         "containers": [container],
         "volumes": [
-            {
-                "name": "model-cache",
-                "persistentVolumeClaim": {"claimName": names.model_cache(ctx.owner.name)},
-            },
+            *([volume] if (volume := cache_volume(spec, ctx)) else []),
             {"name": "tmp", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
         ],
@@ -222,27 +236,50 @@ def server_deployment(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[s
     if server.affinity:
         pod_spec["affinity"] = server.affinity
 
-    deployment_spec: dict[str, Any] = {
-        "selector": {"matchLabels": labels.selector(ctx.owner, names.COMPONENT_SERVER)},
-        # Never drop warm capacity during a rollout: the new pod must be ready first.
-        "strategy": {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-        },
-        "template": {
-            "metadata": {"labels": labels.standard(ctx.owner, names.COMPONENT_SERVER)},
-            "spec": pod_spec,
-        },
+    selector = {"matchLabels": labels.selector(ctx.owner, names.COMPONENT_SERVER)}
+    template = {
+        "metadata": {"labels": labels.standard(ctx.owner, names.COMPONENT_SERVER)},
+        "spec": pod_spec,
     }
+    kind = workload_kind(ctx)
+    if kind == "StatefulSet":
+        workload_spec: dict[str, Any] = {
+            "selector": selector,
+            # The governing Service of pod DNS names; the ClusterIP Service is enough (no
+            # per-pod names are used).
+            "serviceName": names.server(ctx.owner.name),
+            # A window's replicas start together, not each after the previous one is Ready.
+            "podManagementPolicy": "Parallel",
+            # One pod at a time, on its own warm claim (a StatefulSet cannot surge).
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+            "persistentVolumeClaimRetentionPolicy": retention_policy(spec),
+            "volumeClaimTemplates": [replica_claim_template(spec, ctx)],
+            "template": template,
+        }
+    else:
+        workload_spec = {
+            "selector": selector,
+            "strategy": _deployment_strategy(spec, ctx),
+            "template": template,
+        }
     # With a floor above 0 the HPA owns the replica count; with 0 there is no HPA (it cannot
-    # hold 0), so the Deployment is scaled to zero here.
+    # hold 0), so the workload is scaled to zero here.
     if ctx.warm_floor == 0:
-        deployment_spec["replicas"] = 0
+        workload_spec["replicas"] = 0
     return {
         "apiVersion": "apps/v1",
-        "kind": "Deployment",
+        "kind": kind,
         "metadata": labels.metadata(
             ctx.owner, names.server(ctx.owner.name), names.COMPONENT_SERVER
         ),
-        "spec": deployment_spec,
+        "spec": workload_spec,
     }
+
+
+def _deployment_strategy(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any]:
+    if ctx.cache_scope == "Shared" and spec.model.cache.access_mode == "ReadWriteOncePod":
+        # A surge pod could never mount the claim its predecessor holds: the rollout would wait
+        # forever. One replica at most here (cache_scope refuses more), replaced in place.
+        return {"type": "Recreate"}
+    # Never drop warm capacity during a rollout: the new pod must be ready first.
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}

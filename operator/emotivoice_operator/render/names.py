@@ -33,7 +33,27 @@ def server(name: str) -> str:
 
 
 def model_cache(name: str) -> str:
+    """The one claim of the Shared scope (and of every service made before scopes existed)."""
     return f"{name}-model"
+
+
+# The volume (and volumeClaimTemplate) name of the cache in the server pods.
+CACHE_VOLUME = "model-cache"
+
+
+def replica_cache(name: str, ordinal: int) -> str:
+    """The PerReplica claim of one ordinal, as the StatefulSet controller names it
+    (TEMPLATE-STATEFULSET-ORDINAL)."""
+    return f"{CACHE_VOLUME}-{server(name)}-{ordinal}"
+
+
+def replica_cache_ordinal(name: str, claim: str) -> int | None:
+    """The ordinal of a PerReplica claim of ``name``, or None for any other claim name."""
+    prefix = f"{CACHE_VOLUME}-{server(name)}-"
+    rest = claim.removeprefix(prefix)
+    if rest == claim or not rest.isdigit() or (rest != "0" and rest.startswith("0")):
+        return None
+    return int(rest)
 
 
 def prewarm_account(name: str) -> str:
