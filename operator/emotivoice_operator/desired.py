@@ -3,15 +3,17 @@ reconcile and the offline ``render`` command, so both always agree."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from emotivoice_operator import windows as win
-from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec, parse_spec
 from emotivoice_operator.render import Owner, RenderContext, render
 from emotivoice_operator.settings import OperatorSettings
+from emotivoice_operator.windows.lead import LeadDecision, learn_lead
+from emotivoice_operator.windows.model import AUTO, LeadBounds
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,10 @@ class DesiredState:
     next_window: tuple[win.Window, datetime] | None
     # The warm requests honoured now, bounded by the spec (see windows.bound_requests).
     warm_requests: dict[str, tuple[int, datetime]]
+    windows: list[win.Window] = field(default_factory=list)
+    min_replicas: int = 0
+    # The lead of leadTime: auto windows and why; None when no window asks for it.
+    lead: LeadDecision | None = None
 
     @property
     def next_window_text(self) -> str:
@@ -38,23 +44,63 @@ def desired_state(
     now: datetime,
     requests: Mapping[str, tuple[int, datetime]],
     settings: OperatorSettings,
+    cold_start_seconds: Sequence[float] = (),
+    lead_in_force: timedelta | None = None,
 ) -> DesiredState:
     """Raises ``SpecError`` for a spec that cannot be honoured (naming the field).
 
     ``requests`` are the warm requests as status holds them (anybody allowed to patch status
-    may have written them); only their bounded form reaches the floor.
+    may have written them); only their bounded form reaches the floor. ``cold_start_seconds``
+    (the recent starts) and ``lead_in_force`` (status.leadTime) feed ``leadTime: auto``.
     """
     spec = parse_spec(raw_spec)
-    windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+    lead: LeadDecision | None = None
+    windows: list[win.Window] = []
+    if spec.warm_pool:
+        windows, lead = _windows(spec.warm_pool, list(cold_start_seconds), lead_in_force)
     honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
     floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
     ctx = RenderContext(
-        owner, floor, settings.server_image, settings.extra_tolerations, settings.prewarm_image
-    )
+        owner, floor, settings.server_image, settings.extra_tolerations, settings.prewarm_image,
+        learned_lead=lead.lead if lead else None,
+    )  # fmt: skip
     return DesiredState(
         warm_floor=floor,
         manifests=render(spec, ctx),
         active_windows=win.active_windows(windows, now),
         next_window=win.next_window(windows, now),
         warm_requests=honoured,
+        windows=windows,
+        min_replicas=spec.replicas.min,
+        lead=lead,
     )
+
+
+def _windows(
+    pool: WarmPoolSpec, samples: list[float], in_force: timedelta | None
+) -> tuple[list[win.Window], LeadDecision | None]:
+    """The windows with the lead ``leadTime: auto`` ones learn now.
+
+    A learned lead that a cron window's pre-warm schedule cannot express (see
+    ``windows.cron.shift_earlier``) is not taken: the lead in force, or the initial, stays, and
+    the basis says why, rather than the service failing over a number it did not choose.
+    """
+    if not any(w.lead_time == AUTO for w in pool.windows):
+        return win.parse_windows(pool), None
+    decision = learn_lead(LeadBounds.from_spec(pool.auto_lead_time), samples, in_force)
+    try:
+        return win.parse_windows(pool, decision.lead), decision
+    except SpecError as exc:
+        for fallback in (in_force, None):
+            if fallback == decision.lead:
+                continue
+            try:
+                windows = win.parse_windows(pool, fallback)
+            except SpecError:
+                continue
+            kept = next(w.lead for w in windows if w.auto_lead)
+            return windows, LeadDecision(
+                kept, decision.mode, f"{decision.basis}; not applied ({exc.problem})",
+                decision.samples, decision.p95_seconds, decision.target,
+            )  # fmt: skip
+        raise

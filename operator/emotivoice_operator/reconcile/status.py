@@ -22,6 +22,9 @@ class Observed:
     deployment: dict[str, Any] | None
     pods: list[dict[str, Any]]
     cold_starts: dict[str, Any] | None = None
+    # status.misses (reconcile/misses.py) and status.leadTime (windows/lead.py); None: absent.
+    misses: dict[str, Any] | None = None
+    lead_time: dict[str, Any] | None = None
     spec_error: str | None = None
     apply_error: str | None = None
     # A child's name is taken by an object that is not ours (see reconcile/ownership.py).
@@ -145,6 +148,8 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         if obs.next_window_start
         else None,
         "coldStarts": obs.cold_starts or {"count": 0, "recent": []},
+        **({"misses": obs.misses} if obs.misses is not None else {}),
+        **({"leadTime": obs.lead_time} if obs.lead_time is not None else {}),
         "conditions": conditions,
     }
 

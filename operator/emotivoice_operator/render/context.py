@@ -7,6 +7,7 @@ image) arrives here as plain values, so ``render`` stays a pure function of its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from emotivoice_operator.crd import KIND, api_version
@@ -40,3 +41,5 @@ class RenderContext:
     extra_tolerations: tuple[dict[str, Any], ...] = ()
     # Image of the pre-warm jobs (the chart: the operator's own); empty: the server image.
     prewarm_image: str = ""
+    # The lead of leadTime: auto windows in force (learned from cold starts); None: the initial.
+    learned_lead: timedelta | None = None
