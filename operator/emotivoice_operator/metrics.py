@@ -29,7 +29,7 @@ COLD_START_PHASE_SECONDS = Histogram(
 COLD_STARTS = Counter(
     "emotivoice_cold_starts_total",
     "Cold starts by what the fetch step found (warm, waited, downloaded, unknown) and whether "
-    "the pod was created inside a window's occurrence (window: in) or outside every window (out)",
+    "they were under way while a window's occurrence was open (window: in) or not (out)",
     ["namespace", "name", "cache", "window"],
 )
 WINDOW_MISSES = Counter(

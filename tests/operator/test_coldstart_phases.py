@@ -120,7 +120,7 @@ def test_accounting_counts_each_start_once_with_its_phases_and_hit_rate() -> Non
         [cold, warm, waited],
         None,
         {cold["metadata"]["name"]: cold_ready, warm["metadata"]["name"]: warm_ready},
-        in_window=lambda t: t >= datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        in_window=lambda created, _: created >= datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
     )
     assert [c.pod for c in new] == [
         "tts-6d9f7c5b8-q9m2d", "tts-6d9f7c5b8-x2k4q", "tts-6d9f7c5b8-p7wzn",

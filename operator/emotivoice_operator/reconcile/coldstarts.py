@@ -6,9 +6,9 @@ the previous figures.
 
 ``status.coldStarts`` (documented in the CRD's status schema):
 
-- ``count``, ``inWindow``, ``outsideWindows``: starts ever counted, and of those, the ones that
-  began inside a window's occurrence (start to end, lead excluded: a user may have waited) or
-  outside every window;
+- ``count``, ``inWindow``, ``outsideWindows``: starts ever counted, and of those, the ones
+  under way while a window's occurrence was open (created or Ready between its start and end,
+  lead excluded: the window's users may have waited for it) or not;
 - ``recent[]``: the latest ``RECENT`` starts, oldest first: ``pod``, ``at`` (Ready, RFC 3339),
   ``seconds`` (to Ready), ``cache`` (warm/waited/downloaded/unknown), ``downloadedBytes``,
   ``inWindow``, ``restarts`` (the server container's restart count), ``source`` (server: the
@@ -127,12 +127,12 @@ def account(
     pods: list[dict[str, Any]],
     previous: Mapping[str, Any] | None,
     ready_bodies: Mapping[str, dict[str, Any]] | None = None,
-    in_window: Callable[[datetime], bool] | None = None,
+    in_window: Callable[[datetime, datetime], bool] | None = None,
 ) -> tuple[dict[str, Any], list[ColdStart]]:
     """The new coldStarts status and the cold starts seen for the first time now.
 
     ``ready_bodies``: the ``/ready`` answers the caller got, by pod name; ``in_window``: whether
-    an instant lies inside a window's occurrence.
+    a start from the first instant to the second was under way in a window's occurrence.
     """
     previous = previous or {}
     ready_bodies = ready_bodies or {}
@@ -143,7 +143,7 @@ def account(
         )
         if parts is None:
             continue
-        inside = bool(in_window and in_window(parts.created))
+        inside = bool(in_window and in_window(parts.created, parts.ready_at))
         new.append(ColdStart(pending.name, max(0.0, parts.seconds), parts, inside))
     recent = [*(previous.get("recent") or []), *(_record(c) for c in new)][-RECENT:]
     inside = sum(c.in_window for c in new)

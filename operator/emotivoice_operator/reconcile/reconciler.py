@@ -253,8 +253,8 @@ class Reconciler:
                     bodies[start.name] = answer
         windows = desired.windows if desired else []
 
-        def in_window(at: datetime) -> bool:
-            return any(win.in_occurrence(w, at) for w in windows)
+        def in_window(created: datetime, ready: datetime) -> bool:
+            return any(win.in_occurrence(w, t) for w in windows for t in (created, ready))
 
         cold, new = coldstarts.account(pods, previous, bodies, in_window)
         for start in new:

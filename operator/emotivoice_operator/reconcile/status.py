@@ -3,6 +3,19 @@
 The phase says where the service is; when it is not Ready, the message says what is missing
 (a pod that cannot be scheduled, the model still downloading, the model still loading), because
 "Progressing" alone sends the user to kubectl describe.
+
+The tuning fields, for readers of status (``kubectl``, a preview tool); each is defined once, in
+the module that computes it, and described in the CRD's status schema:
+
+- ``coldStarts`` (reconcile/coldstarts.py): ``count``, ``inWindow``, ``outsideWindows``,
+  ``lastSeconds``, ``medianSeconds``, ``p95Seconds``, ``cacheHitRate`` (0..1), ``phases``
+  {phase: {p50, p95}}, ``recent[]`` (<= 20) {pod, at, seconds, cache, downloadedBytes,
+  inWindow, restarts, source, phases{scheduling, image, retry, fetch, import, load, warmup,
+  probe | server}, fetch{list, download, verify, convert}};
+- ``misses`` (reconcile/misses.py): ``count``, ``met``, ``lastChecked`` {window: instant},
+  ``recent[]`` (<= 10) {window, at, until, required, ready, short, lateSeconds, open};
+- ``leadTime`` (windows/lead.py, only with ``leadTime: auto`` windows): ``mode`` (initial |
+  learned), ``seconds``, ``duration``, ``basis``, ``samples``, ``p95Seconds``.
 """
 
 from __future__ import annotations
