@@ -344,7 +344,7 @@ def measure(cluster: Cluster, images: dict[str, str], work: Path) -> dict[str, A
     store = realnode.deploy_model_store(cluster, images["s3"], work, STORE)
     cluster.kubectl("create", "namespace", NS, check=False)
     realnode.credentials_secret(cluster, NS, STORE)
-    result: dict[str, Any] = {"image_pull_s": prepull(cluster, images["server"])}
+    result: dict[str, Any] = {"image_pull_s": prepull(cluster, images["server-cpu"])}
     manifest = realnode.evs_manifest(NAME, store)
     # What users get: the server's default warm-up, not the tests' short one.
     manifest["spec"]["server"].pop("warmup")
@@ -396,7 +396,7 @@ def measure(cluster: Cluster, images: dict[str, str], work: Path) -> dict[str, A
         ">> the common recipe (lazy server, /health probe after 30 s, plain copy)", file=sys.stderr
     )
     with PodWatch(cluster, NS, "app=recipe") as watch:
-        cluster.apply(recipe_manifests(images["server"], store), namespace=NS)
+        cluster.apply(recipe_manifests(images["server-cpu"], store), namespace=NS)
         recipe_pod = watch.wait_ready(set(), timeout=600)
         recipe_url = service_url(cluster, NS, "recipe")
         recipe_first, recipe_steady = first_and_steady(recipe_url)
@@ -473,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench-coldstart needs the real node: {reason}", file=sys.stderr)
             return 2
         images = realnode.build_images(
-            "operator", "server", "s3", on_line=lambda line: print(line, file=sys.stderr)
+            *realnode.E2E_IMAGES, on_line=lambda line: print(line, file=sys.stderr)
         )
         install_crd(cluster)
         realnode.install_operator(cluster, images, RELEASE, SYSTEM_NS)

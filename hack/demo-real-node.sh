@@ -19,7 +19,7 @@ step() { printf '\n== %s\n' "$*"; }
 PY=.venv/bin/python
 
 step "Images: operator, server, S3 (built here from Debian packages and PyPI; first run: minutes)"
-refs=$(bash hack/images.sh operator server s3)
+refs=$(bash hack/images.sh operator server-cpu s3)
 echo "$refs"
 ref() { echo "$refs" | sed -n "s/^$1=//p"; }
 toleration="{key: $REAL_NODE_TAINT_KEY, operator: Exists, effect: NoSchedule}"
@@ -29,7 +29,7 @@ k create namespace "$NS" --dry-run=client -o yaml | k apply -f - >/dev/null
 "$BIN/helm" upgrade --install "$RELEASE" charts/emotivoice-operator -n emotivoice-demo-system \
   --create-namespace --wait --timeout 5m --values - <<VALUES
 image: {repository: "$(ref operator | cut -d: -f1-2)", tag: "$(ref operator | cut -d: -f3)"}
-serverImage: {repository: "$(ref server | cut -d: -f1-2)", tag: "$(ref server | cut -d: -f3)"}
+serverImage: {repository: "$(ref server-cpu | cut -d: -f1-2)", cpuTag: "$(ref server-cpu | cut -d: -f3)"}
 watchNamespaces: ["$NS"]
 timerIntervalSeconds: 5
 tolerations: [$toleration]

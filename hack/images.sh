@@ -2,13 +2,17 @@
 # Builds the images without any image registry to pull from, and pushes them to the real
 # node's local registry (hack/node.sh), where the kubelet pulls them like any other image.
 #
-#   hack/images.sh [NAME...]     NAME in: pause coredns s3 operator server (default: the
-#                                project's: operator server s3); prints NAME=REFERENCE lines
+#   hack/images.sh [NAME...]     NAME in: pause coredns s3 operator server server-cpu (default:
+#                                the project's: operator server-cpu server s3); prints
+#                                NAME=REFERENCE lines. server is the CUDA variant, server-cpu
+#                                the CPU one (server/Dockerfile's TORCH_VARIANT)
 #   hack/images.sh --refs        the references only, without building (the tags are hashes)
 #
 # How: a Debian bookworm base with Python made by mmdebstrap from Debian's packages (cached
 # as a tar by a hash of its package list), then buildah (runc, host network, --pull=never) for
-# operator/Dockerfile and server/Dockerfile with their base image given as a build argument.
+# operator/Dockerfile and server/Dockerfile with their base image given as a build argument,
+# each with the ignore file BuildKit would read for it (<Dockerfile>.dockerignore, else the
+# root's .dockerignore): buildah reads neither by itself, which once hid a broken context.
 # pause is a static C binary in an empty image; coredns and s3 (versitygw) are Go binaries of
 # hack/build-binaries.sh on the base. Each tag is a hash of what goes into the image, so an
 # image already in the registry is neither built nor pushed again (a second run: seconds).
@@ -94,11 +98,20 @@ ref_of() { # ref_of NAME: the full reference, tag = hash of its inputs
     pause) echo "$PAUSE_IMAGE" ;;
     coredns) echo "$COREDNS_IMAGE" ;;
     s3) echo "$REGISTRY/evs/versitygw:$(echo "$bin" | grep VERSITYGW | cut -d= -f2)-$(base_ref | hash_of)" ;;
-    operator) echo "$REGISTRY/emotivoice/operator:$( (tree_hash operator/Dockerfile pyproject.toml README.md crds operator server; base_ref) | hash_of)" ;;
-    server) echo "$REGISTRY/emotivoice/server:$( (tree_hash server/Dockerfile pyproject.toml README.md crds operator server; base_ref) | hash_of)" ;;
-    *) die "unknown image '$1' (known: pause coredns s3 operator server)" ;;
+    operator) echo "$REGISTRY/emotivoice/operator:$( (tree_hash operator/Dockerfile .dockerignore pyproject.toml README.md crds operator server; base_ref) | hash_of)" ;;
+    server) echo "$REGISTRY/emotivoice/server:$( (server_inputs; echo cuda) | hash_of)" ;;
+    server-cpu) echo "$REGISTRY/emotivoice/server:$( (server_inputs; echo cpu) | hash_of)-cpu" ;;
+    *) die "unknown image '$1' (known: pause coredns s3 operator server server-cpu)" ;;
   esac
 }
+
+server_inputs() {
+  tree_hash server/Dockerfile server/Dockerfile.dockerignore pyproject.toml README.md crds operator server
+  base_ref
+}
+
+# The ignore file BuildKit reads for a Dockerfile: its own, else the context's.
+ignore_file_of() { if [ -f "$REPO/$1.dockerignore" ]; then echo "$1.dockerignore"; else echo .dockerignore; fi; }
 
 build_pause() {
   local work ctr
@@ -120,8 +133,10 @@ build_on_base() { # build_on_base NAME BINARY ENTRYPOINT_JSON
   "${BUILDAH[@]}" commit --quiet --rm "$ctr" "evs-build/$1" >/dev/null
 }
 
-build_dockerfile() { # build_dockerfile NAME DOCKERFILE BASE_ARG
+build_dockerfile() { # build_dockerfile NAME DOCKERFILE BASE_ARG [BUILD_ARG=VALUE...]
   ensure_base
+  local extra=()
+  for a in "${@:4}"; do extra+=(--build-arg "$a"); done
   local mounts=(-v "$CA_BUNDLE:$CA_BUNDLE:ro")
   [ ! -f /etc/pip.conf ] || mounts+=(-v /etc/pip.conf:/etc/pip.conf:ro)
   # The host's pip cache: torch's wheels (GBs) are downloaded once for the venv and the image.
@@ -132,8 +147,8 @@ build_dockerfile() { # build_dockerfile NAME DOCKERFILE BASE_ARG
   if ! (
     cd "$REPO"
     "${BUILDAH[@]}" build --layers --pull=never --network=host --runtime=/usr/sbin/runc \
-      --isolation=oci "${mounts[@]}" \
-      --build-arg "$3=$(base_ref)" --build-arg PIP_CACHE_FLAG= \
+      --isolation=oci "${mounts[@]}" --ignorefile "$(ignore_file_of "$2")" \
+      --build-arg "$3=$(base_ref)" --build-arg PIP_CACHE_FLAG= "${extra[@]}" \
       -f "$2" -t "evs-build/$1" . >"$build_log" 2>&1
   ); then
     tail -n 30 "$build_log" >&2
@@ -164,7 +179,8 @@ build() { # build NAME: built and in the registry under ref_of NAME
       build_on_base s3 "$bin/versitygw" '["/usr/local/bin/versitygw"]'
       ;;
     operator) build_dockerfile operator operator/Dockerfile PYTHON_BASE ;;
-    server) build_dockerfile server server/Dockerfile CUDA_BASE ;;
+    server) build_dockerfile server server/Dockerfile CUDA_BASE TORCH_VARIANT=cuda ;;
+    server-cpu) build_dockerfile server-cpu server/Dockerfile CUDA_BASE TORCH_VARIANT=cpu ;;
   esac
   push "evs-build/$name" "$path" "$tag"
   log "image $name built and pushed in $((SECONDS - t0)) s ($(image_size "evs-build/$name"))"
@@ -177,7 +193,7 @@ image_size() {
 
 if [ "${1:-}" = --refs ]; then
   shift
-  for n in "${@:-operator server s3}"; do
+  for n in "${@:-operator server-cpu server s3}"; do
     # shellcheck disable=SC2086
     for m in $n; do echo "$m=$(ref_of "$m")"; done
   done
@@ -198,5 +214,5 @@ if ! curl -sf --max-time 2 "http://$REGISTRY_ADDR/v2/" >/dev/null; then
 fi
 mkdir -p "$IMAGES"
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(operator server s3)
+[ ${#names[@]} -gt 0 ] || names=(operator server-cpu server s3)
 for n in "${names[@]}"; do build "$n"; done

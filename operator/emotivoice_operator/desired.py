@@ -61,9 +61,14 @@ def desired_state(
     honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
     floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
     ctx = RenderContext(
-        owner, floor, settings.server_image, settings.extra_tolerations, settings.prewarm_image,
+        owner,
+        floor,
+        settings.server_image,
+        settings.extra_tolerations,
+        settings.prewarm_image,
+        default_server_cpu_image=settings.server_cpu_image,
         learned_lead=lead.lead if lead else None,
-    )  # fmt: skip
+    )
     return DesiredState(
         warm_floor=floor,
         manifests=render(spec, ctx),

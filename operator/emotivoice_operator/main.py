@@ -2,6 +2,8 @@
 
 emotivoice-operator run [--namespace NS ...]      watch EmotiVoiceServices and reconcile
 emotivoice-operator render PATH ... [--at TIME]    print the children each resource would get
+emotivoice-operator preview -f FILE [--days 7] [--plot week.png]
+                                                   what the warm-pool schedule does over the coming days
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from emotivoice_operator import cli_render
+from emotivoice_operator import cli_preview, cli_render
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--liveness", default="http://0.0.0.0:8080/healthz", help="liveness endpoint URL"
     )
     cli_render.add_arguments(sub.add_parser("render", help="render manifests offline (no cluster)"))
+    cli_preview.add_arguments(
+        sub.add_parser(
+            "preview",
+            help="the warm floor, pre-warm runs, DST changes and cost of a schedule (no cluster "
+            "needed; --name overlays what a running resource recorded)",
+        )
+    )
     return parser
 
 
@@ -43,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "render":
         return cli_render.run(args)
+    if args.command == "preview":
+        return cli_preview.run(args)
     import kopf
 
     from emotivoice_operator.reconcile import handlers  # noqa: F401  (registers the handlers)

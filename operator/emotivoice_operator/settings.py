@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_SERVER_IMAGE = "emotivoice/server:0.1.0"
+DEFAULT_SERVER_CPU_IMAGE = "emotivoice/server:0.1.0-cpu"
 DEFAULT_PREWARM_IMAGE = "emotivoice/operator:0.1.0"
 
 
 @dataclass(frozen=True)
 class OperatorSettings:
-    # Image of server pods whose spec.server.image is empty.
+    # Image of server pods whose spec.server.image is empty: the CUDA variant, for GPU pods...
     server_image: str = DEFAULT_SERVER_IMAGE
+    # ... and the CPU variant, for pods without GPUs.
+    server_cpu_image: str = DEFAULT_SERVER_CPU_IMAGE
     # Image of the pre-warm CronJobs' pods: the operator's (a client, no torch).
     prewarm_image: str = DEFAULT_PREWARM_IMAGE
     # Seconds between the timer's passes: warm-window edges, request expiry, status refresh.
@@ -35,6 +38,11 @@ class OperatorSettings:
             raise ValueError("EMOTIVOICE_EXTRA_TOLERATIONS must be a JSON list of tolerations")
         return cls(
             server_image=env.get("EMOTIVOICE_SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
+            # Only the GPU image given (an older chart): it serves CPU pods as well.
+            server_cpu_image=env.get(
+                "EMOTIVOICE_SERVER_CPU_IMAGE",
+                env.get("EMOTIVOICE_SERVER_IMAGE", DEFAULT_SERVER_CPU_IMAGE),
+            ),
             prewarm_image=env.get("EMOTIVOICE_PREWARM_IMAGE", DEFAULT_PREWARM_IMAGE),
             timer_interval=float(env.get("EMOTIVOICE_TIMER_INTERVAL", "30")),
             extra_tolerations=tuple(tolerations),

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "emotivoice-serving/1"
 PAGE_SIZE = 4096
+# Readable by every uid: the fetch step (any uid) converts, the server (uid 1000) reads.
+SERVING_FILE_MODE = 0o644
 CHECKPOINT_ENTRY = {"generator": "generator", "style": "model"}
 
 
@@ -113,9 +115,11 @@ def write_serving(
     tensors = cast_floats(state, precision_dtype(precision))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from a server running as another uid
     try:
         save_file(tensors, tmp, metadata=source_id.metadata(precision))
+        # After writing: save_file replaces the file with a new one at 0600, which would hide it
+        # from a server running as another uid than the fetch step that converted it.
+        os.chmod(tmp, SERVING_FILE_MODE)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -224,6 +224,9 @@ def write_model(out_dir: Path, size: str = "small", seed: int = 0) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         _write_tree(tmp, spec, seed)
+        # mkdtemp's 0700 would hide the model from a pod running as another uid (a hostPath, or
+        # an upload read back by the fetch step); released models are readable by everyone.
+        tmp.chmod(0o755)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

@@ -10,6 +10,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from emotivoice_operator import settings
 from tests.support.cluster import REPO, build_binaries
 
 CHART = REPO / "charts" / "emotivoice-operator"
@@ -106,6 +107,30 @@ def test_operator_pod_is_hardened(helm: Path) -> None:
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["EMOTIVOICE_SERVER_IMAGE"] == "emotivoice/server:0.1.0"
     assert container["image"] == "emotivoice/operator:0.1.0"
+
+
+def _operator_env(helm: Path, *values: str) -> dict[str, str]:
+    (dep,) = [d for d in _template(helm, *values) if d["kind"] == "Deployment"]
+    return {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_the_chart_hands_the_operator_both_server_variants(helm: Path) -> None:
+    """Defaults agree with the operator's own; the CPU tag follows the CUDA tag unless set."""
+    env = _operator_env(helm)
+    assert env["EMOTIVOICE_SERVER_IMAGE"] == settings.DEFAULT_SERVER_IMAGE
+    assert env["EMOTIVOICE_SERVER_CPU_IMAGE"] == settings.DEFAULT_SERVER_CPU_IMAGE
+    env = _operator_env(helm, "serverImage.tag=v7")
+    assert env["EMOTIVOICE_SERVER_CPU_IMAGE"] == "emotivoice/server:v7-cpu"
+    env = _operator_env(helm, "serverImage.tag=v7", "serverImage.cpuTag=slim")
+    assert (env["EMOTIVOICE_SERVER_IMAGE"], env["EMOTIVOICE_SERVER_CPU_IMAGE"]) == (
+        "emotivoice/server:v7",
+        "emotivoice/server:slim",
+    )
+    parsed = settings.OperatorSettings.from_env(env)
+    assert (parsed.server_image, parsed.server_cpu_image) == (
+        "emotivoice/server:v7",
+        "emotivoice/server:slim",
+    )
 
 
 def test_several_replicas_without_peering_is_refused(helm: Path) -> None:

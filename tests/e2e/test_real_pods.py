@@ -423,3 +423,19 @@ def test_a_real_starts_phases_add_up_and_leadtime_auto_covers_its_p95(
         == f"{fires.minute} {fires.hour} * * *",
         timeout=60, what="the CronJob at the learned lead",
     )  # fmt: skip
+
+
+def test_the_cpu_variant_carries_gigabytes_less_and_code_ships_in_megabytes(
+    images: dict[str, str],
+) -> None:
+    """Issue "The images": the server's CPU variant drops what a CPU process never loads, and a
+    code change re-ships only the top layer. (The CUDA variant is a cache hit after
+    `make node-tools`, which builds every image.)"""
+    cuda = realnode.image_layer_sizes(realnode.build_images("server")["server"])
+    cpu = realnode.image_layer_sizes(images["server-cpu"])
+    assert len(cuda) == len(cpu)
+    assert sum(cuda) - sum(cpu) > 1.5e9, (sum(cuda), sum(cpu))
+    for layers in (cuda, cpu):
+        # Our code sits alone on top; torch is the big layer far below it.
+        assert layers[-1] < 32 * 2**20, layers
+        assert layers.index(max(layers)) < len(layers) - 3, layers

@@ -10,6 +10,9 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from server import image_build
 from tests.support import realnode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +47,8 @@ def test_the_build_context_includes_what_the_dockerfiles_copy() -> None:
     ignore = (REPO / "server" / "Dockerfile.dockerignore").read_text().split()
     for path in ("server/Dockerfile", "operator/Dockerfile"):
         for copied in re.findall(r"^COPY (?!--from)(\S+)", (REPO / path).read_text(), re.M):
-            assert f"!{copied}/" in ignore or f"!{copied}" in ignore, (path, copied)
+            parents = [copied, *(str(p) for p in Path(copied).parents if str(p) != ".")]
+            assert any(f"!{p}/" in ignore or f"!{p}" in ignore for p in parents), (path, copied)
 
 
 def test_the_registry_address_and_the_image_names_agree() -> None:
@@ -60,3 +64,56 @@ def test_the_demo_serves_the_minimal_example_unchanged() -> None:
     assert store.endpoint == "http://minio.minio.svc:9000"
     assert store.uri.startswith("s3://")
     assert store.access_key and store.secret_key
+
+
+def test_the_image_layers_install_every_requirement_of_the_extras_but_torch() -> None:
+    """The dependency layer comes from pyproject.toml; the package itself goes in --no-deps, so
+    a requirement missing here would be missing in the image."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    lines = image_build.extras_requirements(pyproject, ["server", "operator"], {"torch"})
+    names = {image_build.name_of(line) for line in lines}
+    extras = pyproject["project"]["optional-dependencies"]
+    wanted = {
+        image_build.name_of(r)
+        for extra in ("server", "operator", "fetch")
+        for r in extras[extra]
+        if not r.startswith(pyproject["project"]["name"])
+    }
+    assert names == wanted - {"torch"}
+    assert len(lines) == len(set(lines))
+
+
+def test_an_unknown_extra_is_named() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    with pytest.raises(ValueError, match="no extra 'gpu'"):
+        image_build.extras_requirements(pyproject, ["gpu"], set())
+
+
+def test_the_cpu_variant_prunes_only_unmapped_cuda_files(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    for rel in (
+        "nvidia/cu13/lib/libcudart.so.13",
+        "nvidia/cudnn/lib/libcudnn.so.9",
+        "nvidia/cudnn/lib/libcudnn_engines_precompiled.so.9",
+        "nvidia/cudnn/__init__.py",
+        "triton/_C/libtriton.so",
+        "torch/lib/libtorch_cpu.so",
+    ):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(b"x")
+    mapped = {
+        str(site / "nvidia/cu13/lib/libcudart.so.13"),
+        str(site / "nvidia/cudnn/lib/libcudnn.so.9"),
+    }
+    unused = image_build.unused_cuda_files(site, mapped)
+    assert [p.relative_to(site).as_posix() for p in unused] == [
+        "nvidia/cudnn/lib/libcudnn_engines_precompiled.so.9",
+        "triton/_C/libtriton.so",
+    ]
+
+
+def test_this_process_sees_its_own_mapped_libraries() -> None:
+    import _ssl  # noqa: F401 (an extension module: a mapped file)
+
+    mapped = image_build.mapped_files()
+    assert any(Path(p).name.startswith("_ssl") for p in mapped)

@@ -388,3 +388,23 @@ def test_server_pods_have_no_token_and_read_the_cache_read_only() -> None:
     job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert job_pod["serviceAccountName"] == "tts-warm"
     assert "automountServiceAccountToken" not in job_pod
+
+
+def test_the_default_server_image_is_the_variant_the_pod_needs() -> None:
+    """GPU pods get the CUDA variant, CPU pods the CPU one (GBs smaller to pull); the spec's own
+    image wins; without a CPU variant configured, the CUDA one serves CPU pods too."""
+    gpu = SERVICES["tts-gpu"]["spec"]
+    cpu = SERVICES["tts-minimal"]["spec"]
+    ctx = RenderContext(OWNER, 1, "evs/server:1", default_server_cpu_image="evs/server:1-cpu")
+    unset_gpu = yaml.safe_load(yaml.safe_dump(gpu))
+    unset_gpu["server"].pop("image")
+
+    def images(raw: dict[str, Any], context: RenderContext) -> set[str]:
+        [deployment] = [m for m in render(parse_spec(raw), context) if m["kind"] == "Deployment"]
+        pod = deployment["spec"]["template"]["spec"]
+        return {c["image"] for c in pod["initContainers"] + pod["containers"]}
+
+    assert images(cpu, ctx) == {"evs/server:1-cpu"}
+    assert images(unset_gpu, ctx) == {"evs/server:1"}
+    assert images(gpu, ctx) == {gpu["server"]["image"]}
+    assert images(cpu, RenderContext(OWNER, 1, "evs/server:1")) == {"evs/server:1"}

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,22 +85,43 @@ def missing_reason(cluster: Cluster) -> str | None:
     return None
 
 
+# What the end-to-end suite runs: this node has no GPU, so the server's CPU variant.
+E2E_IMAGES = ("operator", "server-cpu", "s3")
+
+
 def build_images(*names: str, on_line: Callable[[str], None] | None = None) -> dict[str, str]:
     """hack/images.sh (seconds when every image is in the registry): NAME -> reference."""
     stdout = run_script(IMAGES_SCRIPT, *names, on_line=on_line)
     return dict(line.split("=", 1) for line in stdout.split() if "=" in line)
 
 
+def image_layer_sizes(reference: str) -> list[int]:
+    """Bytes of each layer of an image in the node's registry, bottom first (pushed
+    uncompressed: what a node stores)."""
+    facts = node_facts()
+    path = reference.removeprefix(facts["REGISTRY"] + "/")
+    name, tag = path.rsplit(":", 1)
+    request = urllib.request.Request(
+        f"http://{facts['REGISTRY_ADDR']}/v2/{name}/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return [int(layer["size"]) for layer in json.load(response)["layers"]]
+
+
 def install_operator(
     cluster: Cluster, images: dict[str, str], release: str, namespace: str, timer_s: int = 5
 ) -> None:
-    """The Helm chart for real, with our images: the operator runs as a pod on the real node."""
+    """The Helm chart for real, with our images: the operator runs as a pod on the real node.
+    `images` needs "server-cpu" (this node has no GPU); "server" (CUDA) when it was built."""
     helm = build_binaries("helm") / "helm"
     operator_repo, operator_tag = images["operator"].rsplit(":", 1)
-    server_repo, server_tag = images["server"].rsplit(":", 1)
+    server_repo, cpu_tag = images["server-cpu"].rsplit(":", 1)
+    gpu_repo, gpu_tag = images.get("server", images["server-cpu"]).rsplit(":", 1)
+    assert gpu_repo == server_repo, "the chart has one repository for both variants"
     values = {
         "image": {"repository": operator_repo, "tag": operator_tag},
-        "serverImage": {"repository": server_repo, "tag": server_tag},
+        "serverImage": {"repository": server_repo, "tag": gpu_tag, "cpuTag": cpu_tag},
         "timerIntervalSeconds": timer_s,
         "tolerations": [REAL_NODE_TOLERATION],
         "extraPodTolerations": [REAL_NODE_TOLERATION],

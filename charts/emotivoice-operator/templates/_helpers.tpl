@@ -29,6 +29,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- printf "%s:%s" .Values.serverImage.repository (default .Chart.AppVersion .Values.serverImage.tag) -}}
 {{- end -}}
 
+{{/* The server image's CPU variant: cpuTag, else the GPU tag with "-cpu". */}}
+{{- define "evo.serverCpuImage" -}}
+{{- $tag := default .Chart.AppVersion .Values.serverImage.tag -}}
+{{- printf "%s:%s" .Values.serverImage.repository (default (printf "%s-cpu" $tag) .Values.serverImage.cpuTag) -}}
+{{- end -}}
+
 {{/* The operator's rules: files/operator-rules.yaml, shared with the integration tests. */}}
 {{- define "evo.rules" -}}
 {{ .Files.Get "files/operator-rules.yaml" }}

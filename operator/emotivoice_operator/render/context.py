@@ -41,5 +41,8 @@ class RenderContext:
     extra_tolerations: tuple[dict[str, Any], ...] = ()
     # Image of the pre-warm jobs (the chart: the operator's own); empty: the server image.
     prewarm_image: str = ""
+    # Server image for pods without GPUs (the CPU variant, no CUDA libraries: GBs smaller);
+    # empty: default_server_image, which runs on CPU too.
+    default_server_cpu_image: str = ""
     # The lead of leadTime: auto windows in force (learned from cold starts); None: the initial.
     learned_lead: timedelta | None = None

@@ -29,7 +29,13 @@ CONVERT_HOOK = "emotivoice_tts.convert:convert_{precision}"
 
 
 def server_image(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> str:
-    return spec.server.image or ctx.default_server_image
+    """The spec's image, else the operator's default variant for the pod: CUDA with GPUs, the
+    CPU variant (GBs smaller to pull on every new node) without."""
+    if spec.server.image:
+        return spec.server.image
+    if spec.server.gpus == 0 and ctx.default_server_cpu_image:
+        return ctx.default_server_cpu_image
+    return ctx.default_server_image
 
 
 def prewarm_image(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> str:

@@ -1,0 +1,132 @@
+"""The preview as text for a terminal: pure, from a ``Preview`` (and what status recorded)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from emotivoice_operator.preview.recorded import Recorded
+from emotivoice_operator.preview.timeline import Preview
+from emotivoice_operator.windows import Window, format_local
+from emotivoice_operator.windows.model import format_duration
+
+
+def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
+    p, zone = preview, preview.zone
+    lines = [
+        f"{p.name} ({p.namespace}): {_days(p)} from {format_local(p.start, zone)} "
+        f"to {_local(p.end, zone)}",
+        f"replicas.min {p.min_replicas}, replicas.max {p.max_replicas}; "
+        + (
+            "windows: " + ", ".join(_window_text(w, zone) for w in p.windows)
+            if p.windows
+            else "no warm windows: the floor is replicas.min throughout"
+        ),
+        "",
+        f"Warm floor ({zone.key}):",
+    ]
+    for s in p.segments:
+        names = f"  {' + '.join(s.windows)}" if s.windows else ""
+        lines.append(f"  {_span(s.start, s.end, zone):<44} {s.floor:>3}{names}")
+    if p.cronjobs:
+        lines += ["", "Pre-warm CronJobs, as Kubernetes runs them:"]
+        for c in p.cronjobs:
+            lines.append(f'  {c.name}: schedule "{c.schedule}", timeZone {c.zone.key}')
+        for f in p.firings:
+            when = _local(f.instants[0], f.zone) if f.instants else _wall(f.wall) + " (skipped)"
+            in_zone = "" if f.zone.key == zone.key else f" {f.zone.key}"
+            note = f"  {f.note}" if f.note else ""
+            lines.append(f"  {when}{in_zone}  {f.cronjob}{note}")
+    lines += ["", "DST changes:"]
+    zones = sorted({zone.key, *(w.zone.key for w in p.windows)})
+    if not p.transitions:
+        lines.append(f"  none in {', '.join(zones)} during the period")
+    for t in p.transitions:
+        before, after = t.walls
+        lines.append(
+            f"  {_wall(before)} -> {after:%H:%M} {t.zone.key}: clocks move {t.jump} "
+            f"(UTC{_offset(t.before)} -> UTC{_offset(t.after)})"
+        )
+    lines += ["", "Overlapping windows:"]
+    if not p.overlaps:
+        lines.append("  none")
+    for o in p.overlaps:
+        lines.append(
+            f"  {o.first} and {o.second}: {_span(o.start, o.end, zone)} "
+            f"(floor {p.floor_at(o.start)}: the larger window's replicas, not the sum)"
+        )
+    saved = p.flat_replica_hours - p.replica_hours
+    share = f" ({saved / p.flat_replica_hours:.0%})" if p.flat_replica_hours else ""
+    lines += [
+        "",
+        f"Cost: {p.replica_hours:.1f} replica-hours of warm floor over {_days(p)}; a flat floor "
+        f"of {p.peak_floor} (the period's peak) costs {p.flat_replica_hours:.1f}, "
+        f"so the schedule saves {saved:.1f}{share}. Load above the floor is the HPA's, not counted.",
+    ]
+    if recorded is not None:
+        lines += ["", *_recorded_lines(p, recorded)]
+    return "\n".join(lines) + "\n"
+
+
+def _recorded_lines(p: Preview, recorded: Recorded) -> list[str]:
+    starts, misses = recorded.cold_starts, recorded.misses
+    in_window = sum(1 for c in starts if c.in_window)
+    lines = [
+        f"Recorded by the operator (status): {_count(len(starts), 'recent cold start')} "
+        f"({in_window} inside windows), {_count(len(misses), 'recent miss', 'es')}"
+    ]
+    events: list[tuple[datetime, str]] = []
+    for c in starts:
+        if c.at is not None and p.start <= c.at < p.end:
+            seconds = f"{c.seconds:.1f} s to Ready" if c.seconds is not None else "time unknown"
+            where = {True: ", in a window", False: ", outside windows", None: ""}[c.in_window]
+            events.append((c.at, f"cold start  {c.pod}: {seconds}{where}"))
+    for m in misses:
+        if m.at is not None and p.start <= m.at < p.end:
+            short = f"{m.short} short" if m.short is not None else "short"
+            late = f", Ready {m.late_seconds:.0f} s late" if m.late_seconds is not None else ""
+            events.append((m.at, f"miss        {m.window}: {short}{late}"))
+    lines += [f"  {_local(at, p.zone)}  {text}" for at, text in sorted(events)]
+    untimed = sum(1 for e in (*starts, *misses) if e.at is None)
+    outside = len(starts) + len(misses) - untimed - len(events)
+    if untimed:
+        lines.append(f"  {untimed} without a time (recorded by an older operator): not placed")
+    if outside:
+        lines.append(f"  {outside} outside the period: choose it with --start and --days")
+    return lines
+
+
+def _window_text(w: Window, zone: ZoneInfo) -> str:
+    where = "" if w.zone.key == zone.key else f", {w.zone.key}"
+    return f"{w.name} ({w.replicas}, lead {format_duration(w.lead)}{where})"
+
+
+def _days(p: Preview) -> str:
+    return _count(round((p.end - p.start) / timedelta(days=1)), "day")
+
+
+def _count(n: int, noun: str, plural: str = "s") -> str:
+    return f"{n} {noun}" + (plural if n != 1 else "")
+
+
+def _local(instant: datetime, zone: ZoneInfo) -> str:
+    """``Mon 2025-03-03 09:00`` (with the offset in a repeated hour), no zone name."""
+    return format_local(instant, zone).removesuffix(f" {zone.key}")
+
+
+def _wall(wall: datetime) -> str:
+    return wall.strftime("%a %Y-%m-%d %H:%M")
+
+
+def _span(start: datetime, end: datetime, zone: ZoneInfo) -> str:
+    """``Mon 2025-03-03 08:45 -> 12:00``: the end's date only when it differs."""
+    first, last = _local(start, zone), _local(end, zone)
+    same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+    return f"{first} -> {last.split(' ', 2)[2] if same_day else last}"
+
+
+def _offset(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours:02d}:{rest:02d}"
