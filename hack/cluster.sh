@@ -368,6 +368,9 @@ EOF
     --allow-privileged=true --profiling=false
   wait_for "kube-apiserver ready" api_get /readyz
 
+  # KWOK heartbeats its nodes every 20-45 s (its node-heartbeat stage); on a loaded machine a
+  # gap passed the default 50 s grace, the nodes flapped NotReady and every pod on them with
+  # them (a warm window judged missed for pods that were fine). Simulated nodes do not die.
   start kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
@@ -377,7 +380,7 @@ EOF
     --cluster-signing-cert-file="$STATE/pki/ca.crt" --cluster-signing-key-file="$STATE/pki/ca.key" \
     --use-service-account-credentials=true --leader-elect=false --controllers='*' \
     --service-cluster-ip-range="$SERVICE_CIDR" --kube-api-qps=100 --kube-api-burst=200 \
-    --profiling=false
+    --node-monitor-grace-period=3m --profiling=false
   start kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig="$STATE/kube-scheduler.kubeconfig" \
     --authentication-kubeconfig="$STATE/kube-scheduler.kubeconfig" \

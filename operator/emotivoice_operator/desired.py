@@ -3,16 +3,18 @@ reconcile and the offline ``render`` command, so both always agree."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from emotivoice_operator import windows as win
 from emotivoice_operator.cache_scope import ScopeDecision, decide_scope
-from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec, parse_spec
 from emotivoice_operator.render import Owner, RenderContext, render
 from emotivoice_operator.settings import OperatorSettings
+from emotivoice_operator.windows.lead import LeadDecision, learn_lead
+from emotivoice_operator.windows.model import AUTO, LeadBounds
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,10 @@ class DesiredState:
     # Most replicas the spec can ever ask for (HPA maxReplicas, every window and request):
     # PerReplica claims of ordinals from here on belong to replicas that never come back.
     max_replicas: int
+    windows: list[win.Window] = field(default_factory=list)
+    min_replicas: int = 0
+    # The lead of leadTime: auto windows and why; None when no window asks for it.
+    lead: LeadDecision | None = None
 
     @property
     def next_window_text(self) -> str:
@@ -44,18 +50,25 @@ def desired_state(
     now: datetime,
     requests: Mapping[str, tuple[int, datetime]],
     settings: OperatorSettings,
+    cold_start_seconds: Sequence[float] = (),
+    lead_in_force: timedelta | None = None,
     *,
     shared_claim_exists: bool = False,
 ) -> DesiredState:
     """Raises ``SpecError`` for a spec that cannot be honoured (naming the field).
 
     ``requests`` are the warm requests as status holds them (anybody allowed to patch status
-    may have written them); only their bounded form reaches the floor. ``shared_claim_exists``:
-    the claim NAME-model exists and is ours, which keeps an unset cache scope Shared.
+    may have written them); only their bounded form reaches the floor. ``cold_start_seconds``
+    (the recent starts) and ``lead_in_force`` (status.leadTime) feed ``leadTime: auto``.
+    ``shared_claim_exists``: the claim NAME-model exists and is ours, which keeps an unset cache
+    scope Shared.
     """
     spec = parse_spec(raw_spec)
     cache = decide_scope(spec, owner.name, shared_claim_exists)
-    windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+    lead: LeadDecision | None = None
+    windows: list[win.Window] = []
+    if spec.warm_pool:
+        windows, lead = _windows(spec.warm_pool, list(cold_start_seconds), lead_in_force)
     honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
     floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
     ctx = RenderContext(
@@ -66,6 +79,7 @@ def desired_state(
         settings.prewarm_image,
         default_server_cpu_image=settings.server_cpu_image,
         cache_scope=cache.scope,
+        learned_lead=lead.lead if lead else None,
     )
     return DesiredState(
         warm_floor=floor,
@@ -76,4 +90,37 @@ def desired_state(
         cache=cache,
         # The CRD keeps windows (and so bounded requests) <= replicas.max; the floor guards it.
         max_replicas=max(spec.replicas.max, floor),
+        windows=windows,
+        min_replicas=spec.replicas.min,
+        lead=lead,
     )
+
+
+def _windows(
+    pool: WarmPoolSpec, samples: list[float], in_force: timedelta | None
+) -> tuple[list[win.Window], LeadDecision | None]:
+    """The windows with the lead ``leadTime: auto`` ones learn now.
+
+    A learned lead that a cron window's pre-warm schedule cannot express (see
+    ``windows.cron.shift_earlier``) is not taken: the lead in force, or the initial, stays, and
+    the basis says why, rather than the service failing over a number it did not choose.
+    """
+    if not any(w.lead_time == AUTO for w in pool.windows):
+        return win.parse_windows(pool), None
+    decision = learn_lead(LeadBounds.from_spec(pool.auto_lead_time), samples, in_force)
+    try:
+        return win.parse_windows(pool, decision.lead), decision
+    except SpecError as exc:
+        for fallback in (in_force, None):
+            if fallback == decision.lead:
+                continue
+            try:
+                windows = win.parse_windows(pool, fallback)
+            except SpecError:
+                continue
+            kept = next(w.lead for w in windows if w.auto_lead)
+            return windows, LeadDecision(
+                kept, decision.mode, f"{decision.basis}; not applied ({exc.problem})",
+                decision.samples, decision.p95_seconds, decision.target,
+            )  # fmt: skip
+        raise

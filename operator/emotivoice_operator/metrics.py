@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 COLD_START_SECONDS = Histogram(
     "emotivoice_cold_start_seconds",
-    "Server pod start to Ready (model loaded and warmed up), per EmotiVoiceService",
+    "Server pod created to Ready (model loaded and warmed up), per EmotiVoiceService",
     ["namespace", "name"],
     buckets=(1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600),
 )
@@ -19,3 +19,31 @@ CHILD_APPLIES = Counter(
     ["kind", "action"],
 )
 STATUS_WRITES = Counter("emotivoice_status_writes_total", "Status patches written")
+COLD_START_PHASE_SECONDS = Histogram(
+    "emotivoice_cold_start_phase_seconds",
+    "Seconds each cold start spent per phase (scheduling, image, retry, fetch, import, load, "
+    "warmup, probe; server when the server could not be asked): reconcile/phases.py",
+    ["namespace", "name", "phase"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+COLD_STARTS = Counter(
+    "emotivoice_cold_starts_total",
+    "Cold starts by what the fetch step found (warm, waited, downloaded, unknown) and whether "
+    "they were under way while a window's occurrence was open (window: in) or not (out)",
+    ["namespace", "name", "cache", "window"],
+)
+WINDOW_MISSES = Counter(
+    "emotivoice_window_misses_total",
+    "Window starts at which the warm floor's replicas were not Ready",
+    ["namespace", "name", "window"],
+)
+WINDOW_STARTS_MET = Counter(
+    "emotivoice_window_starts_met_total",
+    "Window starts at which the warm floor's replicas were Ready",
+    ["namespace", "name", "window"],
+)
+LEAD_TIME_SECONDS = Gauge(
+    "emotivoice_lead_time_seconds",
+    "The lead of leadTime: auto windows in force (initial or learned)",
+    ["namespace", "name"],
+)

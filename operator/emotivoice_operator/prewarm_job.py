@@ -26,6 +26,7 @@ from typing import Any
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.windows.lead import lead_in_force
 from emotivoice_operator.windows.schedule import occurrence_end
 
 log = logging.getLogger("emotivoice-prewarm")
@@ -38,7 +39,8 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[
     it (by hand, or a late start) holds for lead time + duration from now.
     """
     spec = parse_spec(body.get("spec") or {})
-    windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
+    learned = lead_in_force(body.get("status"))
+    windows = win.parse_windows(spec.warm_pool, learned) if spec.warm_pool else []
     window = next((w for w in windows if w.name == window_name), None)
     if window is None:
         known = ", ".join(w.name for w in windows) or "none"

@@ -26,6 +26,9 @@ class OperatorSettings:
     extra_tolerations: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     # Port of the operator's /metrics (0: not served).
     metrics_port: int = 0
+    # Ask a server pod that just turned Ready for its own start-up phases (GET /ready, once,
+    # bounded): reconcile/server_phases.py. Off: one "server" phase from the pod's states.
+    ask_servers: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -44,4 +47,5 @@ class OperatorSettings:
             timer_interval=float(env.get("EMOTIVOICE_TIMER_INTERVAL", "30")),
             extra_tolerations=tuple(tolerations),
             metrics_port=int(env.get("EMOTIVOICE_METRICS_PORT", "0")),
+            ask_servers=env.get("EMOTIVOICE_ASK_SERVERS", "1") not in ("0", "false", "no"),
         )

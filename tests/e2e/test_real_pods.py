@@ -383,6 +383,48 @@ def test_the_kubelet_expands_nothing_the_spec_says_and_the_cache_is_read_only(
     assert touched.returncode != 0 and "Read-only file system" in touched.stderr, touched.stderr
 
 
+def test_a_real_starts_phases_add_up_and_leadtime_auto_covers_its_p95(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    """Issue 19's real-node check: the operator asked the server for its phases, they add up to
+    the pod's created -> Ready within a second, and leadTime: auto moved the CronJob to a lead
+    that covers the observed p95."""
+    ns = restricted_namespace
+    start = (datetime.now(UTC) + timedelta(hours=6)).replace(second=0, microsecond=0)
+    window = {"name": "peak", "start": start.strftime("%H:%M"),
+              "end": (start + timedelta(hours=1)).strftime("%H:%M"), "leadTime": "auto", "replicas": 1}  # fmt: skip
+    pool = {"timeZone": "UTC", "windows": [window],
+            "autoLeadTime": {"initial": "20m", "min": "1m", "max": "30m", "minStarts": 1}}  # fmt: skip
+    create_service(real_cluster, ns, evs_manifest("tts", model_store, warmPool=pool), cache_root)
+    ready_server_pods(real_cluster, ns, "tts")
+    gaps = wait_for(
+        lambda: realnode.start_phase_gaps(real_cluster, ns, "tts"),
+        timeout=60,
+        what="a recorded start",
+    )
+    recent = real_cluster.get_json("evs", "tts", "-n", ns)["status"]["coldStarts"]["recent"]
+    assert recent[0]["source"] == "server", recent[0]  # the operator reached the server's /ready
+    assert {"import", "load", "warmup", "probe"} <= set(recent[0]["phases"]), recent[0]
+    for pod, phases, api in gaps:
+        assert abs(phases - api) <= 1.0, (pod, phases, api, recent)
+    lead = wait_for(
+        lambda: (s := real_cluster.get_json("evs", "tts", "-n", ns)["status"].get("leadTime") or {})
+        .get("mode") == "learned" and s,
+        timeout=60, what="the learned lead",
+    )  # fmt: skip
+    assert lead["seconds"] >= lead["p95Seconds"], lead
+    fires = start - timedelta(seconds=lead["seconds"])
+    wait_for(
+        lambda: real_cluster.get_json("cronjob", "tts-warm-peak", "-n", ns)["spec"]["schedule"]
+        == f"{fires.minute} {fires.hour} * * *",
+        timeout=60, what="the CronJob at the learned lead",
+    )  # fmt: skip
+
+
 def test_the_cpu_variant_carries_gigabytes_less_and_code_ships_in_megabytes(
     images: dict[str, str],
 ) -> None:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from emotivoice_operator.crd.schema import spec_schema
+from emotivoice_operator.crd.schema import apply_defaults, spec_schema
 from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec
 from emotivoice_operator.windows import (
     Window,
@@ -32,9 +32,8 @@ from emotivoice_operator.windows.cron import parse_cron
 
 def pool(*windows: dict[str, Any], tz: str = "UTC") -> WarmPoolSpec:
     """A warmPool as the API server hands it over (leadTime defaulted like the CRD does)."""
-    return WarmPoolSpec.model_validate(
-        {"timeZone": tz, "windows": [{"leadTime": "10m", "replicas": 2, **w} for w in windows]}
-    )
+    raw = {"timeZone": tz, "windows": [{"leadTime": "10m", "replicas": 2, **w} for w in windows]}
+    return WarmPoolSpec.model_validate(apply_defaults(spec_schema()["properties"]["warmPool"], raw))
 
 
 def one(tz: str = "UTC", **window: Any) -> Window:

@@ -432,6 +432,33 @@ def first_line(lines: list[tuple[float, str]], needle: str) -> tuple[float, str]
     return next(((t, line) for t, line in lines if needle in line), None)
 
 
+def start_phase_gaps(
+    cluster: Cluster, namespace: str, service: str
+) -> list[tuple[str, float, float]]:
+    """(pod, sum of its recorded phases, its created -> Ready by the API) for every recent cold
+    start in the service's status whose pod still exists and started once: what the real-node
+    check compares (the phases must add up to the start within a second)."""
+    status = cluster.get_json("evs", service, "-n", namespace).get("status") or {}
+    out = []
+    for record in (status.get("coldStarts") or {}).get("recent") or []:
+        got = cluster.kubectl(
+            "get", "pod", record["pod"], "-n", namespace, "-o", "json", check=False
+        )
+        if got.returncode != 0 or record.get("restarts"):
+            continue
+        pod = json.loads(got.stdout)
+        ready = next(
+            (c for c in pod["status"].get("conditions") or [] if c["type"] == "Ready"), None
+        )
+        if not ready or ready.get("status") != "True":
+            continue
+        api = instant(ready["lastTransitionTime"]) - instant(pod["metadata"]["creationTimestamp"])
+        out.append(
+            (record["pod"], sum(float(v) for v in (record.get("phases") or {}).values()), api)
+        )
+    return out
+
+
 def pod_ready(pod: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"

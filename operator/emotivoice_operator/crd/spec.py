@@ -131,9 +131,18 @@ class WarmWindowSpec(_Model):
     time_zone: str | None = None
 
 
+class AutoLeadTimeSpec(_Model):
+    initial: str
+    min: str
+    max: str
+    margin: str
+    min_starts: int
+
+
 class WarmPoolSpec(_Model):
     time_zone: str
     windows: list[WarmWindowSpec]
+    auto_lead_time: AutoLeadTimeSpec
 
 
 class EmotiVoiceServiceSpec(_Model):

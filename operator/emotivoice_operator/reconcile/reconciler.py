@@ -23,12 +23,13 @@ from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.desired import DesiredState, desired_state
-from emotivoice_operator.reconcile import claims, coldstarts
+from emotivoice_operator.reconcile import claims, coldstarts, misses, server_phases
 from emotivoice_operator.reconcile.apply import Applier
 from emotivoice_operator.reconcile.ownership import conflict_message, controlled_by, is_ours
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
 from emotivoice_operator.render import Owner, labels, names
 from emotivoice_operator.settings import OperatorSettings
+from emotivoice_operator.windows.lead import lead_in_force
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class Reconciler:
         try:
             desired = desired_state(
                 body.get("spec") or {}, owner, now, requests, self.settings,
+                cold_start_seconds=_recent_seconds(old_status),
+                lead_in_force=lead_in_force(old_status),
                 shared_claim_exists=self._shared_claim_exists(owner),
             )  # fmt: skip
         except SpecError as exc:
@@ -267,14 +270,21 @@ class Reconciler:
             self.api.sanitize_for_serialization(p)
             for p in self.core.list_namespaced_pod(owner.namespace, label_selector=selector).items
         ]
-        cold, new = coldstarts.account(pods, (body.get("status") or {}).get("coldStarts"))
-        for start in new:
-            post(
-                "Normal",
-                "ColdStart",
-                f"pod {start.pod} loaded the model and was ready {start.seconds:.1f} s after it started",
-            )
-            metrics.COLD_START_SECONDS.labels(owner.namespace, owner.name).observe(start.seconds)
+        old_status = body.get("status") or {}
+        cold = self._cold_starts(owner, desired, pods, old_status, post)
+        missed = self._misses(owner, desired, pods, old_status, cold, post) if desired else None
+        lead = desired.lead.status() if desired and desired.lead else None
+        if lead and desired and desired.lead:
+            metrics.LEAD_TIME_SECONDS.labels(owner.namespace, owner.name).set(lead["seconds"])
+            before = old_status.get("leadTime") or {}
+            if before.get("seconds") != lead["seconds"] or before.get("mode") != lead["mode"]:
+                post(
+                    "Normal",
+                    "LeadTime",
+                    f"leadTime auto is {lead['duration']} ({desired.lead.basis}): the pre-warm "
+                    f"CronJobs of {', '.join(w.name for w in desired.windows if w.auto_lead)} "
+                    "fire that early",
+                )
         return Observed(
             generation=body["metadata"].get("generation", 0),
             warm_floor=desired.warm_floor if desired else 0,
@@ -284,6 +294,8 @@ class Reconciler:
             deployment=deployment,
             pods=pods,
             cold_starts=cold,
+            misses=missed,
+            lead_time=lead,
             spec_error=spec_error,
             apply_error=apply_error,
             conflict=conflict,
@@ -291,6 +303,84 @@ class Reconciler:
             cache=_cache_status(desired, body, *claims),
             cache_warning=desired.cache.warning if desired else None,
         )
+
+    def _cold_starts(
+        self,
+        owner: Owner,
+        desired: DesiredState | None,
+        pods: list[dict[str, Any]],
+        old_status: dict[str, Any],
+        post: EventPoster,
+    ) -> dict[str, Any]:
+        """Counts the starts new since the last pass, each with its phases, Event and metrics."""
+        previous = old_status.get("coldStarts")
+        pending = coldstarts.pending_starts(pods, previous)
+        bodies: dict[str, dict[str, Any]] = {}
+        if self.settings.ask_servers:
+            for start in pending[: server_phases.MAX_ASKS]:
+                answer = server_phases.ask(start.pod)
+                if answer is not None:
+                    bodies[start.name] = answer
+        windows = desired.windows if desired else []
+
+        def in_window(created: datetime, ready: datetime) -> bool:
+            return any(win.in_occurrence(w, t) for w in windows for t in (created, ready))
+
+        cold, new = coldstarts.account(pods, previous, bodies, in_window)
+        for start in new:
+            post("Normal", "ColdStart", coldstarts.describe(start))
+            metrics.COLD_START_SECONDS.labels(owner.namespace, owner.name).observe(start.seconds)
+            if start.split is not None:
+                for phase, seconds in start.split.phases.items():
+                    metrics.COLD_START_PHASE_SECONDS.labels(
+                        owner.namespace, owner.name, phase
+                    ).observe(seconds)
+                metrics.COLD_STARTS.labels(
+                    owner.namespace,
+                    owner.name,
+                    start.split.cache,
+                    "in" if start.in_window else "out",
+                ).inc()
+        return cold
+
+    def _misses(
+        self,
+        owner: Owner,
+        desired: DesiredState,
+        pods: list[dict[str, Any]],
+        old_status: dict[str, Any],
+        cold: dict[str, Any],
+        post: EventPoster,
+    ) -> dict[str, Any] | None:
+        """Judges the window starts due now (Warning Event + counter for a miss)."""
+        if not desired.windows and not old_status.get("misses"):
+            return None
+        report = misses.check(
+            desired.windows, desired.min_replicas, pods, old_status.get("misses"), self.clock()
+        )
+        zones = {w.name: w.zone for w in desired.windows}
+        p95 = cold.get("p95Seconds")
+        for miss in report.missed:
+            metrics.WINDOW_MISSES.labels(owner.namespace, owner.name, miss.window).inc()
+            where = win.format_local(miss.at, zones[miss.window])
+            post("Warning", "WindowMissed", misses.describe_miss(miss, where, p95))
+        for window, _, _ in report.met:
+            metrics.WINDOW_STARTS_MET.labels(owner.namespace, owner.name, window).inc()
+        for miss in report.caught_up:
+            if miss not in report.missed:
+                post(
+                    "Normal",
+                    "WindowCaughtUp",
+                    f"window {miss.window}: its {miss.required} replicas were Ready "
+                    f"{miss.late_seconds:.0f} s after it opened",
+                )
+        for miss in report.ended_short:
+            post(
+                "Warning",
+                "WindowEndedShort",
+                f"window {miss.window} ended with fewer than its {miss.required} replicas Ready",
+            )
+        return report.status
 
     def _write_status(self, body: dict[str, Any], observed: Observed) -> dict[str, Any]:
         old = body.get("status") or {}
@@ -338,6 +428,17 @@ def _cache_status(
         out["claims"] = claims_now
     if deleted or previous.get("deletedClaims"):
         out["deletedClaims"] = deleted or previous["deletedClaims"]
+    return out
+
+
+def _recent_seconds(status: dict[str, Any]) -> list[float]:
+    """Seconds to Ready of the recent cold starts in status (what leadTime: auto learns from)."""
+    out = []
+    for r in (status.get("coldStarts") or {}).get("recent") or []:
+        try:
+            out.append(float(r["seconds"]))
+        except (KeyError, TypeError, ValueError):
+            continue
     return out
 
 

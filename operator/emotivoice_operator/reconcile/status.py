@@ -3,6 +3,19 @@
 The phase says where the service is; when it is not Ready, the message says what is missing
 (a pod that cannot be scheduled, the model still downloading, the model still loading), because
 "Progressing" alone sends the user to kubectl describe.
+
+The tuning fields, for readers of status (``kubectl``, a preview tool); each is defined once, in
+the module that computes it, and described in the CRD's status schema:
+
+- ``coldStarts`` (reconcile/coldstarts.py): ``count``, ``inWindow``, ``outsideWindows``,
+  ``lastSeconds``, ``medianSeconds``, ``p95Seconds``, ``cacheHitRate`` (0..1), ``phases``
+  {phase: {p50, p95}}, ``recent[]`` (<= 20) {pod, at, seconds, cache, downloadedBytes,
+  inWindow, restarts, source, phases{scheduling, image, retry, fetch, import, load, warmup,
+  probe | server}, fetch{list, download, verify, convert}};
+- ``misses`` (reconcile/misses.py): ``count``, ``met``, ``lastChecked`` {window: instant},
+  ``recent[]`` (<= 10) {window, at, until, required, ready, short, lateSeconds, open};
+- ``leadTime`` (windows/lead.py, only with ``leadTime: auto`` windows): ``mode`` (initial |
+  learned), ``seconds``, ``duration``, ``basis``, ``samples``, ``p95Seconds``.
 """
 
 from __future__ import annotations
@@ -22,6 +35,9 @@ class Observed:
     deployment: dict[str, Any] | None
     pods: list[dict[str, Any]]
     cold_starts: dict[str, Any] | None = None
+    # status.misses (reconcile/misses.py) and status.leadTime (windows/lead.py); None: absent.
+    misses: dict[str, Any] | None = None
+    lead_time: dict[str, Any] | None = None
     spec_error: str | None = None
     apply_error: str | None = None
     # A child's name is taken by an object that is not ours (see reconcile/ownership.py).
@@ -155,6 +171,8 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         else None,
         "coldStarts": obs.cold_starts or {"count": 0, "recent": []},
         **({"cache": obs.cache} if obs.cache else {}),
+        **({"misses": obs.misses} if obs.misses is not None else {}),
+        **({"leadTime": obs.lead_time} if obs.lead_time is not None else {}),
         "conditions": conditions,
     }
 

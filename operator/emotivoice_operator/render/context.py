@@ -7,6 +7,7 @@ image) arrives here as plain values, so ``render`` stays a pure function of its 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from emotivoice_operator.crd import KIND, api_version
@@ -47,3 +48,5 @@ class RenderContext:
     # The cache scope in force (emotivoice_operator.cache_scope decides it, an unset scope
     # from what exists in the cluster): which workload and volume the server pods get.
     cache_scope: CacheScope = "PerReplica"
+    # The lead of leadTime: auto windows in force (learned from cold starts); None: the initial.
+    learned_lead: timedelta | None = None

@@ -69,7 +69,7 @@ def prewarm_rbac(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[s
 def prewarm_cronjobs(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[str, Any]]:
     if not spec.warm_pool:
         return []
-    return [_cronjob(spec, ctx, w) for w in parse_windows(spec.warm_pool)]
+    return [_cronjob(spec, ctx, w) for w in parse_windows(spec.warm_pool, ctx.learned_lead)]
 
 
 def _cronjob(spec: EmotiVoiceServiceSpec, ctx: RenderContext, window: Window) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from emotivoice_operator.windows.model import Window, parse_windows
 from emotivoice_operator.windows.schedule import (
     active_windows,
     bound_requests,
+    in_occurrence,
+    latest_occurrence,
     next_window,
     occurrence_end,
     prewarm_cron,
@@ -25,6 +27,8 @@ __all__ = [
     "active_windows",
     "bound_requests",
     "format_local",
+    "in_occurrence",
+    "latest_occurrence",
     "next_window",
     "occurrence_end",
     "parse_windows",

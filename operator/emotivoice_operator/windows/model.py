@@ -9,11 +9,11 @@ that durations are sensible, that a cron expression parses, fires, and can be pr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
-from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec, WarmWindowSpec
+from emotivoice_operator.crd.spec import AutoLeadTimeSpec, SpecError, WarmPoolSpec, WarmWindowSpec
 from emotivoice_operator.windows.clock import UnknownZoneError, lookup_zone
 from emotivoice_operator.windows.cron import (
     MINUTES_PER_DAY,
@@ -24,6 +24,8 @@ from emotivoice_operator.windows.cron import (
     shift_earlier,
 )
 
+# The leadTime that asks for a learned lead (see windows/lead.py).
+AUTO = "auto"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # A lead of a day or more keeps replicas idle for a day; widen the window instead.
 MAX_LEAD = timedelta(hours=24)
@@ -51,6 +53,8 @@ class Window:
     days: frozenset[int] | None = None
     start: time | None = None
     cron: str | None = None
+    # leadTime: auto: ``lead`` is the learned lead passed to ``parse_windows`` (or the initial).
+    auto_lead: bool = False
 
     def start_schedule(self) -> CronSpec:
         """The window's starts as a cron schedule (start/end windows are one time on some days)."""
@@ -78,12 +82,15 @@ class Window:
         )
 
 
-def parse_windows(pool: WarmPoolSpec) -> list[Window]:
+def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> list[Window]:
+    """``learned_lead``: the lead of ``leadTime: auto`` windows in force (status.leadTime); None
+    until one is learned, when ``autoLeadTime.initial`` applies."""
     pool_zone = _zone(pool.time_zone, "warmPool.timeZone")
+    auto = auto_lead(pool, learned_lead)
     windows: list[Window] = []
     for i, spec in enumerate(pool.windows):
         where = f"warmPool.windows[{i}]"
-        window = _parse_window(spec, pool_zone, where)
+        window = _parse_window(spec, pool_zone, where, auto)
         if any(w.name == window.name for w in windows):
             raise SpecError(
                 f"{where}.name",
@@ -96,6 +103,43 @@ def parse_windows(pool: WarmPoolSpec) -> list[Window]:
             raise SpecError(f"{where}.cron", str(exc)) from None
         windows.append(window)
     return windows
+
+
+@dataclass(frozen=True)
+class LeadBounds:
+    """``warmPool.autoLeadTime``, validated: what ``leadTime: auto`` windows learn within."""
+
+    initial: timedelta
+    minimum: timedelta
+    maximum: timedelta
+    margin: timedelta
+    min_starts: int
+
+    @classmethod
+    def from_spec(cls, spec: AutoLeadTimeSpec) -> LeadBounds:
+        field = "warmPool.autoLeadTime"
+        bounds = cls(
+            initial=parse_duration(spec.initial, f"{field}.initial"),
+            minimum=parse_duration(spec.min, f"{field}.min"),
+            maximum=parse_duration(spec.max, f"{field}.max"),
+            margin=parse_duration(spec.margin, f"{field}.margin"),
+            min_starts=spec.min_starts,
+        )
+        if bounds.minimum > bounds.maximum or bounds.maximum >= MAX_LEAD:
+            raise SpecError(
+                f"{field}.max",
+                f"{spec.max} must be at least min ({spec.min}) and shorter than 24h",
+            )
+        return bounds
+
+    def clamp(self, lead: timedelta) -> timedelta:
+        return max(self.minimum, min(self.maximum, lead))
+
+
+def auto_lead(pool: WarmPoolSpec, learned_lead: timedelta | None) -> timedelta:
+    """The lead of ``leadTime: auto`` windows: the learned one, else the initial, in bounds."""
+    bounds = LeadBounds.from_spec(pool.auto_lead_time)
+    return bounds.clamp(bounds.initial if learned_lead is None else learned_lead)
 
 
 def parse_duration(text: str, field: str) -> timedelta:
@@ -115,13 +159,14 @@ def format_duration(duration: timedelta) -> str:
     return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or not hours else "")
 
 
-def _parse_window(spec: WarmWindowSpec, pool_zone: ZoneInfo, where: str) -> Window:
+def _parse_window(spec: WarmWindowSpec, pool_zone: ZoneInfo, where: str, auto: timedelta) -> Window:
     zone = _zone(spec.time_zone, f"{where}.timeZone") if spec.time_zone else pool_zone
     if spec.replicas < 1:
         raise SpecError(
             f"{where}.replicas", f"{spec.replicas} warms nothing; a window holds 1 or more replicas"
         )
-    lead = parse_duration(spec.lead_time, f"{where}.leadTime")
+    is_auto = spec.lead_time == AUTO
+    lead = auto if is_auto else parse_duration(spec.lead_time, f"{where}.leadTime")
     if lead >= MAX_LEAD:
         raise SpecError(
             f"{where}.leadTime",
@@ -135,9 +180,9 @@ def _parse_window(spec: WarmWindowSpec, pool_zone: ZoneInfo, where: str) -> Wind
             where, "set either start and end (with days) or cron and duration, not both"
         )
     if has_cron:
-        return _parse_cron_window(spec, zone, lead, where)
+        return replace(_parse_cron_window(spec, zone, lead, where), auto_lead=is_auto)
     if has_times:
-        return _parse_time_window(spec, zone, lead, where)
+        return replace(_parse_time_window(spec, zone, lead, where), auto_lead=is_auto)
     raise SpecError(
         where, "no schedule: set start and end (HH:MM, optionally days) or cron and duration"
     )

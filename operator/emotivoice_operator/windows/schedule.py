@@ -76,6 +76,34 @@ def occurrence_end(w: Window, now: datetime) -> datetime | None:
     return latest
 
 
+def latest_occurrence(w: Window, now: datetime) -> tuple[datetime, datetime] | None:
+    """The occurrence that started last at or before ``now`` (start, end in UTC), over or not;
+    None when none started in the last ``duration`` + 2 days (the miss rule needs no older one).
+    """
+    now = to_utc(now)
+    today = now.astimezone(w.zone).date()
+    first = today - timedelta(days=w.duration.days + _SLACK_DAYS)
+    latest: tuple[datetime, datetime] | None = None
+    for start, end in occurrences(w, first, today + timedelta(days=1)):
+        if start > now:
+            break
+        latest = (start, end)
+    return latest
+
+
+def in_occurrence(w: Window, instant: datetime) -> bool:
+    """``instant`` lies inside one of the window's occurrences proper (start to end, no lead)."""
+    instant = to_utc(instant)
+    today = instant.astimezone(w.zone).date()
+    first = today - timedelta(days=w.duration.days + _SLACK_DAYS)
+    for start, end in occurrences(w, first, today + timedelta(days=1)):
+        if start > instant:
+            return False
+        if instant < end:
+            return True
+    return False
+
+
 def is_active(w: Window, now: datetime) -> bool:
     return occurrence_end(w, now) is not None
 

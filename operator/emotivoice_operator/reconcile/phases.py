@@ -1,0 +1,225 @@
+"""Where one server pod start went: the time from the pod's creation to its Ready condition,
+split into phases a cluster operator can act on. Pure: the caller passes the pod object (as the
+API returns it) and, when it could ask the server, the body of its ``/ready``.
+
+The phases are consecutive intervals between instants the API records, so they always add up to
+the start's total (pod created -> Ready) exactly:
+
+- ``scheduling``: created -> PodScheduled (waiting for a node, a volume, capacity);
+- ``image``: scheduled -> the first container of ours runs, plus the init container's end ->
+  the server container's start: sandbox, image pulls, container creation;
+- ``retry``: time lost to failed attempts (a fetch step or a server that exited and was
+  restarted, with the kubelet's back-off), from the last failed attempt's start to the start
+  of the one that succeeded. Kubernetes keeps only the last failed attempt: with more than one
+  restart, the earlier attempts count under ``image``;
+- ``fetch``: the init container's successful run (its own report, ``emotivoice_fetch.report``,
+  splits it into list/download/verify/convert and says whether the cache was warm);
+- ``import``, ``load``, ``warmup``: the server process's own phases from ``/ready`` (``import``
+  is everything before loading: the interpreter, imports, the marker check), then ``probe``:
+  the server's ``/ready`` turning 200 -> the kubelet marking the pod Ready;
+- ``server``: when the server could not be asked (simulated nodes, a server that restarted
+  since), its start -> Ready in one phase.
+
+API timestamps have whole seconds, so each boundary is within a second of the truth; the
+server's own seconds are exact. A boundary the pod does not show (no init container) is the
+previous one, and boundaries are kept in order, so no phase is ever negative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from emotivoice_fetch import report as fetch_report
+
+FETCH_CONTAINER = "fetch-model"
+SERVER_CONTAINER = "server"
+# Every phase a start can have, in the order they happen.
+PHASES = ("scheduling", "image", "retry", "fetch", "import", "load", "warmup", "probe", "server")
+# What the server's /ready calls its phases -> ours. ``verifying`` (the completion marker) and
+# the process's start before its first phase go to ``import``: all of it precedes loading.
+SERVER_PHASES = {"loading": "load", "warming": "warmup"}
+
+
+@dataclass(frozen=True)
+class StartSplit:
+    """One start of one server pod, split into phases (seconds, in ``PHASES`` order)."""
+
+    pod: str
+    created: datetime
+    ready_at: datetime
+    phases: dict[str, float]
+    # "warm", "waited", "downloaded" (the fetch step's report) or "unknown" (no report).
+    cache: str = "unknown"
+    downloaded_bytes: int = 0
+    # The fetch step's own split of its run: list, download, verify, convert.
+    fetch_phases: dict[str, float] = field(default_factory=dict)
+    # "server" when its /ready gave the server's phases, "pod" when only the pod's states did.
+    source: str = "pod"
+    restarts: int = 0
+    # The server container restarted in place: the start runs from its previous exit.
+    after_restart: bool = False
+
+    @property
+    def seconds(self) -> float:
+        return (self.ready_at - self.created).total_seconds()
+
+
+def instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def _condition_at(pod: dict[str, Any], type_: str) -> datetime | None:
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_ and c.get("status") == "True":
+            return instant(c.get("lastTransitionTime"))
+    return None
+
+
+def ready_at(pod: dict[str, Any]) -> datetime | None:
+    """When the pod turned Ready (None while it is not)."""
+    return _condition_at(pod, "Ready")
+
+
+def _container(statuses: list[dict[str, Any]] | None, name: str) -> dict[str, Any] | None:
+    statuses = statuses or []
+    return next((s for s in statuses if s.get("name") == name), statuses[0] if statuses else None)
+
+
+def _attempts(
+    status: dict[str, Any] | None,
+) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """(start of the last failed attempt, start of the current one, its end) of a container."""
+    if not status:
+        return None, None, None
+    state = status.get("state") or {}
+    current = state.get("terminated") or state.get("running") or {}
+    failed = (status.get("lastState") or {}).get("terminated") or {}
+    return (
+        instant(failed.get("startedAt")),
+        instant(current.get("startedAt")),
+        instant(current.get("finishedAt")),
+    )
+
+
+def server_restarts(pod: dict[str, Any]) -> int:
+    server = _container((pod.get("status") or {}).get("containerStatuses"), SERVER_CONTAINER)
+    return int((server or {}).get("restartCount") or 0)
+
+
+def server_started(pod: dict[str, Any]) -> datetime | None:
+    server = _container((pod.get("status") or {}).get("containerStatuses"), SERVER_CONTAINER)
+    return _attempts(server)[1]
+
+
+def fetch_result(pod: dict[str, Any]) -> fetch_report.FetchReport | None:
+    """The fetch step's report of this pod's successful run, if it left one."""
+    init = _container((pod.get("status") or {}).get("initContainerStatuses"), FETCH_CONTAINER)
+    terminated = ((init or {}).get("state") or {}).get("terminated") or {}
+    return (
+        fetch_report.parse(terminated.get("message")) if terminated.get("exitCode") == 0 else None
+    )
+
+
+class _Timeline:
+    """Boundaries in order; each ``to`` closes the phase since the previous boundary."""
+
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.at = start
+        self.end = end
+        self.phases: dict[str, float] = {}
+
+    def to(self, phase: str, when: datetime | None) -> None:
+        if when is None:
+            return
+        when = min(max(when, self.at), self.end)
+        seconds = (when - self.at).total_seconds()
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+        self.at = when
+
+    def ordered(self) -> dict[str, float]:
+        return {p: round(self.phases[p], 3) for p in PHASES if p in self.phases}
+
+
+def split(
+    pod: dict[str, Any],
+    ready_body: dict[str, Any] | None = None,
+    *,
+    since_restart: bool = False,
+) -> StartSplit | None:
+    """The phases of the pod's start that ended in its current Ready; None while not Ready.
+
+    ``ready_body`` is the server's ``/ready`` answer (used only when it reports ready and its
+    process started with the server container's current start). ``since_restart``: the pod was
+    Ready before and this start is its server container's restart in place; it then runs from
+    the previous container's exit, not from the pod's creation.
+    """
+    status = pod.get("status") or {}
+    meta = pod.get("metadata") or {}
+    ready = ready_at(pod)
+    server = _container(status.get("containerStatuses"), SERVER_CONTAINER)
+    failed_server, server_start, _ = _attempts(server)
+    restarts = int((server or {}).get("restartCount") or 0)
+    previous_exit = instant(
+        ((server or {}).get("lastState") or {}).get("terminated", {}).get("finishedAt")
+    )
+    if since_restart and previous_exit is not None:
+        created = previous_exit
+    else:
+        created = instant(meta.get("creationTimestamp")) or instant(status.get("startTime"))
+        since_restart = False
+    if ready is None or created is None:
+        return None
+    ready = max(ready, created)
+    line = _Timeline(created, ready)
+    if not since_restart:
+        line.to("scheduling", _condition_at(pod, "PodScheduled"))
+        init = _container(status.get("initContainerStatuses"), FETCH_CONTAINER)
+        failed_init, init_start, init_end = _attempts(init)
+        line.to("image", failed_init or init_start)
+        line.to("retry", init_start if failed_init else None)
+        line.to("fetch", init_end)
+        line.to("image", failed_server or server_start)
+    line.to("retry", server_start if failed_server or since_restart else None)
+    source = "pod"
+    reported = _server_seconds(ready_body)
+    if reported is not None and server_start is not None:
+        total, load, warmup = reported
+        line.to("import", server_start + timedelta(seconds=total - load - warmup))
+        line.to("load", server_start + timedelta(seconds=total - warmup))
+        line.to("warmup", server_start + timedelta(seconds=total))
+        line.to("probe", ready)
+        source = "server"
+    else:
+        line.to("server", ready)
+    fetched = None if since_restart else fetch_result(pod)
+    return StartSplit(
+        pod=meta.get("name", ""),
+        created=created,
+        ready_at=ready,
+        phases=line.ordered(),
+        cache="warm" if since_restart else (fetched.action if fetched else "unknown"),
+        downloaded_bytes=fetched.downloaded_bytes if fetched else 0,
+        fetch_phases={k: round(v, 3) for k, v in fetched.phases.items()} if fetched else {},
+        source=source,
+        restarts=restarts,
+        after_restart=since_restart,
+    )
+
+
+def _server_seconds(body: dict[str, Any] | None) -> tuple[float, float, float] | None:
+    """(process start -> ready, loading, warming) from a ready server's /ready, else None."""
+    if not body or not body.get("ready"):
+        return None
+    try:
+        total = float(body["ready_after_s"])
+        seconds = {k: float(v) for k, v in (body.get("phase_seconds") or {}).items()}
+    except (KeyError, TypeError, ValueError):
+        return None
+    load, warmup = seconds.get("loading", 0.0), seconds.get("warming", 0.0)
+    if total < 0 or load < 0 or warmup < 0 or load + warmup > total + 0.001:
+        return None
+    return total, load, warmup

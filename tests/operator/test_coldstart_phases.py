@@ -1,0 +1,191 @@
+"""Cold starts by phase, from pod objects in the shape the kubelet (v1.34) writes them.
+
+``pods/*.json`` hold one server pod each and, where the server could be asked, its ``/ready``
+answer: an empty cache on a node that pulled the image, a warm cache, a replica that waited for
+another's download with the image already present, a fetch step that failed once and was
+restarted, and a server container restarted in place after the pod had been Ready.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emotivoice_operator.reconcile import coldstarts
+from emotivoice_operator.reconcile.phases import PHASES, split
+
+PODS = Path(__file__).with_name("pods")
+
+
+def recorded(name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    body = json.loads((PODS / f"{name}.json").read_text())
+    return body["pod"], body["ready"]
+
+
+def total(pod: dict[str, Any]) -> float:
+    created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"])
+    ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+    return (datetime.fromisoformat(ready["lastTransitionTime"]) - created).total_seconds()
+
+
+@pytest.mark.parametrize(
+    "name", ["cold_cache", "warm_cache", "image_present_waited", "fetch_restarted"]
+)
+def test_phases_add_up_to_created_to_ready(name: str) -> None:
+    pod, ready = recorded(name)
+    parts = split(pod, ready)
+    assert parts is not None
+    assert sum(parts.phases.values()) == pytest.approx(total(pod), abs=0.01)
+    assert parts.seconds == total(pod)
+    assert all(v >= 0 for v in parts.phases.values())
+    assert list(parts.phases) == [p for p in PHASES if p in parts.phases]
+
+
+def test_cold_cache_start_shows_the_pull_the_download_and_the_servers_own_phases() -> None:
+    pod, ready = recorded("cold_cache")
+    parts = split(pod, ready)
+    assert parts is not None and parts.source == "server" and parts.cache == "downloaded"
+    assert parts.downloaded_bytes == 160012345
+    assert parts.fetch_phases == {"list": 0.08, "download": 2.1, "verify": 0.9, "convert": 0.31}
+    # 08:44:00 created, :01 scheduled, 08:45:10 fetch starts (69 s of image pull), 4 s fetch,
+    # 1 s to the server's start; the server's 7.95 s: 3.05 import, 1.02 load, 3.88 warm-up;
+    # Ready at :24, 1.05 s after the server's /ready.
+    assert parts.phases == {
+        "scheduling": 1.0, "image": 70.0, "fetch": 4.0,
+        "import": 3.05, "load": 1.02, "warmup": 3.88, "probe": 1.05,
+    }  # fmt: skip
+
+
+def test_warm_cache_start_is_a_hit_with_no_download() -> None:
+    pod, ready = recorded("warm_cache")
+    parts = split(pod, ready)
+    assert parts is not None and parts.cache == "warm" and parts.downloaded_bytes == 0
+    assert parts.phases["fetch"] == 1.0 and parts.phases["image"] == 2.0
+    assert parts.phases["scheduling"] == 0.0
+
+
+def test_without_the_servers_answer_the_server_is_one_phase() -> None:
+    pod, _ = recorded("image_present_waited")
+    parts = split(pod, None)
+    assert parts is not None and parts.source == "pod" and parts.cache == "waited"
+    # Waiting for a volume (30 s), then the image was already there: one second to the fetch.
+    assert parts.phases == {"scheduling": 30.0, "image": 2.0, "fetch": 9.0, "server": 8.0}
+
+
+def test_a_failed_fetch_and_its_back_off_are_retry_time() -> None:
+    pod, ready = recorded("fetch_restarted")
+    parts = split(pod, ready)
+    assert parts is not None and parts.cache == "downloaded"
+    # First attempt 10:00:02, failed; the successful one started at :13.
+    assert parts.phases["image"] == 2.0 + 1.0
+    assert parts.phases["retry"] == 11.0
+    assert parts.phases["fetch"] == 4.0
+
+
+def test_a_server_restarted_in_place_is_a_start_from_its_previous_exit() -> None:
+    pod, _ = recorded("server_restarted")
+    parts = split(pod, None, since_restart=True)
+    assert parts is not None and parts.after_restart and parts.restarts == 1
+    assert parts.phases == {"retry": 10.0, "server": 8.0}
+    assert parts.seconds == 18.0 and parts.cache == "warm"
+
+
+def test_a_ready_answer_that_does_not_fit_is_ignored() -> None:
+    pod, ready = recorded("warm_cache")
+    assert ready is not None
+    for broken in (
+        {**ready, "ready": False},
+        {**ready, "ready_after_s": "soon"},
+        {**ready, "ready_after_s": 1.0},  # shorter than its own phases
+    ):
+        parts = split(pod, broken)
+        assert parts is not None and parts.source == "pod" and "server" in parts.phases
+
+
+def test_a_pod_not_ready_has_no_split() -> None:
+    pod, _ = recorded("warm_cache")
+    pod["status"]["conditions"] = [c for c in pod["status"]["conditions"] if c["type"] != "Ready"]
+    assert split(pod) is None
+
+
+def test_accounting_counts_each_start_once_with_its_phases_and_hit_rate() -> None:
+    cold, cold_ready = recorded("cold_cache")
+    warm, warm_ready = recorded("warm_cache")
+    waited, _ = recorded("image_present_waited")
+    status, new = coldstarts.account(
+        [cold, warm, waited],
+        None,
+        {cold["metadata"]["name"]: cold_ready, warm["metadata"]["name"]: warm_ready},
+        in_window=lambda created, _: created >= datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    )
+    assert [c.pod for c in new] == [
+        "tts-6d9f7c5b8-q9m2d", "tts-6d9f7c5b8-x2k4q", "tts-6d9f7c5b8-p7wzn",
+    ]  # fmt: skip
+    assert status["count"] == 3 and status["inWindow"] == 1 and status["outsideWindows"] == 2
+    assert status["cacheHitRate"] == pytest.approx(2 / 3, abs=0.001)
+    last = status["recent"][-1]
+    assert last["at"] == "2026-03-02T09:10:10Z" and last["cache"] == "warm" and last["inWindow"]
+    assert status["phases"]["fetch"] == {"p50": 4.0, "p95": 9.0}
+    assert status["phases"]["load"] == {"p50": 0.61, "p95": 1.02}
+    again, new = coldstarts.account([cold, warm, waited], status)
+    assert new == [] and again == status
+
+    # The warm pod's server is restarted in place: one more start, from the previous exit.
+    restarted, _ = recorded("server_restarted")
+    third, new = coldstarts.account([cold, restarted, waited], again)
+    assert [c.pod for c in new] == ["tts-6d9f7c5b8-p7wzn"] and third["count"] == 4
+    assert new[0].split is not None and new[0].split.after_restart
+    assert "after its server container restarted" in coldstarts.describe(new[0])
+
+
+def test_once_recent_is_full_older_ready_pods_are_not_counted_again() -> None:
+    """More Ready pods than ``recent`` holds are each counted once, not again every pass."""
+    pods = []
+    for i in range(coldstarts.RECENT + 5):
+        pod, _ = recorded("warm_cache")
+        pod["metadata"]["name"] = f"tts-{i:03d}"
+        for c in pod["status"]["conditions"]:
+            if c["type"] == "Ready":
+                c["lastTransitionTime"] = f"2026-03-02T09:{10 + i:02d}:10Z"
+        pods.append(pod)
+    status, new = coldstarts.account(pods, None)
+    assert len(new) == coldstarts.RECENT + 5 and len(status["recent"]) == coldstarts.RECENT
+    again, new = coldstarts.account(pods, status)
+    assert new == [] and again["count"] == coldstarts.RECENT + 5
+
+
+def test_the_event_reads_as_one_line() -> None:
+    pod, ready = recorded("cold_cache")
+    [start] = coldstarts.account([pod], None, {pod["metadata"]["name"]: ready})[1]
+    assert coldstarts.describe(start) == (
+        "pod tts-6d9f7c5b8-x2k4q ready 84.0 s after it was created (downloaded 160.0 MB, "
+        "outside windows): scheduling 1.0 s, image 70.0 s, fetch 4.0 s, import 3.0 s, "
+        "load 1.0 s, warmup 3.9 s, probe 1.1 s"
+    )
+
+
+def test_a_statefulset_replica_back_under_its_old_name_is_a_new_start() -> None:
+    """PerReplica pods keep their names (NAME-0) across scale-down and up: a start is known by
+    the pod's uid, so the replica a window brings back is counted, and the same pod is not."""
+    first, _ = recorded("warm_cache")
+    first["metadata"] |= {"name": "tts-0", "uid": "uid-first"}
+    status, new = coldstarts.account([first], None)
+    assert len(new) == 1 and status["recent"][-1]["uid"] == "uid-first"
+    back = json.loads(json.dumps(first))
+    back["metadata"]["uid"] = "uid-back"
+    for c in back["status"]["conditions"]:
+        if c["type"] == "Ready":
+            c["lastTransitionTime"] = "2026-03-02T11:00:00Z"
+    again, new = coldstarts.account([back], status)
+    assert [c.pod for c in new] == ["tts-0"] and again["count"] == 2
+    assert coldstarts.account([back], again)[1] == []
+    # A record from before uids were kept still matches its pod by name.
+    legacy = {
+        **status,
+        "recent": [{k: v for k, v in r.items() if k != "uid"} for r in status["recent"]],
+    }
+    assert coldstarts.account([first], legacy)[1] == []
