@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from emotivoice_fetch import report as fetch_report
 from tests.support import realnode
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
@@ -423,6 +424,66 @@ def test_a_real_starts_phases_add_up_and_leadtime_auto_covers_its_p95(
         == f"{fires.minute} {fires.hour} * * *",
         timeout=60, what="the CronJob at the learned lead",
     )  # fmt: skip
+
+
+def test_a_replica_brought_back_starts_on_its_retained_claim_without_a_download(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    """Issue 17's real-node check, under the default scope (PerReplica): the pool goes to zero
+    and comes back; the replica returns as a new pod under its old name, binds the claim it
+    had, and its fetch step takes the warm path (no object downloaded: its log, its report and
+    the status say so). The two starts' phases are printed: the timeline's difference."""
+    ns = restricted_namespace
+    body = evs_manifest("tts-pr", model_store, replicas={"min": 1, "max": 2})
+    body["spec"]["model"]["cache"] = {"size": "1Gi"}  # no scope: the default
+    create_service(real_cluster, ns, body, cache_root)
+    [first] = ready_server_pods(real_cluster, ns, "tts-pr")
+    assert first["metadata"]["name"] == "tts-pr-0"
+    claim = "model-cache-tts-pr-0"
+    volume = real_cluster.get_json("pvc", claim, "-n", ns)["spec"]["volumeName"]
+
+    def recorded(uid: str) -> dict[str, Any] | None:
+        status = real_cluster.get_json("evs", "tts-pr", "-n", ns).get("status") or {}
+        recent = (status.get("coldStarts") or {}).get("recent") or []
+        return next((r for r in recent if r.get("uid") == uid), None)
+
+    cold = wait_for(lambda: recorded(first["metadata"]["uid"]), timeout=60, what="first start")
+    assert cold["cache"] == "downloaded", cold
+
+    # The pool goes to zero: the pod goes, the claim stays.
+    real_cluster.kubectl("patch", "evs", "tts-pr", "-n", ns, "--type=merge",
+                         "-p", '{"spec": {"replicas": {"min": 0}}}')  # fmt: skip
+    wait_for(lambda: server_pods(real_cluster, ns, "tts-pr") == [], timeout=120, what="scaled to 0")
+    assert real_cluster.get_json("pvc", claim, "-n", ns)["spec"]["volumeName"] == volume
+
+    # ... and comes back: a new pod, the same name, the same claim and volume, a warm fetch.
+    real_cluster.kubectl("patch", "evs", "tts-pr", "-n", ns, "--type=merge",
+                         "-p", '{"spec": {"replicas": {"min": 1}}}')  # fmt: skip
+    back = wait_for(
+        lambda: next(iter(ready_server_pods(real_cluster, ns, "tts-pr")), None),
+        timeout=240, what="the replica back and Ready",
+    )  # fmt: skip
+    assert back["metadata"]["name"] == "tts-pr-0"
+    assert back["metadata"]["uid"] != first["metadata"]["uid"]
+    [mounted] = [v for v in back["spec"]["volumes"] if v.get("persistentVolumeClaim")]
+    assert mounted["persistentVolumeClaim"]["claimName"] == claim
+    fetch_log = realnode.timestamped_log(real_cluster, ns, "tts-pr-0", "fetch-model")
+    assert realnode.first_line(fetch_log, "cache complete") is not None, fetch_log[-5:]
+    assert realnode.first_line(fetch_log, "downloaded ") is None, fetch_log[-5:]
+    [fetch] = back["status"]["initContainerStatuses"]
+    report = fetch_report.parse(fetch["state"]["terminated"]["message"])
+    assert report is not None and report.action == "warm" and report.downloaded_bytes == 0
+    warm = wait_for(lambda: recorded(back["metadata"]["uid"]), timeout=60, what="second start")
+    assert warm["cache"] == "warm", warm
+    print(
+        f"\nper-replica claim: cold start {cold['seconds']:.2f} s {cold['phases']} (fetch "
+        f"{cold.get('fetch')}); back on its claim {warm['seconds']:.2f} s {warm['phases']} (fetch "
+        f"{warm.get('fetch')}); ratio {warm['seconds'] / cold['seconds']:.2f}"
+    )
 
 
 def test_the_cpu_variant_carries_gigabytes_less_and_code_ships_in_megabytes(
