@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from emotivoice_fetch.config import parse_source_uri
 from emotivoice_operator import windows as win
 from emotivoice_operator.cache_scope import decide_scope
 from emotivoice_operator.cli_render import load_services
@@ -182,6 +184,22 @@ def test_init_container_fetches_into_the_cache_volume() -> None:
     (template,) = _workload(children)["spec"]["volumeClaimTemplates"]
     assert template["metadata"]["name"] == "model-cache"
     assert {m["name"] for m in init["volumeMounts"]} >= {"model-cache"}
+
+
+@pytest.mark.parametrize(
+    "same",
+    ["s3://models/emotivoice/v1/", "s3://models//emotivoice/v1//", "s3://models/emotivoice/v1"],
+)
+def test_one_source_spelled_two_ways_shares_one_cache_directory(same: str) -> None:
+    """The fetch step reads ``s3://b/p`` and ``s3://b/p/`` as the same objects: one directory,
+    not a second download. The slash-less spelling keeps the directory it always had."""
+    canonical = "s3://models/emotivoice/v1"
+    assert parse_source_uri(same) == parse_source_uri(canonical)
+    assert names.model_dir(same) == names.model_dir(canonical)
+    legacy = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert names.model_dir(canonical) == f"{names.MODEL_MOUNT}/{legacy}"
+    assert names.model_dir("s3://models/emotivoice/v1-old") != names.model_dir(canonical)
+    assert names.model_dir("s3://models") == names.model_dir("s3://models/")
 
 
 def test_checksums_from_the_spec_reach_the_fetch_step() -> None:

@@ -52,15 +52,6 @@ class ModelSource(_Model):
     concurrency: int
 
     @property
-    def bucket(self) -> str:
-        return self.uri.removeprefix("s3://").split("/", 1)[0]
-
-    @property
-    def prefix(self) -> str:
-        parts = self.uri.removeprefix("s3://").split("/", 1)
-        return parts[1] if len(parts) > 1 else ""
-
-    @property
     def uses_path_style(self) -> bool:
         """Self-hosted stores (an explicit endpoint) nearly always need path-style addressing."""
         return self.path_style if self.path_style is not None else self.endpoint is not None
