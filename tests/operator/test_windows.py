@@ -320,10 +320,13 @@ def test_inexpressible_prewarm_is_rejected_not_approximated(
         zone=ZoneInfo("UTC"),
         lead=timedelta(minutes=int(lead[:-1])),
         duration=timedelta(hours=1),
+        field="warmPool.windows[3]",
         cron=cron,
     )
-    with pytest.raises(SpecError, match=re.escape(problem)):
+    with pytest.raises(SpecError, match=re.escape(problem)) as err:
         prewarm_cron(hand_built)
+    # A window's errors name it one way: where the spec wrote it.
+    assert err.value.field == "warmPool.windows[3].cron"
 
 
 @pytest.mark.parametrize(

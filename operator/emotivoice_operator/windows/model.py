@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from emotivoice_operator.crd.spec import AutoLeadTimeSpec, SpecError, WarmPoolSpec, WarmWindowSpec
@@ -42,7 +43,8 @@ class Window:
     Start/end form: ``days`` (0=Mon..6=Sun, None for every day) and ``start``; ``duration`` runs
     from start to end (an end at or before the start is the next day). Cron form: ``cron`` gives
     the starts. Either way a window is warm from ``lead`` before each start until the wall clock
-    reaches start + ``duration``.
+    reaches start + ``duration``. ``field`` is where the spec wrote it (``warmPool.windows[0]``):
+    every error about the window names it so.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Window:
     zone: ZoneInfo
     lead: timedelta
     duration: timedelta
+    field: str
     days: frozenset[int] | None = None
     start: time | None = None
     cron: str | None = None
@@ -75,11 +78,21 @@ class Window:
             dow=dow,
         )
 
+    @cached_property
     def prewarm_schedule(self) -> CronSpec:
-        """The starts moved ``lead`` earlier on the wall clock; ``CronError`` when inexpressible."""
-        return shift_earlier(
-            self.start_schedule(), int(self.lead.total_seconds()) // 60, format_duration(self.lead)
-        )
+        """The starts moved ``lead`` earlier on the wall clock, or ``SpecError`` naming the
+        window's cron field when that is inexpressible.
+
+        Computed once per window (``parse_windows`` validates it, the CronJob renders it).
+        """
+        try:
+            return shift_earlier(
+                self.start_schedule(),
+                int(self.lead.total_seconds()) // 60,
+                format_duration(self.lead),
+            )
+        except CronError as exc:
+            raise SpecError(f"{self.field}.cron", str(exc)) from None
 
 
 def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> list[Window]:
@@ -97,10 +110,7 @@ def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> 
                 f'"{window.name}" names two windows; each window needs its own name '
                 "(it names the window's pre-warm CronJob)",
             )
-        try:
-            window.prewarm_schedule()
-        except CronError as exc:
-            raise SpecError(f"{where}.cron", str(exc)) from None
+        window.prewarm_schedule  # noqa: B018 (validates: raises SpecError when inexpressible)
         windows.append(window)
     return windows
 
@@ -223,6 +233,7 @@ def _parse_time_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, wh
         zone=zone,
         lead=lead,
         duration=timedelta(minutes=length),
+        field=where,
         days=days,
         start=start,
     )
@@ -261,6 +272,7 @@ def _parse_cron_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, wh
         zone=zone,
         lead=lead,
         duration=duration,
+        field=where,
         cron=spec.cron,
     )
 
