@@ -58,14 +58,14 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
             dict(
                 start=time(9),
                 duration=timedelta(hours=3),
-                days=frozenset(range(5)),
+                days=frozenset(range(1, 6)),  # cron's numbers: Mon=1 .. Fri=5
                 lead=timedelta(minutes=15),
             ),
         ),
         ({"start": "22:00", "end": "02:00"}, dict(duration=timedelta(hours=4), days=None)),
         (
             {"start": "22:00", "end": "06:00", "days": ["Sun"]},
-            dict(duration=timedelta(hours=8), days=frozenset({6})),
+            dict(duration=timedelta(hours=8), days=frozenset({0})),  # Sunday is cron's 0
         ),
         (
             {"start": "09:00", "end": "09:01", "leadTime": "1h30m"},

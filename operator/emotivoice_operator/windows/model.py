@@ -21,13 +21,13 @@ from emotivoice_operator.windows.cron import (
     CronError,
     CronField,
     CronSpec,
+    day_of_week,
     parse_cron,
     shift_earlier,
 )
 
 # The leadTime that asks for a learned lead (see windows/lead.py).
 AUTO = "auto"
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # A lead of a day or more keeps replicas idle for a day; widen the window instead.
 MAX_LEAD = timedelta(hours=24)
 # A cron window as long as a week is a permanent floor: that is replicas.min's job.
@@ -40,7 +40,8 @@ _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 class Window:
     """One validated warm window; its times are wall-clock times in ``zone``.
 
-    Start/end form: ``days`` (0=Mon..6=Sun, None for every day) and ``start``; ``duration`` runs
+    Start/end form: ``days`` (cron's day-of-week numbers, 0=Sun..6=Sat; None for every day) and
+    ``start``; ``duration`` runs
     from start to end (an end at or before the start is the next day). Cron form: ``cron`` gives
     the starts. Either way a window is warm from ``lead`` before each start until the wall clock
     reaches start + ``duration``. ``field`` is where the spec wrote it (``warmPool.windows[0]``):
@@ -67,8 +68,7 @@ class Window:
             raise ValueError(f"window {self.name!r} has neither start nor cron")
         every_day = self.days is None or len(self.days) == 7
         dow = CronField(
-            frozenset(range(7)) if every_day else frozenset((d + 1) % 7 for d in self.days or ()),
-            star=every_day,
+            frozenset(range(7)) if every_day else self.days or frozenset(), star=every_day
         )
         return CronSpec(
             minute=CronField(frozenset({self.start.minute})),
@@ -221,12 +221,8 @@ def _parse_time_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, wh
                 f"{where}.days",
                 "empty: list the days the window starts on, or omit days for every day",
             )
-        unknown = [d for d in spec.days if d not in DAY_NAMES]
-        if unknown:
-            raise SpecError(
-                f"{where}.days", f'unknown day "{unknown[0]}"; use {", ".join(DAY_NAMES)}'
-            )
-        days = frozenset(DAY_NAMES.index(d) for d in spec.days)
+        # The names are the CRD's enum (crd/spec.py's Day): parse_spec has refused any other.
+        days = frozenset(day_of_week(d) for d in spec.days)
     return Window(
         name=spec.name,
         replicas=spec.replicas,
