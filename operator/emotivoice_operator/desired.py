@@ -79,7 +79,7 @@ def desired_state(
         settings.prewarm_image,
         default_server_cpu_image=settings.server_cpu_image,
         cache_scope=cache.scope,
-        learned_lead=lead.lead if lead else None,
+        windows=tuple(windows),
     )
     return DesiredState(
         warm_floor=floor,

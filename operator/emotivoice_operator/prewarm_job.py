@@ -25,18 +25,25 @@ from typing import Any
 
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
-from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.crd.spec import SpecError, parse_spec
 from emotivoice_operator.windows.lead import lead_in_force
 from emotivoice_operator.windows.schedule import occurrence_end
 
 log = logging.getLogger("emotivoice-prewarm")
 
 
+class UnknownWindowError(ValueError):
+    """The job names a window the resource does not have (renamed or removed since the job was
+    made, or a typo in a job run by hand)."""
+
+
 def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[str, Any]:
     """The request for ``window_name`` made at ``now``: its replicas, until the window ends.
 
-    Pure. Inside the window (or its lead time) the request ends with the window; a run outside
-    it (by hand, or a late start) holds for lead time + duration from now.
+    A function of its arguments (no clock, no API, no exit): ``main`` turns its errors into the
+    job's exit. Inside the window (or its lead time) the request ends with the window; a run
+    outside it (by hand, or a late start) holds for lead time + duration from now. Raises
+    ``UnknownWindowError`` (or ``SpecError`` for a spec that cannot be honoured).
     """
     spec = parse_spec(body.get("spec") or {})
     learned = lead_in_force(body.get("status"))
@@ -44,7 +51,9 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[
     window = next((w for w in windows if w.name == window_name), None)
     if window is None:
         known = ", ".join(w.name for w in windows) or "none"
-        raise SystemExit(f"window {window_name!r} is not in spec.warmPool.windows (known: {known})")
+        raise UnknownWindowError(
+            f"window {window_name!r} is not in spec.warmPool.windows (known: {known})"
+        )
     expires = occurrence_end(window, now) or now + win.window_hold(window)
     return win.request_status(window.replicas, expires)
 
@@ -81,7 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.load_kube_config()
     api = client.CustomObjectsApi()
     body = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
-    request = warm_request(body, args.window, datetime.now(UTC))
+    try:
+        request = warm_request(body, args.window, datetime.now(UTC))
+    except (UnknownWindowError, SpecError) as exc:
+        # The job's one line of output: what is wrong and nothing to retry (backoff would not
+        # change the spec).
+        raise SystemExit(f"emotivoice-prewarm: {exc}") from None
     api.patch_namespaced_custom_object_status(
         GROUP, VERSION, args.namespace, PLURAL, args.name,
         {"status": {"warmRequests": {args.window: request}}},

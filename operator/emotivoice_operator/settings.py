@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
-DEFAULT_SERVER_IMAGE = "emotivoice/server:0.1.0"
-DEFAULT_SERVER_CPU_IMAGE = "emotivoice/server:0.1.0-cpu"
-DEFAULT_PREWARM_IMAGE = "emotivoice/operator:0.1.0"
+# The release: pyproject.toml's version, its one spelling (the chart's appVersion must agree:
+# tests/chart/test_chart.py). The default images carry it as their tag.
+DISTRIBUTION = "emotivoice-warm-operator"
+VERSION = version(DISTRIBUTION)
+DEFAULT_SERVER_IMAGE = f"emotivoice/server:{VERSION}"
+DEFAULT_SERVER_CPU_IMAGE = f"emotivoice/server:{VERSION}-cpu"
+DEFAULT_PREWARM_IMAGE = f"emotivoice/operator:{VERSION}"
 
 
 @dataclass(frozen=True)

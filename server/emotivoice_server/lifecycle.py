@@ -3,7 +3,12 @@
 The WSGI server binds its port and answers /health before any of this finishes; /ready reads the
 phase recorded here. Each phase is logged in one line with its duration and exported as a
 metric. A failure stops the sequence, is logged once with its cause, and stays visible on /ready
-(the pod stays alive and not ready: a restart would not fix a bad model directory).
+as a 503 naming it; the process does not exit. The pod is not ready, and once its startup probe
+has failed for ``startupTimeoutSeconds`` the kubelet restarts the server container (the pod's
+restart count grows, with back-off). That restart does not help where the cause is on the volume
+(a missing or stale completion marker, a broken checkpoint): only the fetch step fixes the
+cache, and it runs again when the pod is replaced (``kubectl delete pod``), not when one of
+its containers restarts.
 """
 
 from __future__ import annotations

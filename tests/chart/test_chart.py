@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +124,20 @@ def test_operator_pod_is_hardened(helm: Path) -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["EMOTIVOICE_SERVER_IMAGE"] == "emotivoice/server:0.1.0"
-    assert container["image"] == "emotivoice/operator:0.1.0"
+    assert env["EMOTIVOICE_SERVER_IMAGE"] == settings.DEFAULT_SERVER_IMAGE
+    assert container["image"] == settings.DEFAULT_PREWARM_IMAGE
+
+
+def test_one_version_for_the_package_the_chart_and_the_default_images() -> None:
+    """pyproject.toml's version is the release; the chart's appVersion (which tags the images it
+    deploys) and the operator's built-in defaults must be the same one."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert project["name"] == settings.DISTRIBUTION
+    assert chart["appVersion"] == project["version"] == settings.VERSION
+    for image in (settings.DEFAULT_SERVER_IMAGE, settings.DEFAULT_PREWARM_IMAGE):
+        assert image.endswith(f":{project['version']}")
+    assert f"{settings.DEFAULT_SERVER_IMAGE}-cpu" == settings.DEFAULT_SERVER_CPU_IMAGE
 
 
 def _operator_env(helm: Path, *values: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ after-verify hook, and leave a directory the model loads from with its serving f
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,22 +31,31 @@ def _flag(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
+def _without(args: list[str], *flags: str) -> list[str]:
+    """``args`` less each of ``flags`` and its value."""
+    out = list(args)
+    for flag in flags:
+        at = out.index(flag)
+        del out[at : at + 2]
+    return out
+
+
 def test_rendered_fetch_step_yields_a_loadable_converted_model(gw, tmp_path: Path) -> None:
     released = write_model(tmp_path / "released", "small", seed=3)
     files = {p.relative_to(released).as_posix(): p for p in released.rglob("*") if p.is_file()}
     model = upload(gw, files, prefix="emotivoice/v1")
     spec = parse_spec({"model": {"source": {"uri": f"s3://{model.bucket}/emotivoice/v1"}}})
     args = fetch_args(spec)
-    # The rendered flags, minus what the test server decides (endpoint, destination).
-    hook = _flag(args, "--after-verify")
-    assert hook == "emotivoice_tts.convert:convert_fp32"
+    assert _flag(args, "--after-verify") == "emotivoice_tts.convert:convert_fp32"
     dest = tmp_path / "volume" / "model"
-    result = run_fetch(
-        gw, _flag(args, "--source"), dest,
-        "--region", _flag(args, "--region"), "--concurrency", _flag(args, "--concurrency"),
-        "--after-verify", hook,
-    )  # fmt: skip
+    # Every rendered flag, with the two paths of a pod moved into the test's directory (the
+    # endpoint, which this spec leaves to AWS, is the test server's: run_fetch adds it).
+    report = tmp_path / "termination-log"
+    rendered = _without(args, "--source", "--dest")
+    rendered[rendered.index("--report") + 1] = str(report)
+    result = run_fetch(gw, _flag(args, "--source"), dest, *rendered)
     assert result.rc == 0, result.out
+    assert json.loads(report.read_text())["action"] == "downloaded"
 
     complete = verify_complete(dest)
     assert set(files) <= set(complete.files)

@@ -445,4 +445,20 @@ def test_child_creation_failure_is_an_event(
     assert (
         "PersistentVolumeClaim" in message or "immutable" in message or "StatefulSet" in message
     ), message
+    # ... and it is a Warning Event on the resource, saying what the API refused.
+    refused = wait_for(
+        lambda: [
+            e
+            for e in cluster.get_json(
+                "events", "-n", namespace, "--field-selector", "involvedObject.name=tts-immutable"
+            )["items"]
+            if e["reason"] == "ApplyFailed" and e["type"] == "Warning"
+        ],
+        timeout=60,
+        what="an ApplyFailed Warning Event",
+    )
+    assert any(e["message"] in message or message in e["message"] for e in refused), (
+        [e["message"] for e in refused],
+        message,
+    )
     operator.assert_alive()

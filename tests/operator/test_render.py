@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
-from datetime import UTC, datetime
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +16,15 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from emotivoice_fetch.config import parse_source_uri
 from emotivoice_operator import windows as win
 from emotivoice_operator.cache_scope import decide_scope
 from emotivoice_operator.cli_render import load_services
 from emotivoice_operator.crd.schema import spec_schema
-from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.crd.spec import SpecError, parse_spec
+from emotivoice_operator.desired import desired_state
 from emotivoice_operator.render import Owner, RenderContext, names, render
+from emotivoice_operator.settings import OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.34"
@@ -33,13 +40,16 @@ def _render(
 ) -> dict[str, Any]:
     """Children keyed by 'Kind/name'; the floor from the windows at ``at`` unless given."""
     spec = parse_spec(body["spec"])
+    windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
     if floor is None:
-        windows = win.parse_windows(spec.warm_pool) if spec.warm_pool else []
         floor = win.warm_floor(
             spec.replicas.min, windows, at or datetime(2026, 1, 5, 3, tzinfo=UTC), {}
         )
     scope = decide_scope(spec, OWNER.name, shared_claim_exists).scope
-    out = render(spec, RenderContext(OWNER, floor, "emotivoice/server:test", cache_scope=scope))
+    ctx = RenderContext(
+        OWNER, floor, "emotivoice/server:test", cache_scope=scope, windows=tuple(windows)
+    )
+    out = render(spec, ctx)
     return {f"{m['kind']}/{m['metadata']['name']}": m for m in out}
 
 
@@ -65,11 +75,22 @@ def _arg(args: list[str], flag: str) -> str | None:
     return args[args.index(flag) + 1] if flag in args else None
 
 
-@pytest.mark.parametrize("name", sorted(SERVICES))
-def test_rendering_is_byte_identical(name: str) -> None:
-    first = yaml.safe_dump(list(_render(SERVICES[name]).values()))
-    second = yaml.safe_dump(list(_render(SERVICES[name]).values()))
-    assert first == second
+def test_rendering_is_byte_identical_across_processes() -> None:
+    """The same render from processes whose string hashes differ (PYTHONHASHSEED): an order
+    that came from a set or a hash would change between operator restarts, and the operator
+    would rewrite every child after each one. Two processes, every example, byte for byte."""
+    outputs = []
+    for seed in ("1", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [sys.executable, "-m", "emotivoice_operator.main", "render", str(ROOT / "examples"),
+             "--at", "2026-01-05T03:00:00+00:00"],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count("kind: CronJob") >= 2
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -184,6 +205,22 @@ def test_init_container_fetches_into_the_cache_volume() -> None:
     assert {m["name"] for m in init["volumeMounts"]} >= {"model-cache"}
 
 
+@pytest.mark.parametrize(
+    "same",
+    ["s3://models/emotivoice/v1/", "s3://models//emotivoice/v1//", "s3://models/emotivoice/v1"],
+)
+def test_one_source_spelled_two_ways_shares_one_cache_directory(same: str) -> None:
+    """The fetch step reads ``s3://b/p`` and ``s3://b/p/`` as the same objects: one directory,
+    not a second download. The slash-less spelling keeps the directory it always had."""
+    canonical = "s3://models/emotivoice/v1"
+    assert parse_source_uri(same) == parse_source_uri(canonical)
+    assert names.model_dir(same) == names.model_dir(canonical)
+    legacy = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    assert names.model_dir(canonical) == f"{names.MODEL_MOUNT}/{legacy}"
+    assert names.model_dir("s3://models/emotivoice/v1-old") != names.model_dir(canonical)
+    assert names.model_dir("s3://models") == names.model_dir("s3://models/")
+
+
 def test_checksums_from_the_spec_reach_the_fetch_step() -> None:
     body = yaml.safe_load(yaml.safe_dump(SERVICES["tts-minimal"]))
     body["spec"]["model"]["source"]["checksums"] = {"b.bin": "b" * 64, "a.bin": "a" * 64}
@@ -241,9 +278,13 @@ def test_cronjobs_fire_lead_time_before_each_window_in_its_zone() -> None:
 
 def test_prewarm_jobs_run_the_small_image_not_the_servers() -> None:
     spec = parse_spec(SERVICES["tts-gpu"]["spec"])
-    small = RenderContext(OWNER, 1, "emotivoice/server:test", prewarm_image="evo/operator:test")
+    assert spec.warm_pool
+    windows = tuple(win.parse_windows(spec.warm_pool))
+    small = RenderContext(
+        OWNER, 1, "emotivoice/server:test", prewarm_image="evo/operator:test", windows=windows
+    )
     # Without a pre-warm image, the server's (here the spec's own).
-    fallback = RenderContext(OWNER, 1, "srv:x")
+    fallback = RenderContext(OWNER, 1, "srv:x", windows=windows)
     for ctx, image in ((small, "evo/operator:test"), (fallback, spec.server.image)):
         jobs = [m for m in render(spec, ctx) if m["kind"] == "CronJob"]
         assert jobs
@@ -511,3 +552,39 @@ def test_ephemeral_is_a_bounded_empty_dir_and_no_claim() -> None:
     assert not [k for k in children if k.startswith("PersistentVolumeClaim/")]
     volume = next(v for v in _pod(children)["volumes"] if v["name"] == "model-cache")
     assert volume == {"name": "model-cache", "emptyDir": {"sizeLimit": "20Gi"}}
+
+
+def _with_windows(*windows: dict[str, Any]) -> dict[str, Any]:
+    body = copy.deepcopy(SERVICES["tts-gpu"])
+    body["spec"]["warmPool"]["windows"] = list(windows)
+    return body
+
+
+def test_a_windows_error_names_its_index_on_the_one_path() -> None:
+    """desired_state parses the windows once and hands them to the renderer: an inexpressible
+    pre-warm is named where the spec wrote it, whatever builds the CronJob."""
+    body = _with_windows(
+        {"name": "fine", "start": "09:00", "end": "10:00", "replicas": 2},
+        {"name": "month", "cron": "0 0 1 * *", "duration": "1h", "leadTime": "10m", "replicas": 2},
+    )
+    at = datetime(2026, 1, 5, 3, tzinfo=UTC)
+    with pytest.raises(SpecError) as err:
+        desired_state(body["spec"], OWNER, at, {}, OperatorSettings())
+    assert err.value.field == "warmPool.windows[1].cron"
+
+
+def test_the_cronjobs_are_the_windows_desired_state_parsed_with_the_learned_lead() -> None:
+    body = _with_windows(
+        {"name": "peak", "start": "09:00", "end": "12:00", "leadTime": "auto", "replicas": 2},
+        {"name": "fixed", "start": "18:00", "end": "19:00", "leadTime": "15m", "replicas": 2},
+    )
+    at = datetime(2026, 1, 5, 3, tzinfo=UTC)
+    # Ten cold starts of 110 s + the default 1m margin: a learned lead of 3m.
+    desired = desired_state(body["spec"], OWNER, at, {}, OperatorSettings(), [110.0] * 10)
+    assert desired.lead and desired.lead.lead == timedelta(minutes=3)
+    jobs = {m["metadata"]["name"]: m for m in desired.manifests if m["kind"] == "CronJob"}
+    assert [w.name for w in desired.windows] == ["peak", "fixed"]
+    assert list(jobs) == ["tts-warm-peak", "tts-warm-fixed"]
+    for window in desired.windows:
+        assert jobs[f"tts-warm-{window.name}"]["spec"]["schedule"] == win.prewarm_cron(window)
+    assert jobs["tts-warm-peak"]["spec"]["schedule"] == "57 8 * * *"

@@ -58,14 +58,14 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
             dict(
                 start=time(9),
                 duration=timedelta(hours=3),
-                days=frozenset(range(5)),
+                days=frozenset(range(1, 6)),  # cron's numbers: Mon=1 .. Fri=5
                 lead=timedelta(minutes=15),
             ),
         ),
         ({"start": "22:00", "end": "02:00"}, dict(duration=timedelta(hours=4), days=None)),
         (
             {"start": "22:00", "end": "06:00", "days": ["Sun"]},
-            dict(duration=timedelta(hours=8), days=frozenset({6})),
+            dict(duration=timedelta(hours=8), days=frozenset({0})),  # Sunday is cron's 0
         ),
         (
             {"start": "09:00", "end": "09:01", "leadTime": "1h30m"},
@@ -320,10 +320,13 @@ def test_inexpressible_prewarm_is_rejected_not_approximated(
         zone=ZoneInfo("UTC"),
         lead=timedelta(minutes=int(lead[:-1])),
         duration=timedelta(hours=1),
+        field="warmPool.windows[3]",
         cron=cron,
     )
-    with pytest.raises(SpecError, match=re.escape(problem)):
+    with pytest.raises(SpecError, match=re.escape(problem)) as err:
         prewarm_cron(hand_built)
+    # A window's errors name it one way: where the spec wrote it.
+    assert err.value.field == "warmPool.windows[3].cron"
 
 
 @pytest.mark.parametrize(

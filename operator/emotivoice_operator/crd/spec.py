@@ -9,7 +9,7 @@ required/optional split disagrees with the CRD's defaults.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -18,6 +18,8 @@ from emotivoice_operator.crd.schema import apply_defaults, spec_schema
 
 Quantity = int | str
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+# The CRD's day names in ``date.weekday()`` order (Monday first), for display.
+DAY_NAMES: tuple[Day, ...] = get_args(Day)
 
 
 class SpecError(ValueError):
@@ -50,15 +52,6 @@ class ModelSource(_Model):
     checksums: dict[str, str] | None = None
     checksum_manifest: str | None = None
     concurrency: int
-
-    @property
-    def bucket(self) -> str:
-        return self.uri.removeprefix("s3://").split("/", 1)[0]
-
-    @property
-    def prefix(self) -> str:
-        parts = self.uri.removeprefix("s3://").split("/", 1)
-        return parts[1] if len(parts) > 1 else ""
 
     @property
     def uses_path_style(self) -> bool:
@@ -158,5 +151,14 @@ def parse_spec(raw: dict[str, Any]) -> EmotiVoiceServiceSpec:
         return EmotiVoiceServiceSpec.model_validate(apply_defaults(spec_schema(), raw))
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        field = _field_path(first["loc"])
         raise SpecError(field, first["msg"]) from None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    """``warmPool.windows[0].days[1]``: list indices in brackets, as every other operator error
+    (and the API server) names them."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path or "(root)"

@@ -1,17 +1,20 @@
 """The inputs of rendering besides the spec: who owns the children and what the cluster decided.
 
 Everything that varies with time or cluster state (the warm floor now, the operator's default
-image) arrives here as plain values, so ``render`` stays a pure function of its arguments.
+image) arrives here as plain values, so ``render`` stays a pure function of its arguments. The
+warm windows arrive parsed (``desired.py`` parses them once per pass, with the learned lead):
+the renderer never reads ``spec.warmPool.windows`` itself, so a window is validated, and its
+errors named, in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from emotivoice_operator.crd import KIND, api_version
 from emotivoice_operator.crd.spec import CacheScope
+from emotivoice_operator.windows import Window
 
 
 @dataclass(frozen=True)
@@ -48,5 +51,6 @@ class RenderContext:
     # The cache scope in force (emotivoice_operator.cache_scope decides it, an unset scope
     # from what exists in the cluster): which workload and volume the server pods get.
     cache_scope: CacheScope = "PerReplica"
-    # The lead of leadTime: auto windows in force (learned from cold starts); None: the initial.
-    learned_lead: timedelta | None = None
+    # spec.warmPool's windows as windows.parse_windows returns them (leadTime: auto ones with
+    # the lead in force): one pre-warm CronJob each.
+    windows: tuple[Window, ...] = ()

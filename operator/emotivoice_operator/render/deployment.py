@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from emotivoice_fetch import report as fetch_report
+from emotivoice_fetch.config import ACCESS_KEY_ENV, EXPECTED_SHA256_ENV, SECRET_KEY_ENV
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
 from emotivoice_operator.render.context import RenderContext
@@ -36,7 +37,9 @@ from emotivoice_operator.render.storage import (
 # waits for the startup probe, so the budget (startupTimeoutSeconds) is unchanged.
 STARTUP_PROBE_PERIOD_SECONDS = 1
 GPU_RESOURCE = "nvidia.com/gpu"
-# The fetch step converts the released weights once, for the precision the server will load.
+# The fetch step converts the released weights once, for the precision the server will load:
+# emotivoice_tts.convert's convert_fp32/fp16/bf16 (it imports torch, which the operator's image
+# lacks, so the name is spelled here; tests/operator/test_fetch_contract.py loads every one).
 CONVERT_HOOK = "emotivoice_tts.convert:convert_{precision}"
 
 
@@ -64,6 +67,8 @@ def precision(spec: EmotiVoiceServiceSpec) -> str:
 
 
 def fetch_args(spec: EmotiVoiceServiceSpec) -> list[str]:
+    """The init container's ``emotivoice-fetch`` arguments; tests/operator/test_fetch_contract.py
+    reads every example's through the fetch CLI's own parser and config."""
     source = spec.model.source
     args = ["--source", source.uri, "--dest", names.model_dir(source.uri)]
     if source.endpoint:
@@ -89,8 +94,8 @@ def _fetch_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
     secret = source.credentials_secret
     if secret:
         for var, key in (
-            ("AWS_ACCESS_KEY_ID", secret.access_key_id_key),
-            ("AWS_SECRET_ACCESS_KEY", secret.secret_access_key_key),
+            (ACCESS_KEY_ENV, secret.access_key_id_key),
+            (SECRET_KEY_ENV, secret.secret_access_key_key),
         ):
             env.append(
                 {"name": var, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key}}}
@@ -98,7 +103,7 @@ def _fetch_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
     if source.checksums:
         env.append(
             {
-                "name": "EMOTIVOICE_EXPECTED_SHA256",
+                "name": EXPECTED_SHA256_ENV,
                 "value": json.dumps(source.checksums, sort_keys=True),
             }
         )

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 
+from emotivoice_fetch.config import Source, parse_source_uri
+from emotivoice_fetch.errors import FetchError
+
 APP_NAME = "emotivoice"
 MANAGER = "emotivoice-operator"
 FIELD_MANAGER = MANAGER
@@ -68,7 +71,21 @@ def model_dir(source_uri: str) -> str:
     """Directory of one model inside the cache volume, keyed by its source.
 
     Changing ``model.source.uri`` then downloads into a fresh directory instead of mixing two
-    models' files; the old one stays until the volume is deleted.
+    models' files; the old one stays until the volume is deleted. The key is the source as the
+    fetch step reads it (``emotivoice_fetch.config.parse_source_uri``, the one normalisation):
+    ``s3://b/p`` and ``s3://b/p/`` name the same objects, so they share one directory rather
+    than download the same model twice. It is spelled without a trailing slash, the form every
+    example uses, so the directories of existing services keep their names.
     """
-    digest = hashlib.sha256(source_uri.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(source_key(source_uri).encode()).hexdigest()[:12]
     return f"{MODEL_MOUNT}/{digest}"
+
+
+def source_key(source_uri: str) -> str:
+    """``s3://BUCKET/PREFIX`` with the prefix normalised as the fetch step does, no trailing /."""
+    try:
+        bucket, prefix = parse_source_uri(source_uri)
+    except FetchError:
+        # Not an S3 URI (the CRD's pattern rules that out): key the text as written.
+        return source_uri
+    return Source(bucket, prefix).uri.rstrip("/")

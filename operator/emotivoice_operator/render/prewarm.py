@@ -17,7 +17,7 @@ from emotivoice_operator.render.context import RenderContext
 from emotivoice_operator.render.deployment import prewarm_image, warmup_env
 from emotivoice_operator.render.expansion import literal_args, literal_env
 from emotivoice_operator.render.security import container_security_context, pod_security_context
-from emotivoice_operator.windows import Window, parse_windows, prewarm_cron, window_hold
+from emotivoice_operator.windows import Window, prewarm_cron, window_hold
 
 # A job that has not run within this long after its schedule is skipped: past the window's own
 # hold the request would be pointless (the operator's own window floor covers a missed job).
@@ -67,9 +67,8 @@ def prewarm_rbac(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[s
 
 
 def prewarm_cronjobs(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[str, Any]]:
-    if not spec.warm_pool:
-        return []
-    return [_cronjob(spec, ctx, w) for w in parse_windows(spec.warm_pool, ctx.learned_lead)]
+    """One CronJob per window of ``ctx.windows`` (parsed by the caller, in spec order)."""
+    return [_cronjob(spec, ctx, w) for w in ctx.windows]
 
 
 def _cronjob(spec: EmotiVoiceServiceSpec, ctx: RenderContext, window: Window) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from functools import cache
 from zoneinfo import ZoneInfo, available_timezones
 
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+from emotivoice_operator.crd.spec import DAY_NAMES
+
 # Files in a tz directory that are not zone names: the host's own zone, and tzcode's template.
 _NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
@@ -83,7 +84,7 @@ def format_local(instant: datetime, zone: ZoneInfo) -> str:
     alone names two instants.
     """
     local = to_utc(instant).astimezone(zone)
-    text = f"{_DAY_NAMES[local.weekday()]} {local:%Y-%m-%d %H:%M}"
+    text = f"{DAY_NAMES[local.weekday()]} {local:%Y-%m-%d %H:%M}"
     if local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset():
         offset = local.strftime("%z")
         text += f"{offset[:3]}:{offset[3:]}"

@@ -46,6 +46,14 @@ class _Kind:
 
 _MONTHS = {n.lower(): i for i, n in enumerate(calendar.month_abbr) if n}
 _DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+
+
+def day_of_week(name: str) -> int:
+    """cron's number of a day name (``Sun`` is 0, ``Mon`` 1, ...; any case): the one numbering
+    windows keep days in."""
+    return _DAYS[name.lower()]
+
+
 MINUTE = _Kind("minute", 0, 59)
 HOUR = _Kind("hour", 0, 23)
 DOM = _Kind("day-of-month", 1, 31)

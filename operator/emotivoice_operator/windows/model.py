@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from emotivoice_operator.crd.spec import AutoLeadTimeSpec, SpecError, WarmPoolSpec, WarmWindowSpec
@@ -20,13 +21,13 @@ from emotivoice_operator.windows.cron import (
     CronError,
     CronField,
     CronSpec,
+    day_of_week,
     parse_cron,
     shift_earlier,
 )
 
 # The leadTime that asks for a learned lead (see windows/lead.py).
 AUTO = "auto"
-DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # A lead of a day or more keeps replicas idle for a day; widen the window instead.
 MAX_LEAD = timedelta(hours=24)
 # A cron window as long as a week is a permanent floor: that is replicas.min's job.
@@ -39,10 +40,12 @@ _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 class Window:
     """One validated warm window; its times are wall-clock times in ``zone``.
 
-    Start/end form: ``days`` (0=Mon..6=Sun, None for every day) and ``start``; ``duration`` runs
+    Start/end form: ``days`` (cron's day-of-week numbers, 0=Sun..6=Sat; None for every day) and
+    ``start``; ``duration`` runs
     from start to end (an end at or before the start is the next day). Cron form: ``cron`` gives
     the starts. Either way a window is warm from ``lead`` before each start until the wall clock
-    reaches start + ``duration``.
+    reaches start + ``duration``. ``field`` is where the spec wrote it (``warmPool.windows[0]``):
+    every error about the window names it so.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Window:
     zone: ZoneInfo
     lead: timedelta
     duration: timedelta
+    field: str
     days: frozenset[int] | None = None
     start: time | None = None
     cron: str | None = None
@@ -64,8 +68,7 @@ class Window:
             raise ValueError(f"window {self.name!r} has neither start nor cron")
         every_day = self.days is None or len(self.days) == 7
         dow = CronField(
-            frozenset(range(7)) if every_day else frozenset((d + 1) % 7 for d in self.days or ()),
-            star=every_day,
+            frozenset(range(7)) if every_day else self.days or frozenset(), star=every_day
         )
         return CronSpec(
             minute=CronField(frozenset({self.start.minute})),
@@ -75,11 +78,21 @@ class Window:
             dow=dow,
         )
 
+    @cached_property
     def prewarm_schedule(self) -> CronSpec:
-        """The starts moved ``lead`` earlier on the wall clock; ``CronError`` when inexpressible."""
-        return shift_earlier(
-            self.start_schedule(), int(self.lead.total_seconds()) // 60, format_duration(self.lead)
-        )
+        """The starts moved ``lead`` earlier on the wall clock, or ``SpecError`` naming the
+        window's cron field when that is inexpressible.
+
+        Computed once per window (``parse_windows`` validates it, the CronJob renders it).
+        """
+        try:
+            return shift_earlier(
+                self.start_schedule(),
+                int(self.lead.total_seconds()) // 60,
+                format_duration(self.lead),
+            )
+        except CronError as exc:
+            raise SpecError(f"{self.field}.cron", str(exc)) from None
 
 
 def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> list[Window]:
@@ -97,10 +110,7 @@ def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> 
                 f'"{window.name}" names two windows; each window needs its own name '
                 "(it names the window's pre-warm CronJob)",
             )
-        try:
-            window.prewarm_schedule()
-        except CronError as exc:
-            raise SpecError(f"{where}.cron", str(exc)) from None
+        window.prewarm_schedule  # noqa: B018 (validates: raises SpecError when inexpressible)
         windows.append(window)
     return windows
 
@@ -211,18 +221,15 @@ def _parse_time_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, wh
                 f"{where}.days",
                 "empty: list the days the window starts on, or omit days for every day",
             )
-        unknown = [d for d in spec.days if d not in DAY_NAMES]
-        if unknown:
-            raise SpecError(
-                f"{where}.days", f'unknown day "{unknown[0]}"; use {", ".join(DAY_NAMES)}'
-            )
-        days = frozenset(DAY_NAMES.index(d) for d in spec.days)
+        # The names are the CRD's enum (crd/spec.py's Day): parse_spec has refused any other.
+        days = frozenset(day_of_week(d) for d in spec.days)
     return Window(
         name=spec.name,
         replicas=spec.replicas,
         zone=zone,
         lead=lead,
         duration=timedelta(minutes=length),
+        field=where,
         days=days,
         start=start,
     )
@@ -261,6 +268,7 @@ def _parse_cron_window(spec: WarmWindowSpec, zone: ZoneInfo, lead: timedelta, wh
         zone=zone,
         lead=lead,
         duration=duration,
+        field=where,
         cron=spec.cron,
     )
 

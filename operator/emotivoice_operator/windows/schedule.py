@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 
-from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.windows.clock import local_to_utc, to_utc
-from emotivoice_operator.windows.cron import CronError
 from emotivoice_operator.windows.model import Window
 
 # Every parsed cron expression fires at least once in 8 years (the rarest: 29 February).
@@ -25,11 +23,9 @@ _SLACK_DAYS = 2
 
 def prewarm_cron(w: Window) -> str:
     """Five-field schedule, in ``w.zone`` wall-clock time (the CronJob sets
-    ``timeZone: w.zone.key``), firing ``w.lead`` before every window start."""
-    try:
-        return w.prewarm_schedule().render()
-    except CronError as exc:
-        raise SpecError(f"warmPool.windows[name={w.name}].cron", str(exc)) from None
+    ``timeZone: w.zone.key``), firing ``w.lead`` before every window start; ``SpecError``
+    naming ``w.field`` when no five-field schedule can."""
+    return w.prewarm_schedule.render()
 
 
 def window_hold(w: Window) -> timedelta:
