@@ -1,5 +1,11 @@
 """One fetch run: decide whether the cache is already good, else lock, download, verify, commit.
 
+Whether the cache is good, in this order: the marker (`verify_complete`: identity of every file,
+no network); then, if the spec's checksums pin every file and agree with it, nothing else (no
+object-store call at all); else the store is asked. With a cache of the same source to start on,
+that is one bounded check (remote.py); a store that does not answer in time leaves the cache
+used as it is, with a warning. Without one, the listing retries with backoff.
+
 Order of events on a cold start, chosen so that a crash at any point leaves nothing that
 `verify_complete` would accept and nothing that a restart cannot reuse:
 
@@ -35,7 +41,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from emotivoice_fetch import confined
+from emotivoice_fetch import confined, report
 from emotivoice_fetch.config import FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
 from emotivoice_fetch.durability import (
@@ -49,7 +55,6 @@ from emotivoice_fetch.durability import (
 from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
 from emotivoice_fetch.hook import Hook, check_hook, hook_space, load_hook, run_hook, sha256_file
 from emotivoice_fetch.lock import LeaseLock
-from emotivoice_fetch.manifest import merge_expectations, parse_sha256sum
 from emotivoice_fetch.marker import (
     CompleteModel,
     FileRecord,
@@ -61,30 +66,26 @@ from emotivoice_fetch.marker import (
     write_marker,
 )
 from emotivoice_fetch.paths import marker_path, staging_dir
-from emotivoice_fetch.plan import RemoteObject, select_objects
+from emotivoice_fetch.plan import RemoteObject
 from emotivoice_fetch.progress import MB, Progress
-from emotivoice_fetch.retry import RetryPolicy, with_retries
+from emotivoice_fetch.remote import (
+    Log,
+    Request,
+    StoreFactory,
+    bounded_check,
+    describe_request,
+    request_from_model,
+)
+from emotivoice_fetch.retry import RetryPolicy
 from emotivoice_fetch.store import ObjectStore
 
-MANIFEST_LIMIT = 16 * 1024 * 1024
 LOCK_POLL_S = 0.25
 WAIT_LOG_S = 10.0
-
-Log = Callable[[str], None]
-StoreFactory = Callable[[FetchConfig], ObjectStore]
-
-
-@dataclass(frozen=True)
-class Request:
-    """The model as the store and the checksum sources describe it right now."""
-
-    objects: list[RemoteObject]
-    expected: Mapping[str, str]  # relpath -> sha256, possibly for only some files
 
 
 @dataclass
 class Outcome:
-    """What a run did, for the summary line and for tests."""
+    """What a run did, for the summary line, the report and tests."""
 
     model: CompleteModel
     action: str  # "warm", "waited", "downloaded"
@@ -93,6 +94,8 @@ class Outcome:
     rehashed: list[str] = field(default_factory=list)
     # Wall seconds per phase ("list", "download", "verify", "convert"...), for the report.
     phases: dict[str, float] = field(default_factory=dict)
+    # How the cache was compared with the store (report.REMOTES).
+    remote: str = report.REMOTE_COMPARED
 
 
 def default_store(config: FetchConfig) -> ObjectStore:
@@ -143,41 +146,6 @@ def _inspect(dest: Path) -> tuple[CompleteModel | None, CompleteModel | None]:
         return None, None
 
 
-def request_from_model(model: CompleteModel, source: Source) -> Request:
-    """The request a verified model answered (pure): to re-verify it without the store."""
-    objects = [
-        RemoteObject(rel, source.key_for(rel), rec.size, rec.etag or "")
-        for rel, rec in sorted(model.files.items())
-    ]
-    return Request(objects, model.sha256)
-
-
-def describe_request(
-    store: ObjectStore, config: FetchConfig, retry: RetryPolicy, log: Log
-) -> Request:
-    """List the prefix and read the manifest, if any, into the set of files and their sums."""
-    source = config.source
-    listed = with_retries(store.list_objects, f"listing {source.uri}", retry, log)
-    manifest = None
-    if config.manifest_key:
-        key = source.key_for(config.manifest_key)
-        where = f"manifest s3://{source.bucket}/{key}"
-        raw = with_retries(
-            lambda: store.read_small(key, MANIFEST_LIMIT), f"reading {where}", retry, log
-        )
-        try:
-            manifest = parse_sha256sum(raw.decode("utf-8"), where)
-        except UnicodeDecodeError:
-            raise FetchError(ExitCode.USAGE, f"{where} is not UTF-8 text") from None
-        expected = merge_expectations(manifest, config.expected_sha256, where)
-    else:
-        expected = dict(config.expected_sha256)
-    wanted = list(manifest) if manifest is not None else (list(expected) or None)
-    exclude = [config.manifest_key] if config.manifest_key else []
-    objects = select_objects(listed, wanted, source.uri, exclude)
-    return Request(objects, expected)
-
-
 def run(
     config: FetchConfig,
     log: Log,
@@ -208,41 +176,54 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
 
     cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
-        return Outcome(cached, "warm")
+        return Outcome(cached, "warm", remote=report.REMOTE_NOT_NEEDED)
 
-    if cached is not None and _quick_confirms(cached, config, log):
-        return Outcome(cached, "warm")
-
-    if stale is not None:
-        log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
-    store = store_factory(config)
-    try:
+    # A cache of this very source to start on, should the store not answer.
+    fallback = next((m for m in (cached, stale) if m is not None and _same_source(m, config)), None)
+    store: ObjectStore | None = None
+    remote = report.REMOTE_COMPARED
+    if fallback is None:
+        store = store_factory(config)
         request = describe_request(store, config, retry, log)
-    except FetchError as exc:
-        if exc.code != ExitCode.SOURCE_UNREACHABLE:
-            raise
-        if cached is not None and _same_source(cached, config):
-            log(f"warning: {exc}; using the verified cache in {dest} as it is")
-            return Outcome(cached, "warm")
-        if stale is None or not _same_source(stale, config):
-            raise
-        log(f"warning: {exc}; re-verifying the cache in {dest} against its own records")
-        request = request_from_model(stale, config.source)
-    if cached is not None and matches(cached, config, request):
-        return Outcome(cached, "warm")
+    else:
+        if stale is not None:
+            log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
+        check = bounded_check(config, store_factory, log)
+        if check.failure is not None:
+            if cached is not None:
+                log(
+                    f"warning: the store could not be compared with the verified cache in {dest} "
+                    f"({check.failure}); starting on the cache as it is"
+                )
+                return Outcome(cached, "warm", remote=report.REMOTE_UNREACHABLE)
+            log(
+                f"warning: the store could not be compared ({check.failure}); re-verifying the "
+                f"cache in {dest} against its own records"
+            )
+            request = request_from_model(fallback, config.source)
+            remote = report.REMOTE_UNREACHABLE
+        else:
+            assert check.request is not None
+            request, store = check.request, check.store
+            if cached is not None and matches(cached, config, request):
+                return Outcome(cached, "warm")
 
     lock = LeaseLock(dest, config.lock_timeout_s, log)
     waited = _acquire(lock, dest, config, request, log)
     if waited is not None:
-        return Outcome(waited, "waited")
+        return Outcome(waited, "waited", remote=remote)
     try:
         again = _verified(dest)
         if again is not None and matches(again, config, request):
-            return Outcome(again, "waited")
+            return Outcome(again, "waited", remote=remote)
         hook = load_hook(config.after_verify) if config.after_verify else None
-        return _fetch_locked(store, config, request, lock, hook, retry, log)
+        if store is None:  # the quick check answered, or nobody did: boto3 for the downloads
+            store = store_factory(config)
+        outcome = _fetch_locked(store, config, request, lock, hook, retry, log)
     finally:
         lock.release()
+    outcome.remote = remote
+    return outcome
 
 
 def _synced_if_asked(outcome: Outcome, config: FetchConfig, log: Log) -> Outcome:
@@ -288,18 +269,6 @@ def _sync_tree(dest: Path, relpaths: set[str], synced: Collection[str] = ()) -> 
         fsync_file(dest / rel)
     for directory in sorted({(dest / rel).parent for rel in relpaths} | {dest}):
         fsync_dir(directory)
-
-
-def _quick_confirms(cached: CompleteModel, config: FetchConfig, log: Log) -> bool:
-    """Whether one cheap listing (no boto3) shows the verified cache is still the model."""
-    from emotivoice_fetch.quick import QuickMiss, QuickS3
-
-    try:
-        quick = QuickS3(config.source, config.credentials)
-        request = describe_request(quick, config, RetryPolicy(attempts=1), log)
-    except (QuickMiss, FetchError):
-        return False
-    return matches(cached, config, request)
 
 
 def _same_source(model: CompleteModel, config: FetchConfig) -> bool:
