@@ -1,10 +1,14 @@
 """One fetch run: decide whether the cache is already good, else lock, download, verify, commit.
 
 Whether the cache is good, in this order: the marker (`verify_complete`: identity of every file,
-no network); then, if the spec's checksums pin every file and agree with it, nothing else (no
-object-store call at all); else the store is asked. With a cache of the same source to start on,
-that is one bounded check (remote.py); a store that does not answer in time leaves the cache
-used as it is, with a warning. Without one, the listing retries with backoff.
+no network); then the spec's pinned checksums against the marker, always first (plan.py's
+`pin_conflicts`): if they pin every file and agree, nothing else (no object-store call at all).
+Else the store is asked. With a cache of the same source to start on, that is one bounded check
+(remote.py); a store that does not answer in time leaves the cache used as it is, with a
+warning. Without one, the listing retries with backoff. A pin that contradicts the marker means
+the cache is not the model the spec asks for, so it is never used as it is: with the store up,
+the pinned version is fetched (and must match, else CHECKSUM_MISMATCH); with the store
+unanswering, the step stops with CHECKSUM_MISMATCH naming the file and both digests.
 
 Order of events on a cold start, chosen so that a crash at any point leaves nothing that
 `verify_complete` would accept and nothing that a restart cannot reuse:
@@ -42,7 +46,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from emotivoice_fetch import confined, report
-from emotivoice_fetch.config import FetchConfig, Source
+from emotivoice_fetch.config import EXPECTED_SHA256_ENV, FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
 from emotivoice_fetch.durability import (
     Durability,
@@ -66,7 +70,7 @@ from emotivoice_fetch.marker import (
     write_marker,
 )
 from emotivoice_fetch.paths import marker_path, staging_dir
-from emotivoice_fetch.plan import RemoteObject
+from emotivoice_fetch.plan import RemoteObject, describe_conflicts, pin_conflicts
 from emotivoice_fetch.progress import MB, Progress
 from emotivoice_fetch.remote import (
     Log,
@@ -180,6 +184,12 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
 
     # A cache of this very source to start on, should the store not answer.
     fallback = next((m for m in (cached, stale) if m is not None and _same_source(m, config)), None)
+    conflicts = pin_conflicts(fallback.sha256, config.expected_sha256) if fallback else []
+    if conflicts:
+        log(
+            f"the spec's checksums contradict the verified cache in {dest} "
+            f"({describe_conflicts(conflicts)}): fetching the pinned version from the store"
+        )
     store: ObjectStore | None = None
     remote = report.REMOTE_COMPARED
     if fallback is None:
@@ -190,6 +200,14 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
             log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
         check = bounded_check(config, store_factory, log)
         if check.failure is not None:
+            if conflicts:
+                raise FetchError(
+                    ExitCode.CHECKSUM_MISMATCH,
+                    f"checksum mismatch: the spec's checksums ({EXPECTED_SHA256_ENV}) contradict "
+                    f"the verified cache in {dest} ({describe_conflicts(conflicts)}), and the "
+                    f"store could not be asked for the pinned version ({check.failure}); fix "
+                    "model.source.checksums, or bring the store back",
+                )
             if cached is not None:
                 log(
                     f"warning: the store could not be compared with the verified cache in {dest} "
@@ -370,6 +388,9 @@ def _fetch_locked(
         if obj.relpath not in recheck and _still_trusted(rec, st, obj, want):
             assert rec is not None
             kept[obj.relpath] = replace(rec, etag=obj.etag)
+            continue
+        if rec is not None and rec.matches(st) and want is not None and rec.sha256 != want:
+            to_fetch.append(obj)  # its recorded digest contradicts the pin: re-hashing is moot
             continue
         digest = want if want is not None else _recorded_digest(rec, obj)
         if digest is not None and st.st_size == obj.size:

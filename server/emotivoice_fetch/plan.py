@@ -1,8 +1,9 @@
-"""Pure planning: which objects make up the model, and which byte ranges are still missing."""
+"""Pure planning: which objects make up the model, whether the spec's pins allow the cache, and
+which byte ranges are still missing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from emotivoice_fetch.errors import ExitCode, FetchError
@@ -82,6 +83,39 @@ def _refuse_file_and_directory(objects: Sequence[RemoteObject], source_uri: str)
                     f"{parent} would have to be a file and a directory; remove or rename one "
                     "of the two objects",
                 )
+
+
+@dataclass(frozen=True)
+class PinConflict:
+    """A file whose sha256 the spec pins differently from what the verified cache holds."""
+
+    relpath: str
+    pinned: str
+    cached: str | None  # None: the cache has no such file
+
+
+def pin_conflicts(cached: Mapping[str, str], pinned: Mapping[str, str]) -> list[PinConflict]:
+    """The pins (`checksums`, EMOTIVOICE_EXPECTED_SHA256) that the cache's marker contradicts.
+
+    Compared before anything else, store or no store: a pin is the spec's own word on the
+    model, so a cache that contradicts it is never started on as it is (a manifest does not
+    take part here: its content is in the store).
+    """
+    return [
+        PinConflict(rel, want, cached.get(rel))
+        for rel, want in sorted(pinned.items())
+        if cached.get(rel) != want
+    ]
+
+
+def describe_conflicts(conflicts: Sequence[PinConflict]) -> str:
+    """`relpath` with both digests, for the first few conflicts (pure)."""
+    shown = "; ".join(
+        f"{c.relpath}: pinned sha256 {c.pinned}, the cache "
+        + (f"holds {c.cached}" if c.cached is not None else "has no such file")
+        for c in conflicts[:3]
+    )
+    return shown + (f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else "")
 
 
 def merge_ranges(ranges: Iterable[Range]) -> list[Range]:
