@@ -10,6 +10,14 @@ the cache is not the model the spec asks for, so it is never used as it is: with
 the pinned version is fetched (and must match, else CHECKSUM_MISMATCH); with the store
 unanswering, the step stops with CHECKSUM_MISMATCH naming the file and both digests.
 
+Wrong credentials (a rotated key, an expired token) are treated as an outage: with a verified
+cache of the same source the pod starts on it, with a warning that names the denial; without
+one the step stops with CREDENTIALS (exit 3). Why one rule: either way the store cannot say
+whether the cache is still the model, and the cache is exactly as verified as it was; refusing
+it would turn a secret rotation into pods that never start again at the moment a warm window
+scales up, while the same pods survive a store outage. The warning (and the report's "remote":
+"unreachable") is how the rotation is noticed; a start without the cache still fails loudly.
+
 Order of events on a cold start, chosen so that a crash at any point leaves nothing that
 `verify_complete` would accept and nothing that a restart cannot reuse:
 
@@ -209,9 +217,15 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
                     "model.source.checksums, or bring the store back",
                 )
             if cached is not None:
+                denied = check.failure.code == ExitCode.CREDENTIALS
                 log(
                     f"warning: the store could not be compared with the verified cache in {dest} "
                     f"({check.failure}); starting on the cache as it is"
+                    + (
+                        "; a start without this cache fails until the Secret is fixed"
+                        if denied
+                        else ""
+                    )
                 )
                 return Outcome(cached, "warm", remote=report.REMOTE_UNREACHABLE)
             log(

@@ -8,6 +8,9 @@ gets one check bounded by `--remote-check-timeout` (config.DEFAULT_REMOTE_CHECK_
 before, a store that accepted connections and never answered held the pod for 324 s (ten
 attempts at boto3's 30 s read timeout) and a refused port for 23 s before the cache was used.
 
+A store that refuses our credentials (a rotated key, an expired token) counts as one that
+cannot be asked, the same as an outage: see fetch.py for the rule and why.
+
 The check first tries the quick reader (quick.py: no boto3); only when that cannot answer for
 another reason than an unreachable store (a listing of several pages, an error status it leaves
 to boto3, such as 403) does it ask boto3, once, in the time left. It runs on a thread of its own
@@ -90,7 +93,7 @@ class Check:
     request: Request | None = None
     store: ObjectStore | None = None  # the boto3 store that answered, to download with
     # Why the store could not be compared: SOURCE_UNREACHABLE (no answer in time, refused,
-    # 5xx). None when `request` is set.
+    # 5xx) or CREDENTIALS (it refused ours). None when `request` is set.
     failure: FetchError | None = None
 
 
@@ -137,7 +140,7 @@ def _check(config: FetchConfig, store_factory: StoreFactory, deadline: float, lo
     try:
         return Check(request=describe_request(store, config, _ONCE, log), store=store)
     except FetchError as exc:
-        if exc.code == ExitCode.SOURCE_UNREACHABLE:
+        if exc.code in (ExitCode.SOURCE_UNREACHABLE, ExitCode.CREDENTIALS):
             return Check(store=store, failure=exc)
         raise
 

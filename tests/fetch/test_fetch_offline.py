@@ -1,5 +1,6 @@
-"""A verified cache and a store that cannot be asked: stopped, hung (accepts, never answers) or
-refusing connections. One bounded check, then the pod starts on the cache, and says so.
+"""A verified cache and a store that cannot be asked: stopped, hung (accepts, never answers),
+refusing connections or refusing our credentials. One bounded check, then the pod starts on
+the cache, and says so.
 
 Before issue 17 a hung store held the fetch step for 324 s (ten attempts at a 30 s read timeout)
 and a refused port for 23 s before the cache was used."""
@@ -16,11 +17,12 @@ import pytest
 from emotivoice_fetch import report
 from emotivoice_fetch.config import DEFAULT_REMOTE_CHECK_TIMEOUT_S
 from emotivoice_fetch.durability import BOOT_ID_ENV
+from emotivoice_fetch.errors import ExitCode
 from emotivoice_fetch.marker import verify_complete
 from emotivoice_fetch.paths import marker_path
 from tests.fetch.conftest import Model, Result, run_fetch, upload
 from tests.fetch.hung import HungListener
-from tests.fetch.s3server import VersityGW, free_port
+from tests.fetch.s3server import ACCESS_KEY, VersityGW, free_port
 
 FILES = {"config.json": b'{"a": 1}', "ckpt/g.pth": os.urandom(1_500_000)}
 CHECK_S = 2.0  # --remote-check-timeout in these tests
@@ -140,3 +142,34 @@ def test_a_store_that_answers_is_still_compared(gw: VersityGW, tmp_path: Path) -
     assert "downloading 1 of 2 files" in result.out
     assert (got.action, got.remote) == ("downloaded", "compared")
     assert (dest / "config.json").read_bytes() == b"{}"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": "rotated-secret"},
+        {"AWS_ACCESS_KEY_ID": "AKIAREVOKED", "AWS_SECRET_ACCESS_KEY": "revoked-secret"},
+    ],
+    ids=["rotated-secret", "unknown-key"],
+)
+def test_wrong_credentials_with_a_verified_cache_are_treated_as_an_outage(
+    credentials: dict[str, str], gw: VersityGW, tmp_path: Path
+) -> None:
+    """One rule for a denial and an outage: start on the verified cache, warn, report it."""
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    assert run_fetch(gw, model.uri, dest).rc == 0
+    path = tmp_path / "report.json"
+    start = time.monotonic()
+    result = run_fetch(gw, model.uri, dest, "--report", str(path), credentials=credentials)
+    wall = time.monotonic() - start
+    assert result.rc == 0, result.out
+    warning = next(line for line in result.out.splitlines() if "warning: the store" in line)
+    assert "access denied" in warning and "until the Secret is fixed" in warning
+    assert credentials["AWS_SECRET_ACCESS_KEY"] not in result.out
+    got = read_report(path)
+    assert (got.action, got.remote) == ("warm", "unreachable")
+    assert wall < DEFAULT_REMOTE_CHECK_TIMEOUT_S * WALL_FACTOR
+    # Without the cache the same credentials stop the step: nothing to fall back on.
+    cold = run_fetch(gw, model.uri, tmp_path / "cold", credentials=credentials)
+    assert cold.rc == ExitCode.CREDENTIALS, cold.out
