@@ -7,6 +7,7 @@ and a refused port for 23 s before the cache was used."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -173,3 +174,56 @@ def test_wrong_credentials_with_a_verified_cache_are_treated_as_an_outage(
     # Without the cache the same credentials stop the step: nothing to fall back on.
     cold = run_fetch(gw, model.uri, tmp_path / "cold", credentials=credentials)
     assert cold.rc == ExitCode.CREDENTIALS, cold.out
+
+
+def test_a_spec_that_pins_every_file_makes_no_store_call_on_a_warm_start(
+    gw: VersityGW, hung: HungListener, tmp_path: Path
+) -> None:
+    """Pinned checksums that agree with the marker are the whole answer: the hung store sees no
+    connection at all, wrong credentials do not matter, and the start does not wait for the
+    check's bound. A manifest is not a pin (its content is in the store): with one, it is
+    asked."""
+    model = upload(gw, FILES)
+    dest = tmp_path / "m"
+    pins = {"EMOTIVOICE_EXPECTED_SHA256": json.dumps(model.sha256())}
+    assert run_fetch(gw, model.uri, dest, env=pins).rc == 0
+    path = tmp_path / "report.json"
+    bogus = {"AWS_ACCESS_KEY_ID": "AKIAREVOKED", "AWS_SECRET_ACCESS_KEY": "revoked-secret"}
+    result = run_fetch(
+        gw,
+        model.uri,
+        dest,
+        "--report",
+        str(path),
+        env=pins,
+        endpoint=hung.endpoint,
+        credentials=bogus,
+    )
+    assert result.rc == 0, result.out
+    assert hung.accepted == 0, "no request reached the store"
+    assert "warning" not in result.out
+    got = read_report(path)
+    assert (got.action, got.remote) == ("warm", "not-needed")
+    assert got.seconds < DEFAULT_REMOTE_CHECK_TIMEOUT_S / 5, got
+
+    sums = model.sha256()
+    manifest = "".join(f"{sums[rel]}  {rel}\n" for rel in sorted(sums)).encode()
+    gw.client().put_object(Bucket=model.bucket, Key=f"{model.prefix}/SHA256SUMS", Body=manifest)
+    listed = tmp_path / "listed"
+    assert run_fetch(gw, model.uri, listed, "--manifest", "SHA256SUMS", env=pins).rc == 0
+    asked = run_fetch(
+        gw,
+        model.uri,
+        listed,
+        "--manifest",
+        "SHA256SUMS",
+        "--report",
+        str(path),
+        "--remote-check-timeout",
+        str(CHECK_S),
+        env=pins,
+        endpoint=hung.endpoint,
+    )
+    assert asked.rc == 0, asked.out
+    assert hung.accepted >= 1
+    assert read_report(path).remote == "unreachable"
