@@ -49,7 +49,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -174,7 +174,29 @@ def run(
     return outcome
 
 
+@contextlib.contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall time of the block to `phases[name]` (for the report)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.monotonic() - start
+
+
 def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: RetryPolicy) -> Outcome:
+    outcome = _decide(config, log, store_factory, retry, phases := {})
+    outcome.phases = phases
+    return outcome
+
+
+def _decide(
+    config: FetchConfig,
+    log: Log,
+    store_factory: StoreFactory,
+    retry: RetryPolicy,
+    phases: dict[str, float],
+) -> Outcome:
     dest = config.dest
     try:
         confined.check_root(dest)
@@ -186,7 +208,8 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
         # start never runs it (the marker records which hook made its artifacts).
         check_hook(config.after_verify)
 
-    cached, stale = _inspect(dest)
+    with _phase(phases, "verify"):
+        cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
         return Outcome(cached, "warm", remote=report.REMOTE_NOT_NEEDED)
 
@@ -201,12 +224,14 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
     store: ObjectStore | None = None
     remote = report.REMOTE_COMPARED
     if fallback is None:
-        store = store_factory(config)
-        request = describe_request(store, config, retry, log)
+        with _phase(phases, "list"):
+            store = store_factory(config)
+            request = describe_request(store, config, retry, log)
     else:
         if stale is not None:
             log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
-        check = bounded_check(config, store_factory, log)
+        with _phase(phases, "list"):
+            check = bounded_check(config, store_factory, log)
         if check.failure is not None:
             if conflicts:
                 raise FetchError(
@@ -241,7 +266,8 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
                 return Outcome(cached, "warm")
 
     lock = LeaseLock(dest, config.lock_timeout_s, log)
-    waited = _acquire(lock, dest, config, request, log)
+    with _phase(phases, "wait"):
+        waited = _acquire(lock, dest, config, request, log)
     if waited is not None:
         return Outcome(waited, "waited", remote=remote)
     try:
@@ -251,7 +277,7 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
         hook = load_hook(config.after_verify) if config.after_verify else None
         if store is None:  # the quick check answered, or nobody did: boto3 for the downloads
             store = store_factory(config)
-        outcome = _fetch_locked(store, config, request, lock, hook, retry, log)
+        outcome = _fetch_locked(store, config, request, lock, hook, retry, log, phases)
     finally:
         lock.release()
     outcome.remote = remote
@@ -367,6 +393,7 @@ def _fetch_locked(
     hook: Hook | None,
     retry: RetryPolicy,
     log: Log,
+    phases: dict[str, float],
 ) -> Outcome:
     dest = config.dest
     staging = staging_dir(dest)
@@ -413,15 +440,16 @@ def _fetch_locked(
             to_fetch.append(obj)
 
     rehashed = []
-    for obj, want_digest in to_check:
-        path = dest / obj.relpath
-        digest = sha256_file(path)
-        if digest == want_digest:
-            kept[obj.relpath] = record_for(path, digest, obj.etag)
-            rehashed.append(obj.relpath)
-        else:
-            log(f"{obj.relpath} on disk does not match its sha256: downloading it again")
-            to_fetch.append(obj)
+    with _phase(phases, "verify"):
+        for obj, want_digest in to_check:
+            path = dest / obj.relpath
+            digest = sha256_file(path)
+            if digest == want_digest:
+                kept[obj.relpath] = record_for(path, digest, obj.etag)
+                rehashed.append(obj.relpath)
+            else:
+                log(f"{obj.relpath} on disk does not match its sha256: downloading it again")
+                to_fetch.append(obj)
 
     jobs = [
         FileJob(obj, staging / "data" / obj.relpath, staging / "journal" / (obj.relpath + ".parts"))
@@ -443,16 +471,17 @@ def _fetch_locked(
     downloader = Downloader(
         store, config.concurrency, config.part_size, retry, progress, log, sync, now
     )
-    with progress:
+    with progress, _phase(phases, "download") if jobs else contextlib.nullcontext():
         downloader.run(jobs, committed.commit(progress))
     records = {**kept, **committed.records}
 
     artifacts: dict[str, FileRecord] = {}
     if hook is not None and config.after_verify:
         lock.check_held()
-        artifacts = run_hook(
-            config.after_verify, hook, dest, {r: rec.sha256 for r, rec in records.items()}
-        )
+        with _phase(phases, "convert"):
+            artifacts = run_hook(
+                config.after_verify, hook, dest, {r: rec.sha256 for r, rec in records.items()}
+            )
 
     current = set(records) | set(artifacts)
     for stale in sorted(previous_paths - current):
