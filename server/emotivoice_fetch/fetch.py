@@ -78,16 +78,17 @@ from emotivoice_fetch.marker import (
     write_marker,
 )
 from emotivoice_fetch.paths import marker_path, staging_dir
-from emotivoice_fetch.plan import RemoteObject, describe_conflicts, pin_conflicts
-from emotivoice_fetch.progress import MB, Progress
-from emotivoice_fetch.remote import (
-    Log,
+from emotivoice_fetch.plan import (
+    PinConflict,
+    RemoteObject,
     Request,
-    StoreFactory,
-    bounded_check,
-    describe_request,
+    describe_conflicts,
+    matches,
+    pin_conflicts,
     request_from_model,
 )
+from emotivoice_fetch.progress import MB, Progress
+from emotivoice_fetch.remote import Log, StoreFactory, bounded_check, describe_request
 from emotivoice_fetch.retry import RetryPolicy
 from emotivoice_fetch.store import ObjectStore
 
@@ -114,30 +115,6 @@ def default_store(config: FetchConfig) -> ObjectStore:
     from emotivoice_fetch.store import S3Store
 
     return S3Store(config.source, config.credentials, max_connections=config.concurrency + 2)
-
-
-def matches(model: CompleteModel, config: FetchConfig, request: Request | None) -> bool:
-    """Whether a verified model is the one asked for (pure).
-
-    Without a request (no network), only a full set of pinned checksums can say so.
-    """
-    if model.source != config.source.uri or model.after_verify != config.after_verify:
-        return False
-    if request is None:
-        pinned = config.expected_sha256
-        return not config.manifest_key and bool(pinned) and model.sha256 == dict(pinned)
-    if set(model.files) != {obj.relpath for obj in request.objects}:
-        return False
-    for obj in request.objects:
-        rec = model.files[obj.relpath]
-        want = request.expected.get(obj.relpath)
-        if rec.size != obj.size:
-            return False
-        if want is not None and rec.sha256 != want:
-            return False
-        if want is None and rec.etag != obj.etag:
-            return False
-    return True
 
 
 def _verified(dest: Path) -> CompleteModel | None:
@@ -233,32 +210,10 @@ def _decide(
         with _phase(phases, "list"):
             check = bounded_check(config, store_factory, log)
         if check.failure is not None:
-            if conflicts:
-                raise FetchError(
-                    ExitCode.CHECKSUM_MISMATCH,
-                    f"checksum mismatch: the spec's checksums ({EXPECTED_SHA256_ENV}) contradict "
-                    f"the verified cache in {dest} ({describe_conflicts(conflicts)}), and the "
-                    f"store could not be asked for the pinned version ({check.failure}); fix "
-                    "model.source.checksums, or bring the store back",
-                )
-            if cached is not None:
-                denied = check.failure.code == ExitCode.CREDENTIALS
-                log(
-                    f"warning: the store could not be compared with the verified cache in {dest} "
-                    f"({check.failure}); starting on the cache as it is"
-                    + (
-                        "; a start without this cache fails until the Secret is fixed"
-                        if denied
-                        else ""
-                    )
-                )
-                return Outcome(cached, "warm", remote=report.REMOTE_UNREACHABLE)
-            log(
-                f"warning: the store could not be compared ({check.failure}); re-verifying the "
-                f"cache in {dest} against its own records"
-            )
-            request = request_from_model(fallback, config.source)
-            remote = report.REMOTE_UNREACHABLE
+            started = _without_the_store(cached, fallback, conflicts, check.failure, config, log)
+            if isinstance(started, Outcome):
+                return started
+            request, remote = started, report.REMOTE_UNREACHABLE
         else:
             assert check.request is not None
             request, store = check.request, check.store
@@ -282,6 +237,42 @@ def _decide(
         lock.release()
     outcome.remote = remote
     return outcome
+
+
+def _without_the_store(
+    cached: CompleteModel | None,
+    fallback: CompleteModel,
+    conflicts: list[PinConflict],
+    failure: FetchError,
+    config: FetchConfig,
+    log: Log,
+) -> Outcome | Request:
+    """The store could not be asked (no answer within the check's bound, or it refused our
+    credentials): start on the verified cache as it is, or re-verify an unsynced one against
+    its own records (the request returned), or, if the spec's pins contradict the cache,
+    refuse: it is not the model they pin, and nothing can fetch the one they do."""
+    dest = config.dest
+    if conflicts:
+        raise FetchError(
+            ExitCode.CHECKSUM_MISMATCH,
+            f"checksum mismatch: the spec's checksums ({EXPECTED_SHA256_ENV}) contradict the "
+            f"verified cache in {dest} ({describe_conflicts(conflicts)}), and the store could "
+            f"not be asked for the pinned version ({failure}); fix model.source.checksums, or "
+            "bring the store back",
+        )
+    if cached is None:
+        log(
+            f"warning: the store could not be compared ({failure}); re-verifying the cache in "
+            f"{dest} against its own records"
+        )
+        return request_from_model(fallback, config.source)
+    denied = failure.code == ExitCode.CREDENTIALS
+    log(
+        f"warning: the store could not be compared with the verified cache in {dest} "
+        f"({failure}); starting on the cache as it is"
+        + ("; a start without this cache fails until the Secret is fixed" if denied else "")
+    )
+    return Outcome(cached, "warm", remote=report.REMOTE_UNREACHABLE)
 
 
 def _synced_if_asked(outcome: Outcome, config: FetchConfig, log: Log) -> Outcome:

@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from emotivoice_fetch.config import FetchConfig, Source
+from emotivoice_fetch.config import FetchConfig
 from emotivoice_fetch.errors import ExitCode, FetchError
 from emotivoice_fetch.manifest import merge_expectations, parse_sha256sum
-from emotivoice_fetch.marker import CompleteModel
-from emotivoice_fetch.plan import RemoteObject, select_objects
+from emotivoice_fetch.plan import Request, select_objects
 from emotivoice_fetch.retry import RetryPolicy, with_retries
 from emotivoice_fetch.store import ObjectStore
 
@@ -41,14 +40,6 @@ StoreFactory = Callable[[FetchConfig], ObjectStore]
 
 # One try each: the bound is the point, and the cache is there to start on.
 _ONCE = RetryPolicy(attempts=1)
-
-
-@dataclass(frozen=True)
-class Request:
-    """The model as the store and the checksum sources describe it right now."""
-
-    objects: list[RemoteObject]
-    expected: Mapping[str, str]  # relpath -> sha256, possibly for only some files
 
 
 def describe_request(
@@ -75,15 +66,6 @@ def describe_request(
     exclude = [config.manifest_key] if config.manifest_key else []
     objects = select_objects(listed, wanted, source.uri, exclude)
     return Request(objects, expected)
-
-
-def request_from_model(model: CompleteModel, source: Source) -> Request:
-    """The request a verified model answered (pure): to re-verify it without the store."""
-    objects = [
-        RemoteObject(rel, source.key_for(rel), rec.size, rec.etag or "")
-        for rel, rec in sorted(model.files.items())
-    ]
-    return Request(objects, model.sha256)
 
 
 @dataclass(frozen=True)
