@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         "is taken over (default %(default)s)",
     )
     parser.add_argument(
+        "--remote-check-timeout",
+        type=_positive_float,
+        default=cfg.DEFAULT_REMOTE_CHECK_TIMEOUT_S,
+        metavar="SECONDS",
+        help="with a verified cache to start on, ask the store at most this long in all whether "
+        "the cache is still the model; without an answer (store down, hung or refusing), start "
+        "on the cache with a warning (default %(default)s)",
+    )
+    parser.add_argument(
         "--after-verify",
         metavar="MODULE:FUNCTION",
         help="post-processing called with (dest, {relpath: sha256}) before the model is marked "
@@ -137,6 +146,7 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> cfg.Fet
         after_verify=args.after_verify,
         progress_interval_s=args.progress_interval,
         durability=Durability(args.durability),
+        remote_check_timeout_s=args.remote_check_timeout,
     )
 
 
@@ -197,6 +207,7 @@ def summary(outcome: Outcome) -> report.FetchReport:
         downloaded_bytes=outcome.downloaded_bytes,
         seconds=outcome.seconds,
         phases=dict(outcome.phases),
+        remote=outcome.remote,
     )
 
 

@@ -25,6 +25,9 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_CONCURRENCY = 8
 DEFAULT_PART_SIZE_MB = 8
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+# With a verified cache to start on, the store gets one check of at most this long in all (see
+# remote.py): long enough for a listing from a loaded store, short next to a pod's start.
+DEFAULT_REMOTE_CHECK_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class FetchConfig:
     after_verify: str | None = None  # "module:function"
     progress_interval_s: float = 5.0
     durability: Durability = DEFAULT_DURABILITY  # see durability.py
+    remote_check_timeout_s: float = DEFAULT_REMOTE_CHECK_TIMEOUT_S
 
 
 def parse_source_uri(uri: str) -> tuple[str, str]:

@@ -1,5 +1,23 @@
 """One fetch run: decide whether the cache is already good, else lock, download, verify, commit.
 
+Whether the cache is good, in this order: the marker (`verify_complete`: identity of every file,
+no network); then the spec's pinned checksums against the marker, always first (plan.py's
+`pin_conflicts`): if they pin every file and agree, nothing else (no object-store call at all).
+Else the store is asked. With a cache of the same source to start on, that is one bounded check
+(remote.py); a store that does not answer in time leaves the cache used as it is, with a
+warning. Without one, the listing retries with backoff. A pin that contradicts the marker means
+the cache is not the model the spec asks for, so it is never used as it is: with the store up,
+the pinned version is fetched (and must match, else CHECKSUM_MISMATCH); with the store
+unanswering, the step stops with CHECKSUM_MISMATCH naming the file and both digests.
+
+Wrong credentials (a rotated key, an expired token) are treated as an outage: with a verified
+cache of the same source the pod starts on it, with a warning that names the denial; without
+one the step stops with CREDENTIALS (exit 3). Why one rule: either way the store cannot say
+whether the cache is still the model, and the cache is exactly as verified as it was; refusing
+it would turn a secret rotation into pods that never start again at the moment a warm window
+scales up, while the same pods survive a store outage. The warning (and the report's "remote":
+"unreachable") is how the rotation is noticed; a start without the cache still fails loudly.
+
 Order of events on a cold start, chosen so that a crash at any point leaves nothing that
 `verify_complete` would accept and nothing that a restart cannot reuse:
 
@@ -31,12 +49,12 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from emotivoice_fetch import confined
-from emotivoice_fetch.config import FetchConfig, Source
+from emotivoice_fetch import confined, report
+from emotivoice_fetch.config import EXPECTED_SHA256_ENV, FetchConfig, Source
 from emotivoice_fetch.download import Downloader, FileJob, discard
 from emotivoice_fetch.durability import (
     Durability,
@@ -49,7 +67,6 @@ from emotivoice_fetch.durability import (
 from emotivoice_fetch.errors import ExitCode, FetchError, from_os_error
 from emotivoice_fetch.hook import Hook, check_hook, hook_space, load_hook, run_hook, sha256_file
 from emotivoice_fetch.lock import LeaseLock
-from emotivoice_fetch.manifest import merge_expectations, parse_sha256sum
 from emotivoice_fetch.marker import (
     CompleteModel,
     FileRecord,
@@ -61,30 +78,27 @@ from emotivoice_fetch.marker import (
     write_marker,
 )
 from emotivoice_fetch.paths import marker_path, staging_dir
-from emotivoice_fetch.plan import RemoteObject, select_objects
+from emotivoice_fetch.plan import (
+    PinConflict,
+    RemoteObject,
+    Request,
+    describe_conflicts,
+    matches,
+    pin_conflicts,
+    request_from_model,
+)
 from emotivoice_fetch.progress import MB, Progress
-from emotivoice_fetch.retry import RetryPolicy, with_retries
+from emotivoice_fetch.remote import Log, StoreFactory, bounded_check, describe_request
+from emotivoice_fetch.retry import RetryPolicy
 from emotivoice_fetch.store import ObjectStore
 
-MANIFEST_LIMIT = 16 * 1024 * 1024
 LOCK_POLL_S = 0.25
 WAIT_LOG_S = 10.0
-
-Log = Callable[[str], None]
-StoreFactory = Callable[[FetchConfig], ObjectStore]
-
-
-@dataclass(frozen=True)
-class Request:
-    """The model as the store and the checksum sources describe it right now."""
-
-    objects: list[RemoteObject]
-    expected: Mapping[str, str]  # relpath -> sha256, possibly for only some files
 
 
 @dataclass
 class Outcome:
-    """What a run did, for the summary line and for tests."""
+    """What a run did, for the summary line, the report and tests."""
 
     model: CompleteModel
     action: str  # "warm", "waited", "downloaded"
@@ -93,36 +107,14 @@ class Outcome:
     rehashed: list[str] = field(default_factory=list)
     # Wall seconds per phase ("list", "download", "verify", "convert"...), for the report.
     phases: dict[str, float] = field(default_factory=dict)
+    # How the cache was compared with the store (report.REMOTES).
+    remote: str = report.REMOTE_COMPARED
 
 
 def default_store(config: FetchConfig) -> ObjectStore:
     from emotivoice_fetch.store import S3Store
 
     return S3Store(config.source, config.credentials, max_connections=config.concurrency + 2)
-
-
-def matches(model: CompleteModel, config: FetchConfig, request: Request | None) -> bool:
-    """Whether a verified model is the one asked for (pure).
-
-    Without a request (no network), only a full set of pinned checksums can say so.
-    """
-    if model.source != config.source.uri or model.after_verify != config.after_verify:
-        return False
-    if request is None:
-        pinned = config.expected_sha256
-        return not config.manifest_key and bool(pinned) and model.sha256 == dict(pinned)
-    if set(model.files) != {obj.relpath for obj in request.objects}:
-        return False
-    for obj in request.objects:
-        rec = model.files[obj.relpath]
-        want = request.expected.get(obj.relpath)
-        if rec.size != obj.size:
-            return False
-        if want is not None and rec.sha256 != want:
-            return False
-        if want is None and rec.etag != obj.etag:
-            return False
-    return True
 
 
 def _verified(dest: Path) -> CompleteModel | None:
@@ -143,41 +135,6 @@ def _inspect(dest: Path) -> tuple[CompleteModel | None, CompleteModel | None]:
         return None, None
 
 
-def request_from_model(model: CompleteModel, source: Source) -> Request:
-    """The request a verified model answered (pure): to re-verify it without the store."""
-    objects = [
-        RemoteObject(rel, source.key_for(rel), rec.size, rec.etag or "")
-        for rel, rec in sorted(model.files.items())
-    ]
-    return Request(objects, model.sha256)
-
-
-def describe_request(
-    store: ObjectStore, config: FetchConfig, retry: RetryPolicy, log: Log
-) -> Request:
-    """List the prefix and read the manifest, if any, into the set of files and their sums."""
-    source = config.source
-    listed = with_retries(store.list_objects, f"listing {source.uri}", retry, log)
-    manifest = None
-    if config.manifest_key:
-        key = source.key_for(config.manifest_key)
-        where = f"manifest s3://{source.bucket}/{key}"
-        raw = with_retries(
-            lambda: store.read_small(key, MANIFEST_LIMIT), f"reading {where}", retry, log
-        )
-        try:
-            manifest = parse_sha256sum(raw.decode("utf-8"), where)
-        except UnicodeDecodeError:
-            raise FetchError(ExitCode.USAGE, f"{where} is not UTF-8 text") from None
-        expected = merge_expectations(manifest, config.expected_sha256, where)
-    else:
-        expected = dict(config.expected_sha256)
-    wanted = list(manifest) if manifest is not None else (list(expected) or None)
-    exclude = [config.manifest_key] if config.manifest_key else []
-    objects = select_objects(listed, wanted, source.uri, exclude)
-    return Request(objects, expected)
-
-
 def run(
     config: FetchConfig,
     log: Log,
@@ -194,7 +151,29 @@ def run(
     return outcome
 
 
+@contextlib.contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Add the wall time of the block to `phases[name]` (for the report)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.monotonic() - start
+
+
 def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: RetryPolicy) -> Outcome:
+    outcome = _decide(config, log, store_factory, retry, phases := {})
+    outcome.phases = phases
+    return outcome
+
+
+def _decide(
+    config: FetchConfig,
+    log: Log,
+    store_factory: StoreFactory,
+    retry: RetryPolicy,
+    phases: dict[str, float],
+) -> Outcome:
     dest = config.dest
     try:
         confined.check_root(dest)
@@ -206,43 +185,94 @@ def _run(config: FetchConfig, log: Log, store_factory: StoreFactory, retry: Retr
         # start never runs it (the marker records which hook made its artifacts).
         check_hook(config.after_verify)
 
-    cached, stale = _inspect(dest)
+    with _phase(phases, "verify"):
+        cached, stale = _inspect(dest)
     if cached is not None and matches(cached, config, None):
-        return Outcome(cached, "warm")
+        return Outcome(cached, "warm", remote=report.REMOTE_NOT_NEEDED)
 
-    if cached is not None and _quick_confirms(cached, config, log):
-        return Outcome(cached, "warm")
-
-    if stale is not None:
-        log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
-    store = store_factory(config)
-    try:
-        request = describe_request(store, config, retry, log)
-    except FetchError as exc:
-        if exc.code != ExitCode.SOURCE_UNREACHABLE:
-            raise
-        if cached is not None and _same_source(cached, config):
-            log(f"warning: {exc}; using the verified cache in {dest} as it is")
-            return Outcome(cached, "warm")
-        if stale is None or not _same_source(stale, config):
-            raise
-        log(f"warning: {exc}; re-verifying the cache in {dest} against its own records")
-        request = request_from_model(stale, config.source)
-    if cached is not None and matches(cached, config, request):
-        return Outcome(cached, "warm")
+    # A cache of this very source to start on, should the store not answer.
+    fallback = next((m for m in (cached, stale) if m is not None and _same_source(m, config)), None)
+    conflicts = pin_conflicts(fallback.sha256, config.expected_sha256) if fallback else []
+    if conflicts:
+        log(
+            f"the spec's checksums contradict the verified cache in {dest} "
+            f"({describe_conflicts(conflicts)}): fetching the pinned version from the store"
+        )
+    store: ObjectStore | None = None
+    remote = report.REMOTE_COMPARED
+    if fallback is None:
+        with _phase(phases, "list"):
+            store = store_factory(config)
+            request = describe_request(store, config, retry, log)
+    else:
+        if stale is not None:
+            log(f"{dest} was verified without fsync before a reboot: re-hashing every file")
+        with _phase(phases, "list"):
+            check = bounded_check(config, store_factory, log)
+        if check.failure is not None:
+            started = _without_the_store(cached, fallback, conflicts, check.failure, config, log)
+            if isinstance(started, Outcome):
+                return started
+            request, remote = started, report.REMOTE_UNREACHABLE
+        else:
+            assert check.request is not None
+            request, store = check.request, check.store
+            if cached is not None and matches(cached, config, request):
+                return Outcome(cached, "warm")
 
     lock = LeaseLock(dest, config.lock_timeout_s, log)
-    waited = _acquire(lock, dest, config, request, log)
+    with _phase(phases, "wait"):
+        waited = _acquire(lock, dest, config, request, log)
     if waited is not None:
-        return Outcome(waited, "waited")
+        return Outcome(waited, "waited", remote=remote)
     try:
         again = _verified(dest)
         if again is not None and matches(again, config, request):
-            return Outcome(again, "waited")
+            return Outcome(again, "waited", remote=remote)
         hook = load_hook(config.after_verify) if config.after_verify else None
-        return _fetch_locked(store, config, request, lock, hook, retry, log)
+        if store is None:  # the quick check answered, or nobody did: boto3 for the downloads
+            store = store_factory(config)
+        outcome = _fetch_locked(store, config, request, lock, hook, retry, log, phases)
     finally:
         lock.release()
+    outcome.remote = remote
+    return outcome
+
+
+def _without_the_store(
+    cached: CompleteModel | None,
+    fallback: CompleteModel,
+    conflicts: list[PinConflict],
+    failure: FetchError,
+    config: FetchConfig,
+    log: Log,
+) -> Outcome | Request:
+    """The store could not be asked (no answer within the check's bound, or it refused our
+    credentials): start on the verified cache as it is, or re-verify an unsynced one against
+    its own records (the request returned), or, if the spec's pins contradict the cache,
+    refuse: it is not the model they pin, and nothing can fetch the one they do."""
+    dest = config.dest
+    if conflicts:
+        raise FetchError(
+            ExitCode.CHECKSUM_MISMATCH,
+            f"checksum mismatch: the spec's checksums ({EXPECTED_SHA256_ENV}) contradict the "
+            f"verified cache in {dest} ({describe_conflicts(conflicts)}), and the store could "
+            f"not be asked for the pinned version ({failure}); fix model.source.checksums, or "
+            "bring the store back",
+        )
+    if cached is None:
+        log(
+            f"warning: the store could not be compared ({failure}); re-verifying the cache in "
+            f"{dest} against its own records"
+        )
+        return request_from_model(fallback, config.source)
+    denied = failure.code == ExitCode.CREDENTIALS
+    log(
+        f"warning: the store could not be compared with the verified cache in {dest} "
+        f"({failure}); starting on the cache as it is"
+        + ("; a start without this cache fails until the Secret is fixed" if denied else "")
+    )
+    return Outcome(cached, "warm", remote=report.REMOTE_UNREACHABLE)
 
 
 def _synced_if_asked(outcome: Outcome, config: FetchConfig, log: Log) -> Outcome:
@@ -288,18 +318,6 @@ def _sync_tree(dest: Path, relpaths: set[str], synced: Collection[str] = ()) -> 
         fsync_file(dest / rel)
     for directory in sorted({(dest / rel).parent for rel in relpaths} | {dest}):
         fsync_dir(directory)
-
-
-def _quick_confirms(cached: CompleteModel, config: FetchConfig, log: Log) -> bool:
-    """Whether one cheap listing (no boto3) shows the verified cache is still the model."""
-    from emotivoice_fetch.quick import QuickMiss, QuickS3
-
-    try:
-        quick = QuickS3(config.source, config.credentials)
-        request = describe_request(quick, config, RetryPolicy(attempts=1), log)
-    except (QuickMiss, FetchError):
-        return False
-    return matches(cached, config, request)
 
 
 def _same_source(model: CompleteModel, config: FetchConfig) -> bool:
@@ -366,6 +384,7 @@ def _fetch_locked(
     hook: Hook | None,
     retry: RetryPolicy,
     log: Log,
+    phases: dict[str, float],
 ) -> Outcome:
     dest = config.dest
     staging = staging_dir(dest)
@@ -402,6 +421,9 @@ def _fetch_locked(
             assert rec is not None
             kept[obj.relpath] = replace(rec, etag=obj.etag)
             continue
+        if rec is not None and rec.matches(st) and want is not None and rec.sha256 != want:
+            to_fetch.append(obj)  # its recorded digest contradicts the pin: re-hashing is moot
+            continue
         digest = want if want is not None else _recorded_digest(rec, obj)
         if digest is not None and st.st_size == obj.size:
             to_check.append((obj, digest))  # re-hash rather than re-download
@@ -409,15 +431,16 @@ def _fetch_locked(
             to_fetch.append(obj)
 
     rehashed = []
-    for obj, want_digest in to_check:
-        path = dest / obj.relpath
-        digest = sha256_file(path)
-        if digest == want_digest:
-            kept[obj.relpath] = record_for(path, digest, obj.etag)
-            rehashed.append(obj.relpath)
-        else:
-            log(f"{obj.relpath} on disk does not match its sha256: downloading it again")
-            to_fetch.append(obj)
+    with _phase(phases, "verify"):
+        for obj, want_digest in to_check:
+            path = dest / obj.relpath
+            digest = sha256_file(path)
+            if digest == want_digest:
+                kept[obj.relpath] = record_for(path, digest, obj.etag)
+                rehashed.append(obj.relpath)
+            else:
+                log(f"{obj.relpath} on disk does not match its sha256: downloading it again")
+                to_fetch.append(obj)
 
     jobs = [
         FileJob(obj, staging / "data" / obj.relpath, staging / "journal" / (obj.relpath + ".parts"))
@@ -439,16 +462,17 @@ def _fetch_locked(
     downloader = Downloader(
         store, config.concurrency, config.part_size, retry, progress, log, sync, now
     )
-    with progress:
+    with progress, _phase(phases, "download") if jobs else contextlib.nullcontext():
         downloader.run(jobs, committed.commit(progress))
     records = {**kept, **committed.records}
 
     artifacts: dict[str, FileRecord] = {}
     if hook is not None and config.after_verify:
         lock.check_held()
-        artifacts = run_hook(
-            config.after_verify, hook, dest, {r: rec.sha256 for r, rec in records.items()}
-        )
+        with _phase(phases, "convert"):
+            artifacts = run_hook(
+                config.after_verify, hook, dest, {r: rec.sha256 for r, rec in records.items()}
+            )
 
     current = set(records) | set(artifacts)
     for stale in sorted(previous_paths - current):

@@ -1,12 +1,18 @@
-"""Pure planning: which objects make up the model, and which byte ranges are still missing."""
+"""Pure planning: which objects make up the model, whether the cache is it (and whether the
+spec's pins allow the cache at all), and which byte ranges are still missing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from emotivoice_fetch.errors import ExitCode, FetchError
 from emotivoice_fetch.paths import RESERVED_PREFIX, check_relpath
+
+if TYPE_CHECKING:
+    from emotivoice_fetch.config import FetchConfig, Source
+    from emotivoice_fetch.marker import CompleteModel
 
 Range = tuple[int, int]  # [start, end) in bytes
 
@@ -19,6 +25,47 @@ class RemoteObject:
     key: str
     size: int
     etag: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """The model as the store and the checksum sources describe it right now."""
+
+    objects: list[RemoteObject]
+    expected: Mapping[str, str]  # relpath -> sha256, possibly for only some files
+
+
+def matches(model: CompleteModel, config: FetchConfig, request: Request | None) -> bool:
+    """Whether a verified model is the one asked for.
+
+    Without a request (no network), only a full set of pinned checksums can say so.
+    """
+    if model.source != config.source.uri or model.after_verify != config.after_verify:
+        return False
+    if request is None:
+        pinned = config.expected_sha256
+        return not config.manifest_key and bool(pinned) and model.sha256 == dict(pinned)
+    if set(model.files) != {obj.relpath for obj in request.objects}:
+        return False
+    for obj in request.objects:
+        rec = model.files[obj.relpath]
+        want = request.expected.get(obj.relpath)
+        if rec.size != obj.size:
+            return False
+        if want is not None and rec.sha256 != want:
+            return False
+        if want is None and rec.etag != obj.etag:
+            return False
+    return True
+
+
+def request_from_model(model: CompleteModel, source: Source) -> Request:
+    """The request a verified model answered: to re-verify it without the store."""
+    objects = [
+        RemoteObject(rel, source.key_for(rel), rec.size, rec.etag or "")
+        for rel, rec in sorted(model.files.items())
+    ]
+    return Request(objects, model.sha256)
 
 
 def relpath_of(key: str, prefix: str) -> str | None:
@@ -82,6 +129,39 @@ def _refuse_file_and_directory(objects: Sequence[RemoteObject], source_uri: str)
                     f"{parent} would have to be a file and a directory; remove or rename one "
                     "of the two objects",
                 )
+
+
+@dataclass(frozen=True)
+class PinConflict:
+    """A file whose sha256 the spec pins differently from what the verified cache holds."""
+
+    relpath: str
+    pinned: str
+    cached: str | None  # None: the cache has no such file
+
+
+def pin_conflicts(cached: Mapping[str, str], pinned: Mapping[str, str]) -> list[PinConflict]:
+    """The pins (`checksums`, EMOTIVOICE_EXPECTED_SHA256) that the cache's marker contradicts.
+
+    Compared before anything else, store or no store: a pin is the spec's own word on the
+    model, so a cache that contradicts it is never started on as it is (a manifest does not
+    take part here: its content is in the store).
+    """
+    return [
+        PinConflict(rel, want, cached.get(rel))
+        for rel, want in sorted(pinned.items())
+        if cached.get(rel) != want
+    ]
+
+
+def describe_conflicts(conflicts: Sequence[PinConflict]) -> str:
+    """`relpath` with both digests, for the first few conflicts (pure)."""
+    shown = "; ".join(
+        f"{c.relpath}: pinned sha256 {c.pinned}, the cache "
+        + (f"holds {c.cached}" if c.cached is not None else "has no such file")
+        for c in conflicts[:3]
+    )
+    return shown + (f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else "")
 
 
 def merge_ranges(ranges: Iterable[Range]) -> list[Range]:

@@ -3,9 +3,11 @@ paying ~0.3 s to import boto3 and build its client.
 
 It signs with AWS Signature Version 4 (hmac + hashlib), sends one ListObjectsV2 (and, with
 --manifest, one GET) over http.client, and parses the XML. It is an accelerator only: any
-surprise (an error status, a truncated listing, a TLS or DNS problem, odd XML) returns None and
-the caller goes the full boto3 way, which also produces the proper error messages. Downloads
-always use boto3.
+surprise (an error status, a truncated listing, odd XML) raises `QuickMiss` and the caller goes
+the full boto3 way, which also produces the proper error messages. Only a store that does not
+answer (refused, reset or timed-out connections, an unresolvable name, a 5xx) is told apart, as
+`QuickUnreachable`: boto3 would meet the same network, so the caller need not ask it too.
+Downloads always use boto3.
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ import urllib.parse
 from xml.etree import ElementTree
 
 from emotivoice_fetch.config import Credentials, Source
-from emotivoice_fetch.errors import TransientError
 from emotivoice_fetch.plan import RemoteObject, relpath_of
 
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
-class QuickMiss(TransientError):
-    """The quick path could not answer; use boto3."""
+class QuickMiss(Exception):
+    """The quick path could not answer; use boto3. Not a TransientError: retrying the quick
+    path is never worth it, so `with_retries` lets it through at once."""
+
+
+class QuickUnreachable(QuickMiss):
+    """The store did not answer at all (or answered 5xx): boto3 would not fare better."""
 
 
 def _quote(text: str, safe: str = "-_.~") -> str:
@@ -77,6 +83,15 @@ def sign_v4(
     return headers
 
 
+def _describe(exc: BaseException, timeout_s: float) -> str:
+    """Why a request got no answer, in words (pure)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return type(exc).__name__
+
+
 class QuickS3:
     """ListObjectsV2 and small GETs, one connection, a short timeout, no retries."""
 
@@ -114,9 +129,11 @@ class QuickS3:
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise QuickMiss(f"quick request failed: {type(exc).__name__}") from None
+            raise QuickUnreachable(f"{self.netloc}: {_describe(exc, self.timeout_s)}") from None
         finally:
             conn.close()
+        if resp.status >= 500:
+            raise QuickUnreachable(f"{self.netloc} answered {resp.status}")
         if resp.status != 200:
             raise QuickMiss(f"quick request answered {resp.status}")
         return body

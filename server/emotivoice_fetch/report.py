@@ -27,6 +27,12 @@ VERSION = 1
 # (another pod was filling the same cache; this one waited for it), "downloaded" (this pod
 # downloaded at least one object).
 ACTIONS = ("warm", "waited", "downloaded")
+# The values of `FetchReport.remote`, as its comment describes them.
+REMOTE_COMPARED, REMOTE_UNREACHABLE, REMOTE_NOT_NEEDED = REMOTES = (
+    "compared",
+    "unreachable",
+    "not-needed",
+)
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,9 @@ def fetch_env(
 ) -> dict[str, str]:
     """The process environment: ours minus any AWS settings, plus the given ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EMOTIVOICE_"))}
-    env["PYTHONPATH"] = str(REPO)  # so that tests.fetch.hooks is importable for --after-verify
+    # The repository (tests.fetch.hooks for --after-verify) and this tree's fetch step, ahead
+    # of whatever an editable install points at (another checkout of the repository).
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "server")])
     env.update(credentials)
     env.update(extra or {})
     return env

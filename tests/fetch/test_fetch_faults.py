@@ -3,6 +3,7 @@ and nothing half-written is ever marked complete."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from bench.ratelimit_proxy import RateLimitProxy
 from emotivoice_fetch.errors import ExitCode
 from emotivoice_fetch.marker import verify_complete
 from emotivoice_fetch.paths import lock_path, marker_path, staging_dir
+from emotivoice_fetch.plan import covered
 from tests.fetch.conftest import Result, run_fetch, start_fetch, upload
 from tests.fetch.s3server import SECRET_KEY, VersityGW, random_file
 
@@ -48,6 +50,20 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def journaled_bytes(dest: Path, relpath: str) -> int:
+    """What the resume journal of one file already vouches for (its lines after the header)."""
+    try:
+        lines = (staging_dir(dest) / "journal" / (relpath + ".parts")).read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    ranges = []
+    for line in lines[1:]:
+        with contextlib.suppress(ValueError):
+            start, end = (int(x) for x in line.split())
+            ranges.append((start, end))
+    return covered(1 << 62, ranges)
 
 
 def staged_bytes(dest: Path) -> int:
@@ -157,8 +173,8 @@ def test_crashed_pod_stale_lock_and_resume(
         own_gw, model.uri, dest, tmp_path / "1.log", *args, endpoint=slow_proxy.endpoint
     )
     try:
-        # Past one journal flush (1 s) so the crash leaves durable, journaled parts.
-        wait_until(lambda: staged_bytes(dest) > 20_000_000, 60, "half the download")
+        # Once the journal vouches for half the file, so the crash leaves journaled parts.
+        wait_until(lambda: journaled_bytes(dest, "big.bin") > 20_000_000, 60, "half journaled")
     finally:
         first.kill()
         first.wait()

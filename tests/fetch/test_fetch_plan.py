@@ -6,10 +6,13 @@ import pytest
 
 from emotivoice_fetch.errors import ExitCode, FetchError
 from emotivoice_fetch.plan import (
+    PinConflict,
     RemoteObject,
     covered,
+    describe_conflicts,
     merge_ranges,
     missing_ranges,
+    pin_conflicts,
     relpath_of,
     select_objects,
 )
@@ -76,3 +79,16 @@ def test_a_key_that_is_also_a_directory_of_another_is_refused_naming_both() -> N
         assert "s3://b/m/x and s3://b/m/x/y/z" in err.value.message
     # Siblings that merely share a name prefix are fine.
     assert len(select_objects(objs("x", "x.bin", "xy/z"), None, "s3://b/m/")) == 3
+
+
+def test_pin_conflicts_name_contradicted_and_absent_files() -> None:
+    cached = {"a": "1" * 64, "b": "2" * 64}
+    assert pin_conflicts(cached, {}) == []
+    assert pin_conflicts(cached, {"a": "1" * 64}) == [], "agreeing pins, even partial, are fine"
+    conflicts = pin_conflicts(cached, {"b": "3" * 64, "a": "1" * 64, "c": "4" * 64})
+    assert conflicts == [PinConflict("b", "3" * 64, "2" * 64), PinConflict("c", "4" * 64, None)]
+    text = describe_conflicts(conflicts)
+    assert f"b: pinned sha256 {'3' * 64}, the cache holds {'2' * 64}" in text
+    assert "c: pinned sha256" in text and "the cache has no such file" in text
+    many = [PinConflict(f"f{i}", "0" * 64, None) for i in range(5)]
+    assert describe_conflicts(many).endswith("; and 2 more")

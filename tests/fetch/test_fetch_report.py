@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from emotivoice_fetch import report
+from tests.fetch.conftest import Model, run_fetch, upload
+from tests.fetch.s3server import VersityGW
 
 
 def test_a_report_round_trips_and_fits_a_termination_message(tmp_path: Path) -> None:
@@ -42,3 +47,42 @@ def test_an_oversized_report_is_refused_not_truncated() -> None:
 def test_no_termination_log_outside_a_pod_is_not_an_error(tmp_path: Path) -> None:
     report.write(tmp_path / "absent" / "termination-log", report.FetchReport("warm", 1, 1, 0, 0))
     assert not (tmp_path / "absent").exists()
+
+
+def run_with_report(
+    gw: VersityGW, model: Model, dest: Path, path: Path, *extra: str, **kw: Any
+) -> report.FetchReport:
+    result = run_fetch(gw, model.uri, dest, "--report", str(path), *extra, **kw)
+    assert result.rc == 0, result.out
+    got = report.parse(path.read_text())
+    assert got is not None, path.read_text()
+    return got
+
+
+def test_a_real_cli_run_writes_the_report_the_operator_reads(gw: VersityGW, tmp_path: Path) -> None:
+    files = {"config.json": b"{}", "ckpt/g.pth": os.urandom(2_000_000)}
+    model = upload(gw, files)
+    dest = tmp_path / "m"
+    path = tmp_path / "termination-log"
+    hook = ("--after-verify", "tests.fetch.hooks:derive")
+
+    cold = run_with_report(gw, model, dest, path, *hook)
+    assert (cold.action, cold.remote, cold.cache_hit) == ("downloaded", "compared", False)
+    assert (cold.files, cold.bytes, cold.downloaded_bytes) == (2, 2_000_002, 2_000_002)
+    assert {"list", "download", "verify", "convert"} <= set(cold.phases), cold.phases
+    assert all(v >= 0 for v in cold.phases.values())
+    # The phases are parts of the run, not more than it (rounding aside).
+    assert sum(cold.phases.values()) <= cold.seconds + 0.01, cold
+
+    warm = run_with_report(gw, model, dest, path, *hook)
+    assert (warm.action, warm.remote, warm.cache_hit) == ("warm", "compared", True)
+    assert warm.downloaded_bytes == 0 and warm.bytes == cold.bytes
+    assert "download" not in warm.phases and "convert" not in warm.phases
+    assert {"verify", "list"} <= set(warm.phases), warm.phases
+
+    pinned = {"EMOTIVOICE_EXPECTED_SHA256": json.dumps(model.sha256())}
+    offline = run_with_report(
+        gw, model, dest, path, *hook, env=pinned, endpoint="http://127.0.0.1:9"
+    )
+    assert (offline.action, offline.remote) == ("warm", "not-needed")
+    assert "list" not in offline.phases, "nothing was asked of the store"
