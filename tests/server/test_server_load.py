@@ -186,8 +186,8 @@ def test_overload_gives_200_or_503_only_and_memory_stays_bounded(
     assert metrics["emotivoice_queue_depth"] == 0
     # A slot frees about once per service time; no client is told to wait longer than the
     # whole queue takes to turn over, which is about what an admitted request waits. (The
-    # old hint, time in the server x queue length, was that times the queue length again, 20x
-    # here.) The hint comes from measured model time, so a call slowed by another process on
+    # old hint, time in the server x queue length, was that times the queue length again.)
+    # The hint comes from measured model time, so a call slowed by another process on
     # the same 2 cores inflates it for a while: 1.5x failed once at load ~8 (3.4 s vs 2.3 s).
     assert max(hints_ms) / 1000 <= 2.5 * max(latencies), (max(hints_ms), max(latencies))
     rss_after = server.worker_rss_bytes()
