@@ -191,6 +191,10 @@ class Reconciler:
             post("Warning", "CacheUnreachable", warning)
         if status.get("phase") != old_status.get("phase"):
             post("Normal", f"Phase{status['phase']}", status["message"])
+        if conflict or apply_error:
+            # Someone else's object carries none of our labels, so no watch tells when it goes;
+            # a refused apply may pass next time: both are looked at again every timer period.
+            return Outcome(status, now)
         edge = next_edge(desired.windows, desired.warm_requests, status.get("misses"), now, horizon)
         return Outcome(status, edge)
 
