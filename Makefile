@@ -103,10 +103,10 @@ bench-load: test-model
 
 bench: bench-load
 
-## bench-operator: 100 EmotiVoiceServices at once on the local control plane (convergence, idle writes)
+## bench-operator: COUNT (100) EmotiVoiceServices at once on the local control plane (convergence, idle writes, idle API requests per service, RSS)
 .PHONY: bench-operator
 bench-operator: venv tools
-	@$(PY) bench/operator_bench.py --count 100
+	@$(PY) bench/operator_bench.py --count $(or $(COUNT),100)
 bench: bench-operator
 
 ## images: the operator, server and test S3 images, built here without any registry to pull

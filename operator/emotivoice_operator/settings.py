@@ -34,6 +34,9 @@ class OperatorSettings:
     # Ask a server pod that just turned Ready for its own start-up phases (GET /ready, once,
     # bounded): reconcile/server_phases.py. Off: one "server" phase from the pod's states.
     ask_servers: bool = True
+    # Reconcile passes run at once (reconcile/queue.py); more than the API server and the
+    # operator's one Python process can use only adds contention.
+    reconcile_workers: int = 4
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -53,4 +56,5 @@ class OperatorSettings:
             extra_tolerations=tuple(tolerations),
             metrics_port=int(env.get("EMOTIVOICE_METRICS_PORT", "0")),
             ask_servers=env.get("EMOTIVOICE_ASK_SERVERS", "1") not in ("0", "false", "no"),
+            reconcile_workers=int(env.get("EMOTIVOICE_RECONCILE_WORKERS", "4")),
         )

@@ -54,6 +54,9 @@ def service(
     name: str, windows: list[dict[str, Any]], minimum: int = 0, **pool: Any
 ) -> dict[str, Any]:
     body = valid_resource(name)
+    # One claim NAME-model (bind_cache's volume is for it): the default scope, PerReplica, would
+    # ask for a claim per replica.
+    body["spec"]["model"].setdefault("cache", {})["scope"] = "Shared"
     body["spec"]["replicas"] = {"min": minimum, "max": 4}
     body["spec"]["warmPool"] = {"timeZone": "UTC", "windows": windows, **pool}
     return body

@@ -2,8 +2,9 @@
 holds the rendered values, plus pruning of children the spec no longer asks for.
 
 Only objects that are ours are ever written or deleted (``ownership.is_ours``): the reconciler
-reads every child first and refuses to apply anything while a name is taken by someone else's
-object; pruning deletes only objects whose owner reference names the resource's uid.
+looks at every child first (as the watches show it, reconcile/watched.py) and refuses to apply
+anything while a name is taken by someone else's object; pruning deletes only objects whose owner
+reference names the resource's uid.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import NotFoundError
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from emotivoice_operator.reconcile.drift import differences, value_at
 from emotivoice_operator.reconcile.ownership import controlled_by
@@ -47,6 +48,8 @@ class ApplyResult:
     # Paths that still differ after our apply: another writer holds them (a port someone added
     # to our Service). Reported once; later passes that find exactly this drift do not re-apply.
     held: list[str] = field(default_factory=list)
+    # The object as the API returned it after our write (None: nothing written).
+    obj: dict[str, Any] | None = None
 
 
 def _held_values(live: dict[str, Any], paths: list[str]) -> str:
@@ -107,29 +110,33 @@ class Applier:
             self._settled.pop(key, None)
         action = "updated" if live else "created"
         log.info("%s %s/%s %s %s", action, manifest["kind"], meta["namespace"], meta["name"], drift)
-        return ApplyResult(manifest["kind"], meta["name"], action, drift, held)
+        return ApplyResult(manifest["kind"], meta["name"], action, drift, held, after)
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        self._settled.pop((kind, namespace, name), None)
 
     def prune(
-        self, namespace: str, instance: str, uid: str, keep: list[dict[str, Any]]
+        self,
+        namespace: str,
+        uid: str,
+        keep: list[dict[str, Any]],
+        children: list[dict[str, Any]],
     ) -> list[ApplyResult]:
-        """Deletes our children of the prunable kinds that the rendered set no longer holds.
+        """Deletes the ``children`` (live objects of the prunable kinds, as the watches show
+        them) that the rendered set ``keep`` no longer holds and that are ours.
 
-        The labels only narrow the listing; what decides is the owner reference to ``uid``
-        (labels are text anybody may copy onto their own CronJob).
+        Their labels only narrowed the watch; what decides is the owner reference to ``uid``
+        (labels are text anybody may copy onto their own CronJob). A child an earlier pass
+        deleted, whose watch event has not come yet, is gone already: nothing to say.
         """
         wanted = {(m["kind"], m["metadata"]["name"]) for m in keep}
-        selector = f"{names.LABEL_INSTANCE}={instance},{names.LABEL_MANAGED_BY}={names.MANAGER}"
         results = []
-        for api_version, kind in PRUNABLE:
-            items = self.resource(api_version, kind).get(
-                namespace=namespace, label_selector=selector
-            )
-            for item in items.items:
-                obj = item.to_dict()
-                name = obj["metadata"]["name"]
-                if (kind, name) in wanted or not controlled_by(obj, uid):
-                    continue
-                self.resource(api_version, kind).delete(
+        for obj in children:
+            kind, name = obj["kind"], obj["metadata"]["name"]
+            if (kind, name) in wanted or not controlled_by(obj, uid):
+                continue
+            try:
+                self.resource(obj["apiVersion"], kind).delete(
                     name=name,
                     namespace=namespace,
                     # The uid we checked is the one deleted, even if the name was re-used since.
@@ -139,7 +146,9 @@ class Applier:
                         "preconditions": {"uid": obj["metadata"]["uid"]},
                     },
                 )
-                self._settled.pop((kind, namespace, name), None)
-                log.info("deleted %s %s/%s", kind, namespace, name)
-                results.append(ApplyResult(kind, name, "deleted", []))
+            except (NotFoundError, ConflictError):
+                continue  # gone already, or a new object of that name
+            self.forget(kind, namespace, name)
+            log.info("deleted %s %s/%s", kind, namespace, name)
+            results.append(ApplyResult(kind, name, "deleted", []))
         return results

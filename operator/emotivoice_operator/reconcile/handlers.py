@@ -1,13 +1,25 @@
-"""kopf handlers: thin triggers around ``Reconciler.reconcile``.
+"""kopf handlers: watches that feed indexes and trigger passes; the passes run from a queue.
 
-Triggers: the resource's own create/update/resume, a timer (warm-window edges, request
-expiry, drift the watches missed), and any change to a child we manage (an edited or deleted
-child is restored within seconds, not at the next timer pass).
+Every watched object lands in a kopf index keyed by its service (``(namespace, name)``): the
+resource itself, each kind of child (by the instance label) and the server pods. kopf fills the
+indexes from its initial listings before any handler runs, so the first pass already sees
+everything that exists. A watch event only marks its service due in the work queue
+(reconcile/queue.py: coalescing, fair across namespaces, ``reconcile_workers`` at once); the pass
+reads the indexes (``_snapshot``) and runs ``Reconciler.reconcile`` in a thread.
+
+Triggers: any event of the resource (created, spec or status changed: a warm request, the
+operator's own write; the first listing after a restart), any event of a child or server pod
+(an edited or deleted child is restored within seconds), and the timer, which only brings back
+a service whose next time edge is due (reconcile/edges.py): an idle service costs no API
+request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
@@ -15,25 +27,42 @@ import prometheus_client
 from kubernetes import client, config
 
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
+from emotivoice_operator.reconcile.queue import FairQueue, Key
 from emotivoice_operator.reconcile.reconciler import Reconciler
+from emotivoice_operator.reconcile.watched import Snapshot, compact, first
 from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
 
+log = logging.getLogger(__name__)
+
 SETTINGS = OperatorSettings.from_env()
-MANAGED = {names.LABEL_MANAGED_BY: names.MANAGER}
+# Children: every kind render/ makes, as the prune and the apply look them up. PVCs are watched by
+# the instance label alone: the StatefulSet controller makes the per-replica claims.
+MANAGED = {names.LABEL_INSTANCE: kopf.PRESENT, names.LABEL_MANAGED_BY: names.MANAGER}
 CHILD_KINDS = (
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("", "v1", "services"),
-    ("", "v1", "persistentvolumeclaims"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("batch", "v1", "cronjobs"),
-    ("", "v1", "pods"),
+    ("apps", "v1", "deployments", MANAGED),
+    ("apps", "v1", "statefulsets", MANAGED),
+    ("", "v1", "services", MANAGED),
+    ("", "v1", "persistentvolumeclaims", {names.LABEL_INSTANCE: kopf.PRESENT}),
+    ("autoscaling", "v2", "horizontalpodautoscalers", MANAGED),
+    ("batch", "v1", "cronjobs", MANAGED),
+    ("", "v1", "serviceaccounts", MANAGED),
+    ("rbac.authorization.k8s.io", "v1", "roles", MANAGED),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings", MANAGED),
 )
+# The server pods: labels.selector(owner, COMPONENT_SERVER), the instance any.
+SERVER_PODS = {
+    names.LABEL_NAME: names.APP_NAME,
+    names.LABEL_INSTANCE: kopf.PRESENT,
+    names.LABEL_COMPONENT: names.COMPONENT_SERVER,
+}
+SERVICES_INDEX = "evs_services"
+PODS_INDEX = "evs_pods"
+CHILD_INDEXES = tuple(f"evs_{plural}" for _, _, plural, _ in CHILD_KINDS)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Handler progress lives in annotations of our own group, status stays ours alone.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -46,8 +75,30 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     except config.ConfigException:
         config.load_kube_config()
     memo.reconciler = Reconciler(client.ApiClient(), SETTINGS)
+    # The indexes, as kopf passes them to every handler (by handler id).
+    memo.indexes = {name: kwargs[name] for name in (SERVICES_INDEX, PODS_INDEX, *CHILD_INDEXES)}
+    # (namespace, name) -> when the timer must bring the service back (its next time edge).
+    memo.due = {}
+    memo.queue = FairQueue(partial(_pass, memo), workers=SETTINGS.reconcile_workers)
     if SETTINGS.metrics_port:
         prometheus_client.start_http_server(SETTINGS.metrics_port)
+
+
+@kopf.on.cleanup()
+async def stop_queue(memo: kopf.Memo, **_: Any) -> None:
+    if "queue" in memo:
+        await memo.queue.stop()
+
+
+def _snapshot(indexes: dict[str, Any], key: Key) -> Snapshot:
+    """The service as the indexes hold it now (read on the event loop, which alone writes
+    them; the pass then runs in a thread over these lists)."""
+    children = [c for name in CHILD_INDEXES for c in indexes[name].get(key, ())]
+    return Snapshot(
+        body=first(indexes[SERVICES_INDEX].get(key)),
+        children=children,
+        pods=list(indexes[PODS_INDEX].get(key, ())),
+    )
 
 
 def _poster(body: dict[str, Any]):
@@ -57,29 +108,83 @@ def _poster(body: dict[str, Any]):
     return post
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-def reconcile_service(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.reconcile(dict(body), _poster(dict(body)))
+async def _pass(memo: kopf.Memo, key: Key) -> None:
+    snap = _snapshot(memo.indexes, key)
+    if snap.body is None:
+        memo.due.pop(key, None)
+        return
+    # asyncio.to_thread carries the context over: kopf.event needs its posting queue from it.
+    outcome = await asyncio.to_thread(memo.reconciler.reconcile, snap, _poster(snap.body))
+    if outcome is None:
+        memo.due.pop(key, None)
+    else:
+        memo.due[key] = outcome.next_edge
+
+
+def _trigger(memo: kopf.Memo, key: Key) -> None:
+    if "queue" not in memo:
+        return
+    # Started from the first handler, not at startup: the workers' tasks inherit the context
+    # of a handler, where kopf keeps the queue that Events are posted through.
+    memo.queue.ensure_started()
+    memo.queue.trigger(key)
+
+
+@kopf.index(GROUP, VERSION, PLURAL, id=SERVICES_INDEX)
+async def _index_service(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, name): compact(body)}
+
+
+@kopf.index("", "v1", "pods", labels=SERVER_PODS, id=PODS_INDEX)
+async def _index_pod(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, labels[names.LABEL_INSTANCE]): compact(body)}
+
+
+async def _index_child(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, labels[names.LABEL_INSTANCE]): compact(body)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def on_service_event(
+    event: dict[str, Any], namespace: str, name: str, memo: kopf.Memo, **_: Any
+) -> None:
+    key = (namespace, name)
+    if event.get("type") == "DELETED":
+        if "queue" in memo:
+            memo.queue.forget(key)
+            memo.due.pop(key, None)
+            memo.reconciler.forget(namespace, name)
+        return
+    _trigger(memo, key)
+
+
+async def _on_child_event(
+    event: dict[str, Any],
+    body: kopf.Body,
+    name: str,
+    namespace: str,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    owner = labels[names.LABEL_INSTANCE]
+    if event.get("type") == "DELETED" and "reconciler" in memo:
+        memo.reconciler.forget_object(namespace, owner, body.get("kind", ""), name)
+    _trigger(memo, (namespace, owner))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.timer_interval, sharp=True)
-def refresh(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.reconcile(dict(body), _poster(dict(body)))
-
-
-def _on_child_change(
-    event: dict[str, Any], namespace: str, labels: dict[str, str], memo: kopf.Memo, **_: Any
-) -> None:
-    owner_name = labels.get(names.LABEL_INSTANCE)
-    if not owner_name or "reconciler" not in memo:
+async def refresh(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """Brings the service back when its next time edge is due (a window edge, a request
+    expiring); otherwise nothing: the watches tell everything else."""
+    if "due" not in memo:
         return
-    owner = memo.reconciler.get(namespace, owner_name)
-    if owner is None or owner["metadata"].get("deletionTimestamp"):
-        return
-    memo.reconciler.reconcile(owner, _poster(owner))
+    due = memo.due.get((namespace, name))
+    if due is None or datetime.now(UTC) >= due:  # None: no pass has ended yet
+        _trigger(memo, (namespace, name))
 
 
-for _group, _version, _plural in CHILD_KINDS:
-    kopf.on.event(_group, _version, _plural, labels=MANAGED)(_on_child_change)
+for _group, _version, _plural, _labels in CHILD_KINDS:
+    kopf.index(_group, _version, _plural, labels=_labels, id=f"evs_{_plural}")(_index_child)
+    kopf.on.event(_group, _version, _plural, labels=_labels)(_on_child_event)
+kopf.on.event("", "v1", "pods", labels=SERVER_PODS)(_on_child_event)

@@ -1,18 +1,23 @@
 """One reconcile pass for one EmotiVoiceService: render, apply, prune, hold the floor, report.
 
-Called by every trigger (create/update/resume, the timer, a child's change) with the same
-arguments, so there is one way the cluster converges. Writes happen only where something
-differs: an idle service costs reads, never writes.
+Called by the work queue (reconcile/queue.py) with what the watches show (``Snapshot``), so
+there is one way the cluster converges and an idle service costs no API request at all: the
+resource, its children and its pods come from the watches' indexes; the API is read only for a
+rendered child no index shows (it may be someone else's object of that name), and written only
+where something differs. The answers to the operator's own writes are kept until the watch
+shows them (``watched.newer``), so a pass right after a write does not write again.
+
+Observation and side effects are apart: ``_observe`` gathers what the cluster shows and what
+changed (``Findings``), ``_report`` posts the Events and metrics for it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -24,17 +29,41 @@ from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.desired import DesiredState, desired_state
 from emotivoice_operator.reconcile import claims, coldstarts, misses, server_phases
-from emotivoice_operator.reconcile.apply import Applier
+from emotivoice_operator.reconcile.apply import PRUNABLE, Applier
+from emotivoice_operator.reconcile.edges import next_edge
 from emotivoice_operator.reconcile.ownership import conflict_message, controlled_by, is_ours
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
-from emotivoice_operator.render import Owner, labels, names
+from emotivoice_operator.reconcile.watched import Snapshot, compact, newer
+from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
-from emotivoice_operator.windows.lead import lead_in_force
+from emotivoice_operator.windows.lead import LeadDecision, lead_in_force
 
 log = logging.getLogger(__name__)
 
 # (type, reason, message) -> posts a Kubernetes Event on the EmotiVoiceService.
 EventPoster = Callable[[str, str, str], None]
+SERVICE_KIND = "EmotiVoiceService"
+# Timer periods between passes of a service with no time edge sooner: the pass that catches
+# whatever no watch event told (it reads the watches, so it costs no API request either).
+HORIZON_PERIODS = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pass leaves behind: the status in force and when the timer must come back."""
+
+    status: dict[str, Any]
+    next_edge: datetime
+
+
+@dataclass
+class Findings:
+    """What a pass saw change (for Events and metrics; ``_report`` posts them)."""
+
+    new_starts: list[coldstarts.ColdStart] = field(default_factory=list)
+    miss_report: misses.MissReport | None = None
+    lead: LeadDecision | None = None
+    p95_seconds: float | None = None  # of the cold starts, this pass's included
 
 
 @dataclass
@@ -42,8 +71,12 @@ class Reconciler:
     api: client.ApiClient
     settings: OperatorSettings
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    _locks: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
-    _guard: threading.Lock = field(default_factory=threading.Lock)
+    # (namespace, service) -> {(kind, name): the answer to our last write}, until a watch shows
+    # that version or a later one. Only the pass of that service touches its entry (the queue
+    # runs one pass per service at a time).
+    _written: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.applier = Applier(self.api)
@@ -51,47 +84,68 @@ class Reconciler:
         self.apps = client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
 
-    def _lock(self, namespace: str, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault((namespace, name), threading.Lock())
+    def forget(self, namespace: str, name: str) -> None:
+        """Drops what is kept for a deleted service."""
+        self._written.pop((namespace, name), None)
 
-    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+    def _current(
+        self, owner: tuple[str, str], kind: str, name: str, watched: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The newest copy known of one object: the watch's, or the answer to our last write
+        while the watch has not shown it yet."""
+        written = self._written.get(owner, {})
+        mine = written.get((kind, name))
+        if mine is None:
+            return watched
+        if watched is not None and newer(mine, watched) is watched:
+            written.pop((kind, name), None)  # the watch has caught up: it alone speaks now
+            return watched
+        return mine
 
-    def reconcile(self, body: dict[str, Any], post: EventPoster) -> dict[str, Any]:
-        meta = body["metadata"]
-        with self._lock(meta["namespace"], meta["name"]):
-            # A trigger's body may predate our last status write: read the current one, so
-            # nothing (a cold start, a warm request) is counted from stale status.
-            fresh = self.get(meta["namespace"], meta["name"])
-            if fresh is None or fresh["metadata"].get("deletionTimestamp"):
-                return {}
-            return self._reconcile(fresh, post)
+    def forget_object(self, namespace: str, owner: str, kind: str, name: str) -> None:
+        """A watch saw the object deleted: the answer to an earlier write no longer stands."""
+        self._written.get((namespace, owner), {}).pop((kind, name), None)
 
-    def _reconcile(self, body: dict[str, Any], post: EventPoster) -> dict[str, Any]:
+    def _remember(self, owner: tuple[str, str], obj: dict[str, Any]) -> None:
+        key = (obj["kind"], obj["metadata"]["name"])
+        self._written.setdefault(owner, {})[key] = compact(obj)
+
+    def reconcile(self, snap: Snapshot, post: EventPoster) -> Outcome | None:
+        """One pass over ``snap``; None when the service is gone or being deleted."""
+        if snap.body is None:
+            return None
+        meta = snap.body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        body = self._current(key, SERVICE_KIND, meta["name"], snap.body)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return None
+        return self._reconcile(body, snap, post)
+
+    def _reconcile(self, body: dict[str, Any], snap: Snapshot, post: EventPoster) -> Outcome:
         meta = body["metadata"]
         owner = Owner(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
+        key = (owner.namespace, owner.name)
         old_status = body.get("status") or {}
         now = self.clock()
+        horizon = timedelta(seconds=self.settings.timer_interval * HORIZON_PERIODS)
         requests, malformed = _warm_requests(old_status)
+        shared = self._current(
+            key, "PersistentVolumeClaim", names.model_cache(owner.name),
+            snap.child("PersistentVolumeClaim", names.model_cache(owner.name)),
+        )  # fmt: skip
         try:
             desired = desired_state(
                 body.get("spec") or {}, owner, now, requests, self.settings,
                 cold_start_seconds=_recent_seconds(old_status),
                 lead_in_force=lead_in_force(old_status),
-                shared_claim_exists=self._shared_claim_exists(owner),
+                shared_claim_exists=shared is not None and is_ours(shared, owner.uid, owner.name),
             )  # fmt: skip
         except SpecError as exc:
             if old_status.get("message") != str(exc):
                 post("Warning", "InvalidSpec", str(exc))
-            return self._write_status(
-                body, self._observe(body, owner, None, post, spec_error=str(exc))
-            )
+            observed, findings = self._observe(body, owner, None, snap, spec_error=str(exc))
+            self._report(owner, None, findings, old_status, post)
+            return Outcome(self._write_status(body, observed), now + horizon)
 
         floor = desired.warm_floor
         metrics.WARM_FLOOR.labels(owner.namespace, owner.name).set(floor)
@@ -100,7 +154,7 @@ class Reconciler:
         kept_claims: list[str] | None = None
         deleted_claims: list[str] = []
         try:
-            lives = [self.applier.live(m) for m in manifests]
+            lives = [self._live(key, m, snap) for m in manifests]
             taken = [
                 (m["kind"], m["metadata"]["name"])
                 for m, live in zip(manifests, lives, strict=True)
@@ -113,40 +167,58 @@ class Reconciler:
                 if old_status.get("message") != conflict:
                     post("Warning", "NameConflict", conflict)
             else:
-                self._apply_all(owner, manifests, lives, post)
-                self._hold_floor(owner, floor, workload_kind(manifests), post)
-                kept_claims, deleted_claims = self._clean_claims(owner, desired, post)
+                self._apply_all(owner, manifests, lives, snap, post)
+                self._hold_floor(owner, floor, workload_kind(manifests), snap, post)
+                kept_claims, deleted_claims = self._clean_claims(owner, desired, snap, post)
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             if old_status.get("message") != apply_error:
                 post("Warning", "ApplyFailed", apply_error)
-        observed = self._observe(
+        observed, findings = self._observe(
             body,
             owner,
             desired,
-            post,
+            snap,
             apply_error=apply_error,
             conflict=conflict,
             request_fixes=_request_fixes(requests, malformed, desired.warm_requests),
             claims=(kept_claims, deleted_claims),
         )
+        self._report(owner, desired, findings, old_status, post)
         status = self._write_status(body, observed)
         warning = desired.cache.warning
         if warning and _condition_message(old_status, "CacheReachable") != warning:
             post("Warning", "CacheUnreachable", warning)
         if status.get("phase") != old_status.get("phase"):
             post("Normal", f"Phase{status['phase']}", status["message"])
-        return status
+        if conflict or apply_error:
+            # Someone else's object carries none of our labels, so no watch tells when it goes;
+            # a refused apply may pass next time: both are looked at again every timer period.
+            return Outcome(status, now)
+        edge = next_edge(desired.windows, desired.warm_requests, status.get("misses"), now, horizon)
+        return Outcome(status, edge)
+
+    def _live(self, key: tuple[str, str], manifest: dict[str, Any], snap: Snapshot) -> Any:
+        """The live object of a rendered child: the watch's (or our last write's); read from
+        the API when neither shows one (an object of that name without our labels is in no
+        index, and it must be seen before anything is applied over it)."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        live = self._current(key, kind, name, snap.child(kind, name))
+        return live if live is not None else self.applier.live(manifest)
 
     def _apply_all(
         self,
         owner: Owner,
         manifests: list[dict[str, Any]],
         lives: list[dict[str, Any] | None],
+        snap: Snapshot,
         post: EventPoster,
     ) -> None:
+        key = (owner.namespace, owner.name)
         for manifest, live in zip(manifests, lives, strict=True):
             result = self.applier.apply(manifest, live)
+            if result.obj is not None:
+                self._remember(key, result.obj)
             metrics.CHILD_APPLIES.labels(result.kind, result.action).inc()
             if result.action == "created":
                 post("Normal", "Created", f"created {result.kind} {result.name}")
@@ -158,67 +230,65 @@ class Reconciler:
                         "those fields, left as they are (reported once)"
                     )
                 post("Normal", "Updated", message)
-        for result in self.applier.prune(owner.namespace, owner.name, owner.uid, manifests):
+        prunable = [c for c in snap.children if (c.get("apiVersion"), c.get("kind")) in PRUNABLE]
+        for result in self.applier.prune(owner.namespace, owner.uid, manifests, prunable):
             post("Normal", "Deleted", f"deleted {result.kind} {result.name}: no longer in the spec")
 
-    def _shared_claim_exists(self, owner: Owner) -> bool:
-        """Whether the claim NAME-model exists and is ours: an unset cache scope stays Shared."""
-        live = self.applier.get(
-            "v1", "PersistentVolumeClaim", names.model_cache(owner.name), owner.namespace
-        )
-        return live is not None and is_ours(live, owner.uid, owner.name)
-
-    def _hold_floor(self, owner: Owner, floor: int, kind: str, post: EventPoster) -> None:
+    def _hold_floor(
+        self, owner: Owner, floor: int, kind: str, snap: Snapshot, post: EventPoster
+    ) -> None:
         """Raises the workload to the floor at once instead of waiting for the HPA's next sync.
 
         The HPA does nothing while its target has 0 replicas, so coming back from scale to
-        zero needs this push; above 0 it only saves the HPA's sync period.
+        zero needs this push; above 0 it only saves the HPA's sync period. The replicas are
+        the workload's as the watch (or our last write) shows it: its scale's spec.replicas.
         """
         if floor == 0:
             return
-        read, patch = (
-            (self.apps.read_namespaced_stateful_set_scale, self.apps.patch_namespaced_stateful_set_scale)
+        key, name = (owner.namespace, owner.name), names.server(owner.name)
+        live = self._current(key, kind, name, snap.child(kind, name))
+        if live is None or not controlled_by(live, owner.uid):
+            return  # not created yet (our apply failed) or not ours: nothing to raise
+        replicas = (live.get("spec") or {}).get("replicas") or 0
+        if replicas >= floor:
+            return
+        patch = (
+            self.apps.patch_namespaced_stateful_set_scale
             if kind == "StatefulSet"
-            else (self.apps.read_namespaced_deployment_scale, self.apps.patch_namespaced_deployment_scale)
-        )  # fmt: skip
-        scale = read(names.server(owner.name), owner.namespace)
-        if (scale.spec.replicas or 0) < floor:
-            patch(
-                names.server(owner.name),
-                owner.namespace,
-                {"spec": {"replicas": floor}},
-                field_manager=f"{names.FIELD_MANAGER}-floor",
-            )
-            post(
-                "Normal",
-                "WarmFloor",
-                f"scaled {names.server(owner.name)} from {scale.spec.replicas or 0} to the warm floor {floor}",
-            )
+            else self.apps.patch_namespaced_deployment_scale
+        )
+        scale = patch(
+            name,
+            owner.namespace,
+            {"spec": {"replicas": floor}},
+            field_manager=f"{names.FIELD_MANAGER}-floor",
+        )
+        # The workload as that write left it, until its watch event comes.
+        self._remember(
+            key,
+            {
+                **live,
+                "metadata": {
+                    **live["metadata"],
+                    "resourceVersion": scale.metadata.resource_version,
+                },
+                "spec": {**live["spec"], "replicas": floor},
+            },
+        )
+        post("Normal", "WarmFloor", f"scaled {name} from {replicas} to the warm floor {floor}")
 
     def _clean_claims(
-        self, owner: Owner, desired: DesiredState, post: EventPoster
+        self, owner: Owner, desired: DesiredState, snap: Snapshot, post: EventPoster
     ) -> tuple[list[str], list[str]]:
         """Deletes the per-replica claims no replica can come back to (reconcile/claims.py);
         returns the claims kept and those deleted."""
         keep_below = desired.max_replicas if desired.cache.scope == "PerReplica" else 0
-        pvcs = self.core.list_namespaced_persistent_volume_claim(
-            owner.namespace, label_selector=f"{names.LABEL_INSTANCE}={owner.name}"
-        ).items
-        found = claims.replica_claims(
-            owner.name, [self.api.sanitize_for_serialization(p) for p in pvcs]
-        )
+        found = claims.replica_claims(owner.name, snap.of_kind("PersistentVolumeClaim"))
         if not any(c.ordinal >= keep_below for c in found):
             return [c.name for c in found], []
-        pods = self.core.list_namespaced_pod(
-            owner.namespace,
-            label_selector=",".join(
-                f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
-            ),
-        ).items
+        pod_names = [p["metadata"]["name"] for p in snap.pods]
         deleted = []
-        for claim in claims.condemned(
-            found, keep_below, [p.metadata.name for p in pods], owner.name
-        ):
+        for claim in claims.condemned(found, keep_below, pod_names, owner.name):
             try:
                 self.core.delete_namespaced_persistent_volume_claim(
                     claim.name, owner.namespace,
@@ -246,46 +316,40 @@ class Reconciler:
         body: dict[str, Any],
         owner: Owner,
         desired: DesiredState | None,
-        post: EventPoster,
+        snap: Snapshot,
         *,
         spec_error: str | None = None,
         apply_error: str | None = None,
         conflict: str | None = None,
         request_fixes: dict[str, dict[str, Any] | None] | None = None,
         claims: tuple[list[str] | None, list[str]] = (None, []),
-    ) -> Observed:
-        """What the API shows now; ``desired`` is None when the spec cannot be honoured."""
+    ) -> tuple[Observed, Findings]:
+        """What the watches show now, and what changed since the last status (no Event, no
+        metric: ``_report`` does those); ``desired`` is None when the spec cannot be honoured.
+
+        The one outside call: a server pod that just turned Ready is asked for its start-up
+        phases (server_phases.py), which only that pod can tell."""
+        key = (owner.namespace, owner.name)
         kinds = [workload_kind(desired.manifests)] if desired else ["StatefulSet", "Deployment"]
         deployment = None  # the server workload, of either kind
         for kind in kinds:
-            live = self.applier.get("apps/v1", kind, names.server(owner.name), owner.namespace)
+            live = self._current(
+                key, kind, names.server(owner.name), snap.child(kind, names.server(owner.name))
+            )
             # Someone else's workload of that name is not our replicas.
             if live is not None and controlled_by(live, owner.uid):
                 deployment = live
                 break
-        selector = ",".join(
-            f"{k}={v}" for k, v in labels.selector(owner, names.COMPONENT_SERVER).items()
-        )
-        pods = [
-            self.api.sanitize_for_serialization(p)
-            for p in self.core.list_namespaced_pod(owner.namespace, label_selector=selector).items
-        ]
+        pods = snap.pods
         old_status = body.get("status") or {}
-        cold = self._cold_starts(owner, desired, pods, old_status, post)
-        missed = self._misses(owner, desired, pods, old_status, cold, post) if desired else None
-        lead = desired.lead.status() if desired and desired.lead else None
-        if lead and desired and desired.lead:
-            metrics.LEAD_TIME_SECONDS.labels(owner.namespace, owner.name).set(lead["seconds"])
-            before = old_status.get("leadTime") or {}
-            if before.get("seconds") != lead["seconds"] or before.get("mode") != lead["mode"]:
-                post(
-                    "Normal",
-                    "LeadTime",
-                    f"leadTime auto is {lead['duration']} ({desired.lead.basis}): the pre-warm "
-                    f"CronJobs of {', '.join(w.name for w in desired.windows if w.auto_lead)} "
-                    "fire that early",
-                )
-        return Observed(
+        findings = Findings(lead=desired.lead if desired else None)
+        cold, findings.new_starts = self._cold_starts(desired, pods, old_status)
+        findings.p95_seconds = cold.get("p95Seconds")
+        if desired and (desired.windows or old_status.get("misses")):
+            findings.miss_report = misses.check(
+                desired.windows, desired.min_replicas, pods, old_status.get("misses"), self.clock()
+            )
+        observed = Observed(
             generation=body["metadata"].get("generation", 0),
             warm_floor=desired.warm_floor if desired else 0,
             active_window=",".join(w.name for w in desired.active_windows) if desired else "",
@@ -294,8 +358,8 @@ class Reconciler:
             deployment=deployment,
             pods=pods,
             cold_starts=cold,
-            misses=missed,
-            lead_time=lead,
+            misses=findings.miss_report.status if findings.miss_report else None,
+            lead_time=desired.lead.status() if desired and desired.lead else None,
             spec_error=spec_error,
             apply_error=apply_error,
             conflict=conflict,
@@ -303,16 +367,15 @@ class Reconciler:
             cache=_cache_status(desired, body, *claims),
             cache_warning=desired.cache.warning if desired else None,
         )
+        return observed, findings
 
     def _cold_starts(
         self,
-        owner: Owner,
         desired: DesiredState | None,
         pods: list[dict[str, Any]],
         old_status: dict[str, Any],
-        post: EventPoster,
-    ) -> dict[str, Any]:
-        """Counts the starts new since the last pass, each with its phases, Event and metrics."""
+    ) -> tuple[dict[str, Any], list[coldstarts.ColdStart]]:
+        """The coldStarts status with the starts new since the last pass, and those starts."""
         previous = old_status.get("coldStarts")
         pending = coldstarts.pending_starts(pods, previous)
         bodies: dict[str, dict[str, Any]] = {}
@@ -326,61 +389,67 @@ class Reconciler:
         def in_window(created: datetime, ready: datetime) -> bool:
             return any(win.in_occurrence(w, t) for w in windows for t in (created, ready))
 
-        cold, new = coldstarts.account(pods, previous, bodies, in_window)
-        for start in new:
-            post("Normal", "ColdStart", coldstarts.describe(start))
-            metrics.COLD_START_SECONDS.labels(owner.namespace, owner.name).observe(start.seconds)
-            if start.split is not None:
-                for phase, seconds in start.split.phases.items():
-                    metrics.COLD_START_PHASE_SECONDS.labels(
-                        owner.namespace, owner.name, phase
-                    ).observe(seconds)
-                metrics.COLD_STARTS.labels(
-                    owner.namespace,
-                    owner.name,
-                    start.split.cache,
-                    "in" if start.in_window else "out",
-                ).inc()
-        return cold
+        return coldstarts.account(pods, previous, bodies, in_window)
 
-    def _misses(
+    def _report(
         self,
         owner: Owner,
-        desired: DesiredState,
-        pods: list[dict[str, Any]],
+        desired: DesiredState | None,
+        findings: Findings,
         old_status: dict[str, Any],
-        cold: dict[str, Any],
         post: EventPoster,
-    ) -> dict[str, Any] | None:
-        """Judges the window starts due now (Warning Event + counter for a miss)."""
-        if not desired.windows and not old_status.get("misses"):
-            return None
-        report = misses.check(
-            desired.windows, desired.min_replicas, pods, old_status.get("misses"), self.clock()
-        )
-        zones = {w.name: w.zone for w in desired.windows}
-        p95 = cold.get("p95Seconds")
-        for miss in report.missed:
-            metrics.WINDOW_MISSES.labels(owner.namespace, owner.name, miss.window).inc()
-            where = win.format_local(miss.at, zones[miss.window])
-            post("Warning", "WindowMissed", misses.describe_miss(miss, where, p95))
-        for window, _, _ in report.met:
-            metrics.WINDOW_STARTS_MET.labels(owner.namespace, owner.name, window).inc()
-        for miss in report.caught_up:
-            if miss not in report.missed:
+    ) -> None:
+        """The Events and metrics of what a pass observed (cold starts, misses, the lead)."""
+        ns, name = owner.namespace, owner.name
+        for start in findings.new_starts:
+            post("Normal", "ColdStart", coldstarts.describe(start))
+            metrics.COLD_START_SECONDS.labels(ns, name).observe(start.seconds)
+            if start.split is not None:
+                for phase, seconds in start.split.phases.items():
+                    metrics.COLD_START_PHASE_SECONDS.labels(ns, name, phase).observe(seconds)
+                metrics.COLD_STARTS.labels(
+                    ns, name, start.split.cache, "in" if start.in_window else "out"
+                ).inc()
+        report = findings.miss_report
+        if report is not None and desired is not None:
+            zones = {w.name: w.zone for w in desired.windows}
+            p95 = findings.p95_seconds
+            for miss in report.missed:
+                metrics.WINDOW_MISSES.labels(ns, name, miss.window).inc()
+                where = win.format_local(miss.at, zones[miss.window])
+                post("Warning", "WindowMissed", misses.describe_miss(miss, where, p95))
+            for window, _, _ in report.met:
+                metrics.WINDOW_STARTS_MET.labels(ns, name, window).inc()
+            for miss in report.caught_up:
+                if miss not in report.missed:
+                    post(
+                        "Normal",
+                        "WindowCaughtUp",
+                        f"window {miss.window}: its {miss.required} replicas were Ready "
+                        f"{miss.late_seconds:.0f} s after it opened",
+                    )
+            for miss in report.ended_short:
+                post(
+                    "Warning",
+                    "WindowEndedShort",
+                    f"window {miss.window} ended with fewer than its {miss.required} replicas Ready",
+                )
+        lead = findings.lead
+        if lead is not None and desired is not None:
+            now_lead = lead.status()
+            metrics.LEAD_TIME_SECONDS.labels(ns, name).set(now_lead["seconds"])
+            before = old_status.get("leadTime") or {}
+            if (
+                before.get("seconds") != now_lead["seconds"]
+                or before.get("mode") != now_lead["mode"]
+            ):
                 post(
                     "Normal",
-                    "WindowCaughtUp",
-                    f"window {miss.window}: its {miss.required} replicas were Ready "
-                    f"{miss.late_seconds:.0f} s after it opened",
+                    "LeadTime",
+                    f"leadTime auto is {now_lead['duration']} ({lead.basis}): the pre-warm "
+                    f"CronJobs of {', '.join(w.name for w in desired.windows if w.auto_lead)} "
+                    "fire that early",
                 )
-        for miss in report.ended_short:
-            post(
-                "Warning",
-                "WindowEndedShort",
-                f"window {miss.window} ended with fewer than its {miss.required} replicas Ready",
-            )
-        return report.status
 
     def _write_status(self, body: dict[str, Any], observed: Observed) -> dict[str, Any]:
         old = body.get("status") or {}
@@ -393,9 +462,10 @@ class Reconciler:
             return status
         meta = body["metadata"]
         metrics.STATUS_WRITES.inc()
-        self.custom.patch_namespaced_custom_object_status(
+        answer = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": status}
         )
+        self._remember((meta["namespace"], meta["name"]), answer)
         return status
 
 

@@ -1,0 +1,71 @@
+"""When the timer must bring a service back: the next time edge, from a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from emotivoice_operator.crd.schema import apply_defaults, spec_schema
+from emotivoice_operator.crd.spec import WarmPoolSpec
+from emotivoice_operator.reconcile.edges import next_edge
+from emotivoice_operator.windows import Window, parse_windows
+
+HORIZON = timedelta(minutes=10)
+
+
+def window(**fields: Any) -> Window:
+    raw = {"timeZone": "UTC", "windows": [{"name": "w", "replicas": 2, **fields}]}
+    pool = WarmPoolSpec.model_validate(apply_defaults(spec_schema()["properties"]["warmPool"], raw))
+    (w,) = parse_windows(pool)
+    return w
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# Every day 09:00-12:00 UTC, pre-warmed from 08:50.
+DAILY = {"start": "09:00", "end": "12:00", "leadTime": "10m"}
+
+
+def test_without_windows_or_requests_the_horizon_is_the_edge() -> None:
+    now = utc("2024-05-01T07:00:00")
+    assert next_edge([], {}, None, now, HORIZON) == now + HORIZON
+
+
+def test_before_the_lead_the_edge_is_where_the_lead_begins() -> None:
+    now = utc("2024-05-01T08:45:00")
+    assert next_edge([window(**DAILY)], {}, None, now, HORIZON) == utc("2024-05-01T08:50:00")
+
+
+def test_inside_the_lead_the_edge_is_the_start() -> None:
+    now = utc("2024-05-01T08:55:00")
+    assert next_edge([window(**DAILY)], {}, None, now, HORIZON) == utc("2024-05-01T09:00:00")
+
+
+def test_inside_the_occurrence_the_edge_is_its_end() -> None:
+    now = utc("2024-05-01T11:55:00")
+    assert next_edge([window(**DAILY)], {}, None, now, HORIZON) == utc("2024-05-01T12:00:00")
+
+
+def test_far_from_any_edge_the_horizon_comes_first() -> None:
+    now = utc("2024-05-01T10:00:00")
+    assert next_edge([window(**DAILY)], {}, None, now, HORIZON) == now + HORIZON
+
+
+def test_a_warm_request_expires_at_its_expiry() -> None:
+    now = utc("2024-05-01T14:00:00")
+    requests = {"w": (2, utc("2024-05-01T14:03:00"))}
+    assert next_edge([window(**DAILY)], requests, None, now, HORIZON) == utc("2024-05-01T14:03:00")
+
+
+def test_an_open_miss_ends_at_its_until() -> None:
+    now = utc("2024-05-01T14:00:00")
+    misses = {"recent": [{"open": True, "until": "2024-05-01T14:05:00Z"}, {"until": "x"}]}
+    assert next_edge([], {}, misses, now, HORIZON) == utc("2024-05-01T14:05:00")
+
+
+def test_edges_in_the_past_are_ignored() -> None:
+    now = utc("2024-05-01T14:00:00")
+    requests = {"w": (2, utc("2024-05-01T13:00:00"))}
+    assert next_edge([], requests, None, now, HORIZON) == now + HORIZON
