@@ -44,9 +44,17 @@ $PY -m tests.support.realnode store "$EXAMPLE" "$(ref s3)" "$STATE/demo"
 step "kubectl apply -f $EXAMPLE -n $NS"
 k apply -n "$NS" -f "$EXAMPLE"
 
-step "A volume for the model cache (this local cluster has no storage provisioner)"
-for _ in $(seq 60); do k get pvc "$NAME-model" -n "$NS" >/dev/null 2>&1 && break; sleep 1; done
-$PY -m tests.support.realnode volume "$NS" "$NAME-model" "$STATE/demo/cache"
+step "A volume for each replica's model cache (this local cluster has no storage provisioner)"
+# The claims the example's pods will mount (model-cache-NAME-0.. under the default per-replica
+# scope), each reserved a volume before it exists.
+claims=$($PY -c 'import sys
+from pathlib import Path
+from emotivoice_operator.cli_render import load_services
+from tests.support.workload import cache_claims
+print(" ".join(cache_claims(load_services([Path(sys.argv[1])])[0])))' "$EXAMPLE")
+for claim in $claims; do
+  $PY -m tests.support.realnode volume "$NS" "$claim" "$STATE/demo/cache/$claim"
+done
 
 step "Waiting for the real pod: download + verify (init container), load, warm up, then Ready"
 for _ in $(seq 300); do
@@ -77,7 +85,7 @@ PYTHON
 step "kubectl get evs -n $NS -o wide"
 k get evs -n "$NS" -o wide
 step "Its children"
-k get deployment,service,pvc,hpa,pods -n "$NS" -l "app.kubernetes.io/instance=$NAME"
+k get statefulset,deployment,service,pvc,hpa,pods -n "$NS" -l "app.kubernetes.io/instance=$NAME"
 step "Status conditions"
 k get evs "$NAME" -n "$NS" -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
 step "Events"
