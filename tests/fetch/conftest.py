@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fetch.hung import HungListener
 from tests.fetch.s3server import VersityGW, put_model, versitygw_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,3 +149,13 @@ def start_fetch(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+@pytest.fixture
+def hung() -> Iterator[HungListener]:
+    """A listener that accepts and never answers (a hung store), stopped after the test."""
+    listener = HungListener().start()
+    try:
+        yield listener
+    finally:
+        listener.stop()

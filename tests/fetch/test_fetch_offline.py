@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,15 +29,6 @@ CHECK_S = 2.0  # --remote-check-timeout in these tests
 # Interpreter start and the marker check come on top of the check itself; the old behaviour
 # took 11x (refused) to 160x (hung) this long.
 WALL_FACTOR = 3
-
-
-@pytest.fixture
-def hung() -> Iterator[HungListener]:
-    listener = HungListener().start()
-    try:
-        yield listener
-    finally:
-        listener.stop()
 
 
 def read_report(path: Path) -> report.FetchReport:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ from tests.fetch.s3server import VersityGW, free_port
 FILES = {"config.json": b'{"a": 1}', "ckpt/g.pth": os.urandom(1_500_000)}
 CHECK_S = 2.0
 NEW_CONFIG = b'{"a": 2}'
-
-
-@pytest.fixture
-def hung() -> Iterator[HungListener]:
-    listener = HungListener().start()
-    try:
-        yield listener
-    finally:
-        listener.stop()
 
 
 def pins_env(sums: dict[str, str]) -> dict[str, str]:
