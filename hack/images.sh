@@ -216,3 +216,8 @@ mkdir -p "$IMAGES"
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(operator server-cpu server s3)
 for n in "${names[@]}"; do build "$n"; done
+# Disk stays bounded (every changed build leaves GBs behind): working containers of failed builds
+# and images no tag names go; the registry keeps what the node pulls. The cost: a later change
+# re-runs every step of its Dockerfile (pip from the host's cache), not only the changed ones.
+"${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true
+"${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
