@@ -329,22 +329,27 @@ def _retained_claim(cluster: Cluster, namespace: str, name: str, access_mode: st
     return cluster.get_json("pvc", f"{name}-model", "-n", namespace)["metadata"]["uid"]
 
 
+def _plain_service(name: str, cache: dict[str, Any], minimum: int) -> dict[str, Any]:
+    """A service outside the two-node pool (no window, no GPU): max 3, cache 1Gi plus ``cache``."""
+    return {
+        "apiVersion": "tts.emotivoice.io/v1alpha1",
+        "kind": "EmotiVoiceService",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {
+                "source": {"uri": "s3://models/emotivoice/v1"},
+                "cache": {"size": "1Gi", **cache},
+            },
+            "replicas": {"min": minimum, "max": 3},
+        },
+    }
+
+
 def test_a_service_with_the_old_single_claim_keeps_it_until_told_otherwise(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
     uid = _retained_claim(cluster, namespace, "tts-old", "ReadWriteMany")
-    body = {
-        "apiVersion": "tts.emotivoice.io/v1alpha1",
-        "kind": "EmotiVoiceService",
-        "metadata": {"name": "tts-old"},
-        "spec": {
-            "model": {
-                "source": {"uri": "s3://models/emotivoice/v1"},
-                "cache": {"size": "1Gi", "accessMode": "ReadWriteMany"},
-            },
-            "replicas": {"min": 1, "max": 3},
-        },
-    }
+    body = _plain_service("tts-old", {"accessMode": "ReadWriteMany"}, minimum=1)
     cluster.apply(body, namespace=namespace)
     status = wait_for(
         lambda: (s := _status(cluster, namespace, "tts-old")).get("cache") and s,
@@ -390,18 +395,7 @@ def test_a_kept_one_pod_claim_for_several_replicas_is_refused_naming_the_field(
 ) -> None:
     """The schema cannot see that an unset scope stays Shared; the operator can, and says so."""
     _retained_claim(cluster, namespace, "tts-rwop", "ReadWriteOncePod")
-    body = {
-        "apiVersion": "tts.emotivoice.io/v1alpha1",
-        "kind": "EmotiVoiceService",
-        "metadata": {"name": "tts-rwop"},
-        "spec": {
-            "model": {
-                "source": {"uri": "s3://models/emotivoice/v1"},
-                "cache": {"size": "1Gi", "accessMode": "ReadWriteOncePod"},
-            },
-            "replicas": {"min": 1, "max": 3},
-        },
-    }
+    body = _plain_service("tts-rwop", {"accessMode": "ReadWriteOncePod"}, minimum=1)
     cluster.apply(body, namespace=namespace)
     status = wait_for(
         lambda: (s := _status(cluster, namespace, "tts-rwop")).get("phase") == "Failed" and s,
@@ -416,17 +410,9 @@ def test_a_kept_one_pod_claim_for_several_replicas_is_refused_naming_the_field(
 def test_claims_of_replicas_that_cannot_come_back_are_deleted(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    body = {
-        "apiVersion": "tts.emotivoice.io/v1alpha1",
-        "kind": "EmotiVoiceService",
-        "metadata": {"name": "tts-shrink"},
-        "spec": {
-            # No volumes here: the claims stay Pending, and so do the pods; what counts is
-            # that the StatefulSet controller made a claim per ordinal.
-            "model": {"source": {"uri": "s3://models/emotivoice/v1"}, "cache": {"size": "1Gi"}},
-            "replicas": {"min": 3, "max": 3},
-        },
-    }
+    # No volumes here: the claims stay Pending, and so do the pods; what counts is that the
+    # StatefulSet controller made a claim per ordinal.
+    body = _plain_service("tts-shrink", {}, minimum=3)
     cluster.apply(body, namespace=namespace)
     names = [f"model-cache-tts-shrink-{k}" for k in range(3)]
 
