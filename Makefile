@@ -109,13 +109,22 @@ bench-operator: venv tools
 	@$(PY) bench/operator_bench.py --count $(or $(COUNT),100)
 bench: bench-operator
 
-## images: the operator, server and test S3 images, built here without any registry to pull
+## images: every image (operator, both server variants, test S3), built here without any registry to pull
 ## from (mmdebstrap base + buildah; root), pushed to the real node's local registry; prints
 ## NAME=REFERENCE. With a Docker engine instead: docker build -f operator/Dockerfile . (see there)
 images:
 	@bash hack/node-deps.sh
 	@bash hack/build-binaries.sh coredns registry >/dev/null
-	@bash hack/images.sh
+	@bash hack/images.sh all
+
+## bench-images: both server variants' sizes from the registry's manifests (builds the CUDA
+## variant, which `make test` does not: ~10 min and ~10 GB cold); CPU/CUDA ratio, code layers
+.PHONY: bench-images
+bench-images: venv
+	@bash hack/node-deps.sh
+	@bash hack/build-binaries.sh registry >/dev/null
+	@$(PY) bench/images_bench.py
+bench: bench-images
 
 ## bench-coldstart: a real pod's cold start on the real node, empty and warm cache, against the
 ## common recipe (lazy server, /health probe after 30 s, plain copy); ratios and peak memory

@@ -472,9 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             print(f"bench-coldstart needs the real node: {reason}", file=sys.stderr)
             return 2
-        images = realnode.build_images(
-            *realnode.E2E_IMAGES, on_line=lambda line: print(line, file=sys.stderr)
-        )
+        images = realnode.build_images(on_line=lambda line: print(line, file=sys.stderr))
         install_crd(cluster)
         realnode.install_operator(cluster, images, RELEASE, SYSTEM_NS)
         try:

@@ -2,11 +2,14 @@
 # Builds the images without any image registry to pull from, and pushes them to the real
 # node's local registry (hack/node.sh), where the kubelet pulls them like any other image.
 #
-#   hack/images.sh [NAME...]     NAME in: pause coredns s3 operator server server-cpu (default:
-#                                the project's: operator server-cpu server s3); prints
-#                                NAME=REFERENCE lines. server is the CUDA variant, server-cpu
-#                                the CPU one (server/Dockerfile's TORCH_VARIANT)
-#   hack/images.sh --refs        the references only, without building (the tags are hashes)
+#   hack/images.sh [NAME...]     NAME in: pause coredns s3 operator server server-cpu, or all;
+#                                default: what the tests run (operator server-cpu s3; this
+#                                machine has no GPU). Prints NAME=REFERENCE lines. server is
+#                                the CUDA variant, server-cpu the CPU one (server/Dockerfile's
+#                                TORCH_VARIANT); `make images` builds all
+#   hack/images.sh --refs [NAME...]
+#                                the references only, without building (the tags are hashes);
+#                                default: every image
 #
 # How: a Debian bookworm base with Python made by mmdebstrap from Debian's packages (cached
 # as a tar by a hash of its package list), then buildah (runc, host network, --pull=never) for
@@ -31,6 +34,10 @@ BUILDAH=(buildah --root "$IMAGES/buildah/root" --runroot "$IMAGES/buildah/run"
   --storage-driver overlay)
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 BASE_PACKAGES=python3,python3-venv,ca-certificates
+
+# What the tests run (tests/support/realnode.py builds the default), and every image there is.
+TEST_IMAGES=(operator server-cpu s3)
+ALL_IMAGES=(pause coredns operator server-cpu server s3)
 
 log() { echo ">> $*" >&2; }
 die() {
@@ -152,6 +159,7 @@ build_dockerfile() { # build_dockerfile NAME DOCKERFILE BASE_ARG [BUILD_ARG=VALU
       -f "$2" -t "evs-build/$1" . >"$build_log" 2>&1
   ); then
     tail -n 30 "$build_log" >&2
+    "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true # its working container holds GBs
     die "building $1 failed (log: $build_log)"
   fi
 }
@@ -193,10 +201,8 @@ image_size() {
 
 if [ "${1:-}" = --refs ]; then
   shift
-  for n in "${@:-operator server-cpu server s3}"; do
-    # shellcheck disable=SC2086
-    for m in $n; do echo "$m=$(ref_of "$m")"; done
-  done
+  [ $# -gt 0 ] || set -- "${ALL_IMAGES[@]}"
+  for n in "$@"; do echo "$n=$(ref_of "$n")"; done
   exit 0
 fi
 [ "$(id -u)" = 0 ] || die "needs root (buildah's overlay mounts); the images are for the real node"
@@ -214,10 +220,13 @@ if ! curl -sf --max-time 2 "http://$REGISTRY_ADDR/v2/" >/dev/null; then
 fi
 mkdir -p "$IMAGES"
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(operator server-cpu server s3)
+[ ${#names[@]} -gt 0 ] || names=("${TEST_IMAGES[@]}")
+[ "${names[*]}" != all ] || names=("${ALL_IMAGES[@]}")
 for n in "${names[@]}"; do build "$n"; done
 # Disk stays bounded (every changed build leaves GBs behind): working containers of failed builds
 # and images no tag names go; the registry keeps what the node pulls. The cost: a later change
 # re-runs every step of its Dockerfile (pip from the host's cache), not only the changed ones.
 "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true
 "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
+# The registry keeps the current tags only (hack/prune-images.sh).
+bash "$REPO/hack/prune-images.sh" registry

@@ -385,6 +385,8 @@ up() {
   # The images the node itself runs: the pod sandbox (pause) and CoreDNS.
   bash "$REPO/hack/images.sh" pause coredns >&2
   ctr -a "$SOCK" -n k8s.io images pull --plain-http "$PAUSE_IMAGE" >/dev/null
+  # Before the kubelet starts, no container uses an image: the stale ones go (GBs each).
+  bash "$REPO/hack/prune-images.sh" containerd "$SOCK"
 
   start kubelet "$BIN/kubelet" --config="$STATE/kubelet.yaml" \
     --kubeconfig="$STATE/kubelet.kubeconfig" --root-dir="$STATE/kubelet" \

@@ -44,7 +44,7 @@ def real_cluster(cluster: Cluster) -> Cluster:
 @pytest.fixture(scope="module")
 def images(real_cluster: Cluster) -> dict[str, str]:
     """Our images in the node's registry (built by `make test` before pytest; seconds here)."""
-    return realnode.build_images(*realnode.E2E_IMAGES)
+    return realnode.build_images()
 
 
 @pytest.fixture(scope="module")

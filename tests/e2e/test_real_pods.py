@@ -486,18 +486,12 @@ def test_a_replica_brought_back_starts_on_its_retained_claim_without_a_download(
     )
 
 
-def test_the_cpu_variant_carries_gigabytes_less_and_code_ships_in_megabytes(
-    images: dict[str, str],
-) -> None:
-    """Issue "The images": the server's CPU variant drops what a CPU process never loads, and a
-    code change re-ships only the top layer. (The CUDA variant is a cache hit after
-    `make node-tools`, which builds every image.)"""
-    cuda = realnode.image_layer_sizes(realnode.build_images("server")["server"])
-    cpu = realnode.image_layer_sizes(images["server-cpu"])
-    assert len(cuda) == len(cpu)
-    # Measured 0.69 (gzip layers, what a node pulls): 1 GB less per new node.
-    assert sum(cpu) / sum(cuda) < 0.8, (sum(cuda), sum(cpu))
-    for layers in (cuda, cpu):
-        # Our code sits on top (measured 0.8 MB); torch is the big layer far below it.
-        assert sum(layers[-4:]) < 32 * 2**20, layers
-        assert layers.index(max(layers)) < len(layers) - 3, layers
+def test_a_code_change_ships_megabytes_not_gigabytes(images: dict[str, str]) -> None:
+    """Issue "The images": the server image's layers put our code on top of torch, so a code
+    change re-ships only the top layers. (The CPU/CUDA size ratio is `make bench-images`: the
+    CUDA variant is ~10 GB of disk and ~10 min to build, and no test here runs it.)"""
+    layers = realnode.image_layer_sizes(images["server-cpu"])
+    # Our code sits on top (measured 0.8 MB); torch is the big layer far below it.
+    assert sum(layers[-4:]) < 32 * 2**20, layers
+    assert layers.index(max(layers)) < len(layers) - 3, layers
+    assert max(layers) > 500 * 2**20, layers  # torch: the sizes are real, not placeholders

@@ -45,7 +45,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         e2e = any(item.get_closest_marker("e2e") for item in session.items)
         if local and e2e and realnode.node_possible():
             build_binaries("node", on_line=show)
-            realnode.build_images(*realnode.E2E_IMAGES, on_line=show)
+            realnode.build_images(on_line=show)
     except ClusterError as err:
         raise pytest.UsageError(f"{err}; its output is above") from err
 

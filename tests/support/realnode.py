@@ -91,12 +91,10 @@ def missing_reason(cluster: Cluster) -> str | None:
     return None
 
 
-# What the end-to-end suite runs: this node has no GPU, so the server's CPU variant.
-E2E_IMAGES = ("operator", "server-cpu", "s3")
-
-
 def build_images(*names: str, on_line: Callable[[str], None] | None = None) -> dict[str, str]:
-    """hack/images.sh (seconds when every image is in the registry): NAME -> reference."""
+    """hack/images.sh (seconds when every image is in the registry): NAME -> reference. No
+    names: what the tests run (images.sh's default; this node has no GPU, so the server's CPU
+    variant)."""
     stdout = run_script(IMAGES_SCRIPT, *names, on_line=on_line)
     return dict(line.split("=", 1) for line in stdout.split() if "=" in line)
 
