@@ -157,3 +157,13 @@ def test_value_at_follows_differences_paths() -> None:
     assert value_at(live, ".spec.template.c[0].env[0]") == 1
     assert value_at(live, ".spec.nothing") is None
     assert value_at(live, ".spec.ports[5]") is None
+
+
+def test_progressing_without_pods_names_the_workload_kind() -> None:
+    """PerReplica services run a StatefulSet: the message must not send a user looking for a
+    Deployment that does not exist."""
+    for kind in ("StatefulSet", "Deployment"):
+        workload = {"kind": kind, "spec": {"replicas": 1}, "status": {"replicas": 0}}
+        status = compute_status(_observed(deployment=workload))
+        assert status["phase"] == "Progressing"
+        assert status["message"].endswith(f"waiting for the {kind} to create pods"), status

@@ -123,7 +123,9 @@ def compute_status(obs: Observed) -> dict[str, Any]:
     elif desired > 0 and ready >= desired:
         phase, message = "Ready", f"{ready} of {desired} replicas ready"
     else:
-        detail = "; ".join(sorted(problems)[:3]) or "waiting for the Deployment to create pods"
+        # The workload is a Deployment (Shared, Ephemeral) or a StatefulSet (PerReplica).
+        workload = (obs.deployment or {}).get("kind") or "Deployment"
+        detail = "; ".join(sorted(problems)[:3]) or f"waiting for the {workload} to create pods"
         phase, message = (
             "Progressing",
             f"{ready} of {max(desired, obs.warm_floor)} replicas ready: {detail}",
