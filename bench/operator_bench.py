@@ -73,6 +73,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def component_pids(cluster: Cluster) -> dict[str, int]:
+    """The local control plane's processes (hack/cluster.sh's pid files beside its kubeconfig);
+    none for a cluster from elsewhere."""
+    out = {}
+    for path in sorted((cluster.kubeconfig.parent / "pids").glob("*.pid")):
+        try:
+            pid = int(path.read_text().strip())
+            cpu_seconds(pid)
+        except (OSError, ValueError):
+            continue
+        out[path.stem] = pid
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100)
@@ -92,6 +106,10 @@ def main() -> int:
             assert op.proc is not None
             time.sleep(3)  # let the operator start its watches
             services = [valid_resource(f"tts-{i:04d}") for i in range(args.count)]
+            # Where convergence spends its time: each process's CPU, every client's requests.
+            pids = {"operator": op.proc.pid, **component_pids(cluster)}
+            cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            requests_start = request_totals(cluster)
             started = time.monotonic()
             for i in range(0, len(services), 100):  # one kubectl apply of 1,000 takes > 60 s
                 cluster.apply(services[i : i + 100], namespace=ns)
@@ -118,6 +136,22 @@ def main() -> int:
                 f"converged (all {args.count * CHILDREN_PER_SERVICE} children + every status): "
                 f"{converged:.1f} s; operator RSS {rss_mb(op.proc.pid):.0f} MB"
             )
+            converge_cpu = {n: cpu_seconds(p) - cpu_start[n] for n, p in pids.items()}
+            print(
+                "CPU while converging (share of one core): "
+                + ", ".join(f"{n} {c / converged:.0%}" for n, c in sorted(converge_cpu.items()))
+            )
+            requests_end = request_totals(cluster)
+            converge_requests = Counter(
+                {k: v - requests_start.get(k, 0) for k, v in requests_end.items()}
+            )
+            converge_requests = +converge_requests  # drop zero and negative counts
+            print(
+                f"API requests while converging, all clients: {sum(converge_requests.values())} "
+                f"({sum(converge_requests.values()) / args.count:.1f} per service)"
+            )
+            for key, value in converge_requests.most_common(14):
+                print(f"  {key}: {value} ({value / args.count:.1f} per service)")
             time.sleep(op.timer_interval * 2)  # let the last events settle
             span = op.timer_interval * IDLE_PERIODS
 
@@ -158,6 +192,8 @@ def main() -> int:
                         "count": args.count,
                         "timer_interval_s": op.timer_interval,
                         "converge_s": round(converged, 1),
+                        "converge_cpu_s": {n: round(c, 1) for n, c in converge_cpu.items()},
+                        "converge_requests_by_verb_resource": dict(converge_requests.most_common()),
                         "idle_writes": writes,
                         "idle_requests_per_s_per_service": round(per_service, 4),
                         "idle_requests_by_verb_resource": dict(ours.most_common()),

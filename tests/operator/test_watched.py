@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from emotivoice_operator.reconcile.ownership import is_ours
-from emotivoice_operator.reconcile.watched import Snapshot, compact, newer
+from emotivoice_operator.reconcile.watched import Snapshot, compact, first, newer, pack, unpacked
 from emotivoice_operator.render import names
 
 
@@ -52,3 +54,13 @@ def test_snapshot_finds_children_by_kind_and_name() -> None:
     assert snap.child("PersistentVolumeClaim", "tts-model") is claim
     assert snap.child("Service", "tts-model") is None
     assert snap.of_kind("PersistentVolumeClaim") == [claim]
+
+
+def test_packed_objects_come_back_compacted_and_smaller() -> None:
+    live = retained_claim()
+    live["spec"]["template"] = {"containers": [{"name": f"c{i}", "env": []} for i in range(50)]}
+    packed = pack(live)
+    assert packed.unpack() == compact(live)
+    assert len(packed.data) < len(json.dumps(live)) / 3
+    assert first([packed]) == compact(live) and first(None) is None
+    assert unpacked([packed, pack(retained_claim())])[1] == compact(retained_claim())

@@ -29,7 +29,7 @@ from kubernetes import client, config
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.reconcile.queue import FairQueue, Key
 from emotivoice_operator.reconcile.reconciler import Reconciler
-from emotivoice_operator.reconcile.watched import Snapshot, compact, first
+from emotivoice_operator.reconcile.watched import Snapshot, first, pack, unpacked
 from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
 
@@ -93,11 +93,11 @@ async def stop_queue(memo: kopf.Memo, **_: Any) -> None:
 def _snapshot(indexes: dict[str, Any], key: Key) -> Snapshot:
     """The service as the indexes hold it now (read on the event loop, which alone writes
     them; the pass then runs in a thread over these lists)."""
-    children = [c for name in CHILD_INDEXES for c in indexes[name].get(key, ())]
+    children = [c for name in CHILD_INDEXES for c in unpacked(indexes[name].get(key))]
     return Snapshot(
         body=first(indexes[SERVICES_INDEX].get(key)),
         children=children,
-        pods=list(indexes[PODS_INDEX].get(key, ())),
+        pods=unpacked(indexes[PODS_INDEX].get(key)),
     )
 
 
@@ -132,16 +132,16 @@ def _trigger(memo: kopf.Memo, key: Key) -> None:
 
 @kopf.index(GROUP, VERSION, PLURAL, id=SERVICES_INDEX)
 async def _index_service(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): compact(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index("", "v1", "pods", labels=SERVER_PODS, id=PODS_INDEX)
 async def _index_pod(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, labels[names.LABEL_INSTANCE]): compact(body)}
+    return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
 
 
 async def _index_child(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, labels[names.LABEL_INSTANCE]): compact(body)}
+    return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -12,6 +12,8 @@ operator wrote a moment ago whose watch event has not come back yet (``newer``).
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,27 @@ def compact(body: Mapping[str, Any]) -> dict[str, Any]:
         meta["annotations"] = {k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS}
     out["metadata"] = meta
     return out
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A watched object as an index holds it: compact JSON, deflated.
+
+    Why: as Python dicts, a service's children and pods take ~150 KB (a StatefulSet's pod
+    template alone is thousands of small objects); packed, a tenth of it. At a thousand
+    services that is the difference between an operator of 350 MB and one well under 300 MB.
+    A pass unpacks the ten or so objects of its one service (tens of microseconds each).
+    """
+
+    data: bytes
+
+    def unpack(self) -> dict[str, Any]:
+        return json.loads(zlib.decompress(self.data))
+
+
+def pack(body: Mapping[str, Any]) -> Packed:
+    text = json.dumps(compact(body), separators=(",", ":"), default=str)
+    return Packed(zlib.compress(text.encode(), 1))
 
 
 def _version(obj: Mapping[str, Any] | None) -> int | None:
@@ -82,6 +105,12 @@ class Snapshot:
         return [c for c in self.children if c.get("kind") == kind]
 
 
-def first(values: Iterable[dict[str, Any]] | None) -> dict[str, Any] | None:
+def unpacked(values: Iterable[Packed] | None) -> list[dict[str, Any]]:
+    """What an index holds for one key, as objects."""
+    return [v.unpack() for v in values or ()]
+
+
+def first(values: Iterable[Packed] | None) -> dict[str, Any] | None:
     """The one value an index holds for a key that a single object feeds (the resource)."""
-    return next(iter(values or ()), None)
+    packed = next(iter(values or ()), None)
+    return packed.unpack() if packed is not None else None
