@@ -1,4 +1,5 @@
-"""``emotivoice-prewarm``: what a window's CronJob runs, leadTime before the window opens.
+"""``emotivoice-prewarm``: what a window's pre-warm CronJob runs, leadTime before the window
+opens.
 
 1. Records a warm request on the EmotiVoiceService's status (``status.warmRequests[WINDOW]``:
    replicas and expiry). The operator turns requests into the replica floor; this job never
