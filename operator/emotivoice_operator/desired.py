@@ -24,7 +24,7 @@ class DesiredState:
     active_windows: list[win.Window]
     next_window: tuple[win.Window, datetime] | None
     # The warm requests honoured now, bounded by the spec (see windows.bound_requests).
-    warm_requests: dict[str, tuple[int, datetime]]
+    warm_requests: dict[str, win.WarmRequest]
     # The cache scope in force, why, and any warning about it.
     cache: ScopeDecision
     # Most replicas the spec can ever ask for (HPA maxReplicas, every window and request):
@@ -48,7 +48,7 @@ def desired_state(
     raw_spec: dict[str, Any],
     owner: Owner,
     now: datetime,
-    requests: Mapping[str, tuple[int, datetime]],
+    requests: Mapping[str, win.WarmRequest],
     settings: OperatorSettings,
     cold_start_seconds: Sequence[float] = (),
     lead_in_force: timedelta | None = None,

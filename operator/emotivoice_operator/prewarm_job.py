@@ -1,4 +1,5 @@
-"""``emotivoice-prewarm``: what a window's CronJob runs, leadTime before the window opens.
+"""``emotivoice-prewarm``: what a window's pre-warm CronJob runs, leadTime before the window
+opens.
 
 1. Records a warm request on the EmotiVoiceService's status (``status.warmRequests[WINDOW]``:
    replicas and expiry). The operator turns requests into the replica floor; this job never
@@ -37,7 +38,7 @@ class UnknownWindowError(ValueError):
     made, or a typo in a job run by hand)."""
 
 
-def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[str, Any]:
+def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> win.WarmRequest:
     """The request for ``window_name`` made at ``now``: its replicas, until the window ends.
 
     A function of its arguments (no clock, no API, no exit): ``main`` turns its errors into the
@@ -55,7 +56,7 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> dict[
             f"window {window_name!r} is not in spec.warmPool.windows (known: {known})"
         )
     expires = occurrence_end(window, now) or now + win.window_hold(window)
-    return win.request_status(window.replicas, expires)
+    return win.WarmRequest(window.replicas, expires)
 
 
 def wait_ready(read_status: Callable[[], dict[str, Any]], replicas: int, timeout: float) -> int:
@@ -96,15 +97,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The job's one line of output: what is wrong and nothing to retry (backoff would not
         # change the spec).
         raise SystemExit(f"emotivoice-prewarm: {exc}") from None
+    entry = request.to_status()
     api.patch_namespaced_custom_object_status(
         GROUP, VERSION, args.namespace, PLURAL, args.name,
-        {"status": {"warmRequests": {args.window: request}}},
+        {"status": {"warmRequests": {args.window: entry}}},
     )  # fmt: skip
     log.info(
         "requested %s warm replicas for window %s until %s",
-        request["replicas"],
+        request.replicas,
         args.window,
-        request["expiresAt"],
+        entry["expiresAt"],
     )
     if args.no_prime:
         return 0
@@ -113,8 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         obj = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
         return obj.get("status") or {}
 
-    ready = wait_ready(read_status, request["replicas"], args.timeout)
-    log.info("%s of %s replicas ready; priming through %s", ready, request["replicas"], args.url)
+    ready = wait_ready(read_status, request.replicas, args.timeout)
+    log.info("%s of %s replicas ready; priming through %s", ready, request.replicas, args.url)
     # One prime per ready replica: the Service spreads them, so each pod sees warm-up traffic.
     for _ in range(max(ready, 1)):
         done = subprocess.run(["emotivoice-server", "prime", "--url", args.url], check=False)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from emotivoice_fetch.errors import ExitCode, FetchError
+from emotivoice_fetch.errors import ExitCode
 from emotivoice_fetch.lock import LeaseLock
 from emotivoice_fetch.paths import lock_path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def new_lock(dest: Path, timeout_s: float = 30.0) -> tuple[LeaseLock, list[str]]:
@@ -56,17 +59,51 @@ def test_live_lock_is_kept_alive_by_its_heartbeat(tmp_path: Path) -> None:
     holder.release()
 
 
+# A holder in a process of its own: it takes the lock, says so, and checks it still holds it
+# when told to (the moment before a commit); its exit status is check_held's verdict.
+HOLDER = """
+import sys
+from pathlib import Path
+from emotivoice_fetch.errors import FetchError
+from emotivoice_fetch.lock import LeaseLock
+
+lock = LeaseLock(Path(sys.argv[1]), float(sys.argv[2]), print)
+assert lock.try_acquire()
+print("held", flush=True)
+sys.stdin.readline()
+try:
+    lock.check_held()
+except FetchError as exc:
+    print(exc, flush=True)
+    lock.release()
+    sys.exit(exc.code)
+lock.release()
+"""
+
+
 def test_holder_that_lost_its_lock_stops(tmp_path: Path) -> None:
-    holder, _ = new_lock(tmp_path, timeout_s=0.3)
-    assert holder.try_acquire()
-    holder._stop.set()  # the holder stalls: no more heartbeats (a frozen pod)
-    time.sleep(0.8)
-    thief, _ = new_lock(tmp_path, timeout_s=0.3)
-    assert thief.try_acquire()
-    with pytest.raises(FetchError) as err:
-        holder.check_held()
-    assert err.value.code == ExitCode.LOCK_LOST
-    holder.release()
-    assert lock_path(tmp_path).exists(), "the loser must not delete the new holder's lock"
-    thief.check_held()
-    thief.release()
+    """A frozen pod (SIGSTOP: its heartbeats stop with it) loses the lock to a waiter once the
+    lease goes stale; woken up, it finds out before committing and leaves the new lock alone."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path), "0.3"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        os.kill(holder.pid, signal.SIGSTOP)  # the holder stalls: no more heartbeats
+        time.sleep(0.8)
+        thief, _ = new_lock(tmp_path, timeout_s=0.3)
+        assert thief.try_acquire()
+        os.kill(holder.pid, signal.SIGCONT)
+        out, _ = holder.communicate("commit?\n", timeout=30)
+        assert holder.returncode == ExitCode.LOCK_LOST, out
+        assert "lost the download lock" in out
+        assert lock_path(tmp_path).exists(), "the loser must not delete the new holder's lock"
+        thief.check_held()
+        thief.release()
+    finally:
+        if holder.poll() is None:
+            os.kill(holder.pid, signal.SIGCONT)
+            holder.kill()
+            holder.wait()

@@ -8,7 +8,7 @@ from typing import Any
 from emotivoice_operator.crd.schema import apply_defaults, spec_schema
 from emotivoice_operator.crd.spec import WarmPoolSpec
 from emotivoice_operator.reconcile.edges import next_edge
-from emotivoice_operator.windows import Window, parse_windows
+from emotivoice_operator.windows import WarmRequest, Window, parse_windows
 
 HORIZON = timedelta(minutes=10)
 
@@ -55,7 +55,7 @@ def test_far_from_any_edge_the_horizon_comes_first() -> None:
 
 def test_a_warm_request_expires_at_its_expiry() -> None:
     now = utc("2024-05-01T14:00:00")
-    requests = {"w": (2, utc("2024-05-01T14:03:00"))}
+    requests = {"w": WarmRequest(2, utc("2024-05-01T14:03:00"))}
     assert next_edge([window(**DAILY)], requests, None, now, HORIZON) == utc("2024-05-01T14:03:00")
 
 
@@ -67,5 +67,5 @@ def test_an_open_miss_ends_at_its_until() -> None:
 
 def test_edges_in_the_past_are_ignored() -> None:
     now = utc("2024-05-01T14:00:00")
-    requests = {"w": (2, utc("2024-05-01T13:00:00"))}
+    requests = {"w": WarmRequest(2, utc("2024-05-01T13:00:00"))}
     assert next_edge([], requests, None, now, HORIZON) == now + HORIZON

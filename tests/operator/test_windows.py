@@ -15,6 +15,7 @@ import pytest
 from emotivoice_operator.crd.schema import apply_defaults, spec_schema
 from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec
 from emotivoice_operator.windows import (
+    WarmRequest,
     Window,
     active_windows,
     bound_requests,
@@ -448,26 +449,30 @@ OVERLAP = [
         (1, "2024-03-06T13:59", {}, 5),
         (1, "2024-03-06T14:00", {}, 1),
         (4, "2024-03-06T09:30", {}, 4),  # replicas.min above the window
-        (1, "2024-03-06T09:30", {"job": (7, utc("2024-03-06T10:00"))}, 7),  # unexpired request
-        (1, "2024-03-06T10:00", {"job": (7, utc("2024-03-06T10:00"))}, 3),  # expires at expiresAt
-        (1, "2024-03-06T10:01", {"job": (7, utc("2024-03-06T10:00"))}, 3),
-        (1, "2024-03-06T09:30", {"job": (2, utc("2024-03-06T23:00"))}, 3),  # lower than the window
+        # An unexpired request; it expires at expiresAt; one lower than the window.
+        (1, "2024-03-06T09:30", {"job": WarmRequest(7, utc("2024-03-06T10:00"))}, 7),
+        (1, "2024-03-06T10:00", {"job": WarmRequest(7, utc("2024-03-06T10:00"))}, 3),
+        (1, "2024-03-06T10:01", {"job": WarmRequest(7, utc("2024-03-06T10:00"))}, 3),
+        (1, "2024-03-06T09:30", {"job": WarmRequest(2, utc("2024-03-06T23:00"))}, 3),
         (
             0,
             "2024-03-06T20:00",
-            {"a": (2, utc("2024-03-06T21:00")), "b": (6, utc("2024-03-06T19:00"))},
+            {
+                "a": WarmRequest(2, utc("2024-03-06T21:00")),
+                "b": WarmRequest(6, utc("2024-03-06T19:00")),
+            },
             2,
         ),
         (
             0,
             "2024-03-06T20:00",
-            {"a": (2, datetime(2024, 3, 7, 4, 1, tzinfo=ZoneInfo("Asia/Shanghai")))},
+            {"a": WarmRequest(2, datetime(2024, 3, 7, 4, 1, tzinfo=ZoneInfo("Asia/Shanghai")))},
             2,
         ),
     ],
 )
 def test_warm_floor(
-    min_replicas: int, now: str, requests: dict[str, tuple[int, datetime]], floor: int
+    min_replicas: int, now: str, requests: dict[str, WarmRequest], floor: int
 ) -> None:
     windows = parse_windows(pool(*OVERLAP))
     assert warm_floor(min_replicas, windows, utc(now), requests) == floor
@@ -486,7 +491,9 @@ def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="no time zone"):
         active_windows(windows, datetime(2024, 3, 6, 10))
     with pytest.raises(ValueError, match="no time zone"):
-        warm_floor(1, windows, utc("2024-03-06T10:00"), {"a": (2, datetime(2024, 3, 6, 11))})
+        warm_floor(
+            1, windows, utc("2024-03-06T10:00"), {"a": WarmRequest(2, datetime(2024, 3, 6, 11))}
+        )
 
 
 def test_window_hold_covers_lead_and_duration() -> None:
@@ -652,7 +659,10 @@ def test_local_to_utc_resolves_skipped_and_repeated_times(tz: str, wall: str, in
 def test_requests_for_windows_the_spec_lacks_are_dropped() -> None:
     windows = parse_windows(pool(*OVERLAP))
     honoured = bound_requests(
-        windows, 6, {"nonexistent-window": (500, utc("2099-01-01T00:00"))}, utc("2024-03-06T09:30")
+        windows,
+        6,
+        {"nonexistent-window": WarmRequest(500, utc("2099-01-01T00:00"))},
+        utc("2024-03-06T09:30"),
     )
     assert honoured == {}
     assert warm_floor(1, windows, utc("2024-03-06T09:30"), honoured) == 3  # the window alone
@@ -662,27 +672,65 @@ def test_requests_are_capped_at_the_windows_replicas_and_at_max() -> None:
     windows = parse_windows(pool(*OVERLAP))
     now = utc("2024-03-06T09:30")
     far = utc("2099-01-01T00:00")
-    assert bound_requests(windows, 6, {"morning": (500, far)}, now)["morning"][0] == 3
-    assert bound_requests(windows, 2, {"morning": (500, far)}, now)["morning"][0] == 2
-    assert bound_requests(windows, 6, {"morning": (1, far)}, now)["morning"][0] == 1
+    assert (
+        bound_requests(windows, 6, {"morning": WarmRequest(500, far)}, now)["morning"].replicas == 3
+    )
+    assert (
+        bound_requests(windows, 2, {"morning": WarmRequest(500, far)}, now)["morning"].replicas == 2
+    )
+    assert (
+        bound_requests(windows, 6, {"morning": WarmRequest(1, far)}, now)["morning"].replicas == 1
+    )
 
 
 def test_request_expiry_is_capped_at_the_windows_end() -> None:
     windows = parse_windows(pool(*OVERLAP))
     far = utc("2099-01-01T00:00")
     # Inside morning (09:00-12:00): no later than its end.
-    inside = bound_requests(windows, 6, {"morning": (3, far)}, utc("2024-03-06T09:30"))
-    assert inside["morning"][1] == utc("2024-03-06T12:00")
+    inside = bound_requests(windows, 6, {"morning": WarmRequest(3, far)}, utc("2024-03-06T09:30"))
+    assert inside["morning"].expires_at == utc("2024-03-06T12:00")
     # Outside every window: what a job run by hand asks for, lead + duration from now.
-    outside = bound_requests(windows, 6, {"lunch": (5, far)}, utc("2024-03-06T20:00"))
-    assert outside["lunch"][1] == utc("2024-03-06T20:00") + timedelta(hours=3, minutes=30)
+    outside = bound_requests(windows, 6, {"lunch": WarmRequest(5, far)}, utc("2024-03-06T20:00"))
+    assert outside["lunch"].expires_at == utc("2024-03-06T20:00") + timedelta(hours=3, minutes=30)
     # An honest request is left as it is.
-    honest = {"morning": (3, utc("2024-03-06T12:00"))}
+    honest = {"morning": WarmRequest(3, utc("2024-03-06T12:00"))}
     assert bound_requests(windows, 6, honest, utc("2024-03-06T09:30")) == honest
 
 
 def test_the_floor_from_a_runaway_request_never_exceeds_max() -> None:
     windows = parse_windows(pool(*OVERLAP))
     now = utc("2024-03-06T20:00")
-    requests = {"morning": (500, utc("2099-01-01T00:00")), "x": (500, utc("2099-01-01T00:00"))}
+    requests = {
+        "morning": WarmRequest(500, utc("2099-01-01T00:00")),
+        "x": WarmRequest(500, utc("2099-01-01T00:00")),
+    }
     assert warm_floor(0, windows, now, bound_requests(windows, 3, requests, now)) == 3
+
+
+def test_a_warm_request_round_trips_through_its_status_spelling() -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    entry = WarmRequest(3, datetime(2024, 3, 6, 17, 30, 15, 999999, tzinfo=shanghai)).to_status()
+    assert entry == {"replicas": 3, "expiresAt": "2024-03-06T09:30:15Z"}  # UTC, whole seconds
+    assert WarmRequest.from_status(entry) == WarmRequest(3, utc("2024-03-06T09:30:15"))
+    assert WarmRequest.from_status(entry).to_status() == entry
+    # An offset instead of Z (a request written by hand) names the same instant.
+    by_hand = {"replicas": 3, "expiresAt": "2024-03-06T17:30:15+08:00"}
+    assert WarmRequest.from_status(by_hand) == WarmRequest.from_status(entry)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"replicas": 3, "expiresAt": "2024-03-06T09:30:00"},  # no time zone: not guessed
+        {"expiresAt": "2024-03-06T09:30:00Z"},  # no replicas
+        {"replicas": 3},  # no expiry
+        {"replicas": None, "expiresAt": "2024-03-06T09:30:00Z"},
+        {"replicas": "many", "expiresAt": "2024-03-06T09:30:00Z"},
+        {"replicas": 3, "expiresAt": "tomorrow"},
+        None,
+        "3 until noon",
+    ],
+)
+def test_an_unreadable_warm_request_is_refused(entry: Any) -> None:
+    with pytest.raises(ValueError):
+        WarmRequest.from_status(entry)

@@ -16,13 +16,13 @@ from typing import Any
 
 from emotivoice_operator.reconcile.phases import instant
 from emotivoice_operator.windows.clock import to_utc
-from emotivoice_operator.windows.model import Window
+from emotivoice_operator.windows.model import WarmRequest, Window
 from emotivoice_operator.windows.schedule import latest_occurrence, next_start, occurrence_end
 
 
 def next_edge(
     windows: Iterable[Window],
-    requests: Mapping[str, tuple[int, datetime]],
+    requests: Mapping[str, WarmRequest],
     misses_status: Mapping[str, Any] | None,
     now: datetime,
     horizon: timedelta,
@@ -41,7 +41,7 @@ def next_edge(
         latest = latest_occurrence(w, now)
         if latest is not None:
             edges.append(latest[1])  # the latest occurrence ends (its miss, if open, ends short)
-    edges += [to_utc(expires) for _, expires in requests.values()]
+    edges += [to_utc(r.expires_at) for r in requests.values()]
     for record in (misses_status or {}).get("recent") or []:
         if record.get("open") and (until := instant(record.get("until"))) is not None:
             edges.append(until)

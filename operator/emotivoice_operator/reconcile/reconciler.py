@@ -512,27 +512,24 @@ def _recent_seconds(status: dict[str, Any]) -> list[float]:
     return out
 
 
-def _warm_requests(status: dict[str, Any]) -> tuple[dict[str, tuple[int, datetime]], list[str]]:
+def _warm_requests(status: dict[str, Any]) -> tuple[dict[str, win.WarmRequest], list[str]]:
     """Warm requests as status holds them, and the names of unreadable entries (which the
     reconciler removes rather than trips over)."""
-    out: dict[str, tuple[int, datetime]] = {}
+    out: dict[str, win.WarmRequest] = {}
     malformed: list[str] = []
     for window, req in (status.get("warmRequests") or {}).items():
         try:
-            expires = datetime.fromisoformat(str(req["expiresAt"]).replace("Z", "+00:00"))
-            if expires.tzinfo is None:
-                raise ValueError("expiresAt has no time zone")
-            out[window] = (int(req["replicas"]), expires)
-        except (KeyError, TypeError, ValueError):
+            out[window] = win.WarmRequest.from_status(req)
+        except ValueError:
             log.warning("removing malformed warm request %r: %r", window, req)
             malformed.append(window)
     return out, malformed
 
 
 def _request_fixes(
-    requests: dict[str, tuple[int, datetime]],
+    requests: dict[str, win.WarmRequest],
     malformed: list[str],
-    honoured: dict[str, tuple[int, datetime]],
+    honoured: dict[str, win.WarmRequest],
 ) -> dict[str, dict[str, Any] | None]:
     """The merge patch of ``status.warmRequests`` that leaves only honoured, bounded requests:
     None removes an entry (no such window, unreadable), a value replaces one that asked for more
@@ -544,7 +541,7 @@ def _request_fixes(
         if bounded is None:
             fixes[window] = None
         elif bounded != request:
-            fixes[window] = win.request_status(*bounded)
+            fixes[window] = bounded.to_status()
     return fixes
 
 

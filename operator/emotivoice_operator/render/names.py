@@ -27,6 +27,8 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"
 
 COMPONENT_SERVER = "server"
 COMPONENT_CACHE = "model-cache"
+# The pre-warm component: its CronJobs, their Jobs and pods, its ServiceAccount, Role and
+# RoleBinding carry this label value (render/prewarm.py names its container the same).
 COMPONENT_PREWARM = "prewarm"
 
 
@@ -59,11 +61,19 @@ def replica_cache_ordinal(name: str, claim: str) -> int | None:
     return int(rest)
 
 
+# The pre-warm component's object names end in -warm, not -prewarm (the label and container say
+# prewarm): they are what running clusters hold, what the chart's admission policy checks
+# (endsWith('-warm')) and what users type (kubectl create job --from=cronjob/NAME-warm-WINDOW),
+# so they stay as they are.
+
+
 def prewarm_account(name: str) -> str:
+    """The pre-warm jobs' ServiceAccount, and the Role and RoleBinding that go with it."""
     return f"{name}-warm"
 
 
 def prewarm_cronjob(name: str, window: str) -> str:
+    """The pre-warm CronJob of one window."""
     return f"{name}-warm-{window}"
 
 

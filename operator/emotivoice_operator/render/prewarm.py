@@ -27,8 +27,8 @@ MIN_STARTING_DEADLINE_SECONDS = 60
 def prewarm_rbac(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> list[dict[str, Any]]:
     """ServiceAccount, Role and RoleBinding of the pre-warm jobs; none without windows.
 
-    The Role names this one EmotiVoiceService: the job can read it and patch its status (where
-    warm requests live), nothing else, not even its spec.
+    The Role names this one EmotiVoiceService: a pre-warm job can read it and patch its status
+    (where warm requests live), nothing else, not even its spec.
     """
     if not spec.warm_pool:
         return []

@@ -3,12 +3,12 @@
 Pure time logic with the clock passed in: every function takes ``now`` (an aware datetime, read
 once by the caller in UTC) and never reads the real clock. Each window resolves its own IANA zone
 with ``zoneinfo``. Modules: ``cron`` (five-field expressions, robfig/cron's meaning), ``clock``
-(zones, DST-skipped and repeated wall times), ``model`` (``parse_windows``), ``schedule``
-(active windows, floor, next window).
+(zones, DST-skipped and repeated wall times), ``model`` (``parse_windows``, ``WarmRequest``),
+``schedule`` (active windows, floor, next window).
 """
 
 from emotivoice_operator.windows.clock import format_local
-from emotivoice_operator.windows.model import Window, parse_windows
+from emotivoice_operator.windows.model import WarmRequest, Window, parse_windows
 from emotivoice_operator.windows.schedule import (
     active_windows,
     bound_requests,
@@ -17,12 +17,12 @@ from emotivoice_operator.windows.schedule import (
     next_window,
     occurrence_end,
     prewarm_cron,
-    request_status,
     warm_floor,
     window_hold,
 )
 
 __all__ = [
+    "WarmRequest",
     "Window",
     "active_windows",
     "bound_requests",
@@ -33,7 +33,6 @@ __all__ = [
     "occurrence_end",
     "parse_windows",
     "prewarm_cron",
-    "request_status",
     "warm_floor",
     "window_hold",
 ]

@@ -1,5 +1,6 @@
 """Windows as the operator uses them: ``parse_windows`` turns the CRD's ``warmPool`` into
 validated ``Window`` values, or raises ``SpecError`` naming the field and the fix.
+``WarmRequest`` is one entry of ``status.warmRequests``, the request a pre-warm job writes.
 
 The API server already checks the CRD's patterns and CEL rules; this checks them again (objects
 may come from disk or older CRD versions) and adds what the API cannot know: that a zone exists,
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from emotivoice_operator.crd.spec import AutoLeadTimeSpec, SpecError, WarmPoolSpec, WarmWindowSpec
-from emotivoice_operator.windows.clock import UnknownZoneError, lookup_zone
+from emotivoice_operator.windows.clock import UnknownZoneError, lookup_zone, to_utc
 from emotivoice_operator.windows.cron import (
     MINUTES_PER_DAY,
     CronError,
@@ -113,6 +115,38 @@ def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> 
         window.prewarm_schedule  # noqa: B018 (validates: raises SpecError when inexpressible)
         windows.append(window)
     return windows
+
+
+@dataclass(frozen=True)
+class WarmRequest:
+    """A warm request: hold at least ``replicas`` until ``expires_at`` (an aware datetime).
+
+    What a window's pre-warm job writes to ``status.warmRequests[WINDOW]`` and the operator
+    reads back; ``to_status`` and ``from_status`` are that entry's one spelling.
+    """
+
+    replicas: int
+    expires_at: datetime
+
+    def to_status(self) -> dict[str, Any]:
+        """The entry as status holds it: ``{"replicas": N, "expiresAt": "...Z"}``, UTC, whole
+        seconds."""
+        expires = to_utc(self.expires_at).isoformat(timespec="seconds").replace("+00:00", "Z")
+        return {"replicas": self.replicas, "expiresAt": expires}
+
+    @classmethod
+    def from_status(cls, entry: Any) -> WarmRequest:
+        """An entry as status holds it; ``ValueError`` for one that cannot be read (not a mapping,
+        a field missing or of the wrong type, an expiry without a time zone): anybody allowed to
+        patch status may have written it."""
+        try:
+            expires = datetime.fromisoformat(str(entry["expiresAt"]).replace("Z", "+00:00"))
+            replicas = int(entry["replicas"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"unreadable warm request {entry!r}") from exc
+        if expires.tzinfo is None:
+            raise ValueError("expiresAt has no time zone")
+        return cls(replicas, expires)
 
 
 @dataclass(frozen=True)

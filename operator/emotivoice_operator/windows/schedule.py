@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 
 from emotivoice_operator.windows.clock import local_to_utc, to_utc
-from emotivoice_operator.windows.model import Window
+from emotivoice_operator.windows.model import WarmRequest, Window
 
 # Every parsed cron expression fires at least once in 8 years (the rarest: 29 February).
 _SEARCH_DAYS = 8 * 366 + 2
@@ -112,9 +112,9 @@ def active_windows(windows: list[Window], now: datetime) -> list[Window]:
 def bound_requests(
     windows: list[Window],
     max_replicas: int,
-    requests: Mapping[str, tuple[int, datetime]],
+    requests: Mapping[str, WarmRequest],
     now: datetime,
-) -> dict[str, tuple[int, datetime]]:
+) -> dict[str, WarmRequest]:
     """The warm requests the operator honours at ``now``, each at most what its job may ask.
 
     ``status.warmRequests`` is what the pre-warm ServiceAccount can write, so it is input from
@@ -126,39 +126,32 @@ def bound_requests(
     """
     now = to_utc(now)
     by_name = {w.name: w for w in windows}
-    out: dict[str, tuple[int, datetime]] = {}
-    for name, (replicas, expires_at) in requests.items():
+    out: dict[str, WarmRequest] = {}
+    for name, request in requests.items():
         window = by_name.get(name)
         if window is None:
             continue
         end = occurrence_end(window, now) or now + window_hold(window)
-        out[name] = (
-            max(0, min(replicas, window.replicas, max_replicas)),
-            min(to_utc(expires_at), end),
+        out[name] = WarmRequest(
+            max(0, min(request.replicas, window.replicas, max_replicas)),
+            min(to_utc(request.expires_at), end),
         )
     return out
-
-
-def request_status(replicas: int, expires_at: datetime) -> dict[str, object]:
-    """A warm request as ``status.warmRequests[WINDOW]`` holds it (the job's and the operator's
-    one spelling: UTC, whole seconds)."""
-    expires = to_utc(expires_at).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return {"replicas": replicas, "expiresAt": expires}
 
 
 def warm_floor(
     min_replicas: int,
     windows: list[Window],
     now: datetime,
-    requests: Mapping[str, tuple[int, datetime]],
+    requests: Mapping[str, WarmRequest],
 ) -> int:
     """The replica floor: the largest of ``min_replicas``, every active window's replicas and
-    every warm request (replicas, expiresAt) that has not expired (it expires at expiresAt)."""
+    every warm request that has not expired (it expires at ``expires_at``)."""
     now = to_utc(now)
     floor = max([min_replicas, *(w.replicas for w in active_windows(windows, now))])
-    for replicas, expires_at in requests.values():
-        if now < to_utc(expires_at):
-            floor = max(floor, replicas)
+    for request in requests.values():
+        if now < to_utc(request.expires_at):
+            floor = max(floor, request.replicas)
     return floor
 
 
