@@ -368,9 +368,12 @@ EOF
     --allow-privileged=true --profiling=false
   wait_for "kube-apiserver ready" api_get /readyz
 
-  # KWOK heartbeats its nodes every 20-45 s (its node-heartbeat stage); on a loaded machine a
-  # gap passed the default 50 s grace, the nodes flapped NotReady and every pod on them with
-  # them (a warm window judged missed for pods that were fine). Simulated nodes do not die.
+  # Simulated nodes do not die, but the node lifecycle controller marks every pod of a node
+  # NotReady once the node's heartbeat is older than the grace period, and KWOK does not make
+  # them Ready again: a warm window was judged missed for pods that were fine. Without a Lease
+  # KWOK only rewrote node status, measured 3 min apart on a loaded machine (a grace of 3m
+  # then raced it); with --node-lease-duration-seconds it renews a Lease per node, as a kubelet
+  # does, which the controller reads first.
   start kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$STATE/kube-controller-manager.kubeconfig" \
@@ -388,7 +391,7 @@ EOF
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --cert-dir="$STATE/pki/scheduler" \
     --leader-elect=false --kube-api-qps=100 --kube-api-burst=200 --profiling=false
   start kwok "$bin/kwok" --kubeconfig="$STATE/kwok.kubeconfig" \
-    --manage-all-nodes=false \
+    --manage-all-nodes=false --node-lease-duration-seconds=40 \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --server-address="127.0.0.1:$KWOK_PORT" --node-ip=127.0.0.1 --cidr=10.244.0.1/16
 

@@ -56,6 +56,7 @@ SERVER_PODS = {
     names.LABEL_INSTANCE: kopf.PRESENT,
     names.LABEL_COMPONENT: names.COMPONENT_SERVER,
 }
+API_READ_TIMEOUT_S = 60
 SERVICES_INDEX = "evs_services"
 PODS_INDEX = "evs_pods"
 CHILD_INDEXES = tuple(f"evs_{plural}" for _, _, plural, _ in CHILD_KINDS)
@@ -80,6 +81,17 @@ class NoDiffBase(kopf.DiffBaseStorage):
         return None
 
 
+def _default_timeout(api: client.ApiClient, timeout: tuple[float, float]) -> None:
+    """Every request of ``api`` without a timeout of its own gets ``(connect, read)`` seconds.
+    (The client passes ``None`` down to urllib3, which overrides a pool-wide default.)"""
+    request = api.rest_client.request
+
+    def with_timeout(*args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return request(*args, _request_timeout=_request_timeout or timeout, **kwargs)
+
+    api.rest_client.request = with_timeout
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Handler progress lives in annotations of our own group, status stays ours alone.
@@ -94,7 +106,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    memo.reconciler = Reconciler(client.ApiClient(), SETTINGS)
+    api = client.ApiClient()
+    # No request may hang a pass for good: the queue runs one pass per service at a time, so a
+    # pass stuck on a dead connection would stop that service's reconciles (the client's
+    # default is no timeout at all).
+    _default_timeout(api, (10, API_READ_TIMEOUT_S))
+    memo.reconciler = Reconciler(api, SETTINGS)
     # The indexes, as kopf passes them to every handler (by handler id).
     memo.indexes = {name: kwargs[name] for name in (SERVICES_INDEX, PODS_INDEX, *CHILD_INDEXES)}
     # (namespace, name) -> when the timer must bring the service back (its next time edge).
@@ -210,11 +227,14 @@ async def _tick(memo: kopf.Memo) -> None:
     """
     while True:
         await asyncio.sleep(SETTINGS.timer_interval)
-        now = datetime.now(UTC)
-        for key in list(memo.indexes[SERVICES_INDEX]):
-            due = memo.due.get(key)
-            if due is None or now >= due:
-                memo.queue.trigger(key)
+        try:
+            now = datetime.now(UTC)
+            for key in list(memo.indexes[SERVICES_INDEX]):
+                due = memo.due.get(key)
+                if due is None or now >= due:
+                    memo.queue.trigger(key)
+        except Exception:  # the loop must outlive any one bad entry: it is every service's timer
+            log.exception("the timer loop failed this period; it goes on")
 
 
 for _group, _version, _plural, _labels in CHILD_KINDS:
