@@ -116,6 +116,7 @@ def test_a_window_that_cannot_be_met_is_a_miss_and_one_that_is_met_is_not(
         warning["type"] == "Warning"
         and "with 0 of 2 replicas Ready (2 short)" in warning["message"]
     )
+
     # Judged by the pass at the window's start edge; once in a full run under load it came only
     # with the horizon pass (20 timer periods later): waited for that long, to be understood.
     def met_judged() -> dict:
