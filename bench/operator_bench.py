@@ -192,6 +192,30 @@ def main() -> int:
             )
             for key, value in converge_requests.most_common(14):
                 print(f"  {key}: {value} ({value / args.count:.1f} per service)")
+            # Idle means settled, not only written: at 1,000 the controllers still create claims
+            # and pods for minutes after the last status appears (here they stay Pending: no
+            # provisioner), and each status change that brings is convergence, not idling.
+            # Settled: no service written for two idle spans in a row.
+            settled = None
+            previous = None
+            while time.monotonic() - started < args.timeout:
+                evs = list_items(api, f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}")
+                now_versions = {
+                    e["metadata"]["name"]: e["metadata"]["resourceVersion"] for e in evs
+                }
+                if now_versions == previous:
+                    settled = time.monotonic() - started
+                    break
+                previous = now_versions
+                time.sleep(op.timer_interval * IDLE_PERIODS)
+            print(
+                "statuses settled (unchanged for one idle span): "
+                + (
+                    f"{settled:.1f} s"
+                    if settled is not None
+                    else f"not within {args.timeout:.0f} s"
+                )
+            )
             time.sleep(op.timer_interval * 2)  # let the last events settle
             span = op.timer_interval * IDLE_PERIODS
 
@@ -244,6 +268,7 @@ def main() -> int:
                         "count": args.count,
                         "timer_interval_s": op.timer_interval,
                         "converge_s": round(converged, 1),
+                        "settled_s": None if settled is None else round(settled, 1),
                         "converge_cpu_s": {n: round(c, 1) for n, c in converge_cpu.items()},
                         "converge_requests_by_verb_resource": dict(converge_requests.most_common()),
                         "idle_writes": writes,
