@@ -12,7 +12,9 @@
 #                                     starts, so no container uses one); containerd then
 #                                     collects their content and snapshots
 #
-# "Current" = hack/images.sh --refs for every image it knows. Safe while the registry runs:
+# "Current" = hack/images.sh --refs for every image it knows, from this checkout's files: two
+# checkouts with different trees sharing this cache prune each other's images (the next run
+# rebuilds them: about a minute for a code change, the pip cache makes the rest). Safe while the registry runs:
 # hack/images.sh is its only writer and calls this after its pushes, and the registry keeps no
 # blob cache (hack/node.sh's registry.yml has none) that could outlive a collected blob.
 set -euo pipefail
