@@ -1,13 +1,15 @@
 """Operator benchmark on the local control plane: N EmotiVoiceServices created at once.
 
-Measures, in one run: time until every service has all its children and a written status
-(convergence), then, over five idle timer periods, the operator's writes (target: 0) and the
-API requests it causes, from the API server's own ``apiserver_request_total``. Controllers, KWOK
-and the HPA controller also talk to the API server, so the same span is counted twice: once
-with the operator running and once with it paused (SIGSTOP: its watches stay open, it sends
-nothing); the difference, by verb and resource, is the operator's.
+Measures, in one run: the floor (the same services' children written with no operator,
+bench/operator_floor.py); the time until every service has all its children and a written
+status (convergence), and its ratio to the floor; then, over five idle timer periods, the
+operator's writes (target: 0) and the API requests it causes, from the API server's own
+``apiserver_request_total``. Controllers, KWOK and the HPA controller also talk to the API
+server, so the same span is counted twice: once with the operator running and once with it
+paused (SIGSTOP: its watches stay open, it sends nothing); the difference, by verb and
+resource, is the operator's.
 
-    .venv/bin/python bench/operator_bench.py [--count 100] [--timer-interval 3]
+    .venv/bin/python bench/operator_bench.py [--count 100] [--timer-interval 3] [--skip-floor]
 """
 
 from __future__ import annotations
@@ -20,19 +22,27 @@ import signal
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import kubernetes
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import operator_floor
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from tests.support.cluster import Cluster, build_binaries, cluster_session
 from tests.support.invalid_specs import valid_resource
-from tests.support.operator_process import OperatorProcess, install_crd, operator_kubeconfig
+from tests.support.operator_process import (
+    OperatorProcess,
+    free_port,
+    install_crd,
+    operator_kubeconfig,
+)
 
 # Where the children live, listed as metadata only (a full listing of 8,000 children is ~80 MB
 # of JSON every poll: the bench's own load on the API server it measures).
@@ -109,6 +119,35 @@ def operator_events(api: Any, ns: str) -> int:
     )
 
 
+def events_by_source(api: Any, ns: str) -> Counter[str]:
+    """Events in ``ns`` by "component reason", each counted as often as it happened (a repeated
+    Event is one object patched with a higher count: a POST, then PATCHes)."""
+    out: Counter[str] = Counter()
+    for e in list_items(api, f"/api/v1/namespaces/{ns}/events"):
+        source = e.get("reportingComponent") or (e.get("source") or {}).get("component") or "?"
+        out[f"{source} {e.get('reason', '?')}"] += int(e.get("count") or 1)
+    return out
+
+
+def operator_metrics(port: int) -> dict[str, float]:
+    """The operator's own counters: passes run, their total wall time, children by action."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in (
+                "emotivoice_reconcile_seconds_count",
+                "emotivoice_reconcile_seconds_sum",
+            ):
+                out[sample.name] = sample.value
+            elif sample.name == "emotivoice_child_applies_total":
+                out[f"applies {sample.labels['action']}"] = (
+                    out.get(f"applies {sample.labels['action']}", 0) + sample.value
+                )
+    return out
+
+
 def component_pids(cluster: Cluster) -> dict[str, int]:
     """The local control plane's processes (hack/cluster.sh's pid files beside its kubeconfig);
     none for a cluster from elsewhere."""
@@ -123,11 +162,62 @@ def component_pids(cluster: Cluster) -> dict[str, int]:
     return out
 
 
+def create_services(cluster: Cluster, ns: str, services: list[dict[str, Any]]) -> None:
+    for i in range(0, len(services), 250):  # one POST each (kubectl apply: GET + POST)
+        items = {"apiVersion": "v1", "kind": "List", "items": services[i : i + 250]}
+        cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(items), timeout=300)
+
+
+def wait_converged(
+    api: Any, ns: str, count: int, started: float, timeout: float
+) -> tuple[float | None, int, int]:
+    """Seconds from ``started`` until every service in ``ns`` has all its children and a status
+    phase (None: not within ``timeout``), and the children and statuses seen last."""
+    children = with_status = 0
+    while time.monotonic() - started < timeout:
+        children = sum(
+            len(list_items(api, path.format(ns=ns), METADATA_ONLY)) for path in CHILD_LISTS
+        )
+        evs = list_items(api, f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}")
+        with_status = sum(1 for e in evs if (e.get("status") or {}).get("phase"))
+        if children >= count * CHILDREN_PER_SERVICE and with_status == count:
+            return time.monotonic() - started, children, with_status
+        time.sleep(max(1.0, count / 200))  # listing 8,000 children costs too
+    return None, children, with_status
+
+
+def floor_run(cluster: Cluster, api: Any, kubeconfig: Path, count: int, timeout: float) -> float:
+    """The same services converged with no operator (bench/operator_floor.py), in a namespace
+    of their own that is deleted (and waited for) before the operator's run starts."""
+    ns = f"evs-floor-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    writer = kubernetes.config.new_client_from_config(str(kubeconfig))
+    started = time.monotonic()
+    create_services(cluster, ns, [valid_resource(f"tts-{i:04d}") for i in range(count)])
+    operator_floor.write_children(writer, operator_floor.created(api, ns))
+    converged, children, with_status = wait_converged(api, ns, count, started, timeout)
+    if converged is None:
+        raise SystemExit(
+            f"floor NOT converged within {timeout:.0f} s: {children} of "
+            f"{count * CHILDREN_PER_SERVICE} children, {with_status} statuses"
+        )
+    print(
+        f"floor (no operator: each child applied once, one status per service, "
+        f"{operator_floor.THREADS} threads): {converged:.1f} s; deleting its namespace",
+        flush=True,
+    )
+    cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=900s", timeout=960)
+    return converged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--timer-interval", type=float, default=3.0)
+    parser.add_argument(
+        "--skip-floor", action="store_true", help="no same-run floor (quicker, no ratio)"
+    )
     args = parser.parse_args()
     build_binaries("cluster", on_line=lambda line: print(line, file=sys.stderr))
     with cluster_session() as cluster, tempfile.TemporaryDirectory() as tmp:
@@ -135,9 +225,13 @@ def main() -> int:
         ns = f"evs-bench-{uuid.uuid4().hex[:6]}"
         cluster.kubectl("create", "namespace", ns)
         install_crd(cluster)
-        op = OperatorProcess(
-            operator_kubeconfig(cluster, Path(tmp)), Path(tmp) / "operator.log", args.timer_interval
-        )
+        kubeconfig = operator_kubeconfig(cluster, Path(tmp))
+        floor = None
+        if not args.skip_floor:
+            floor = floor_run(cluster, api, kubeconfig, args.count, args.timeout)
+        op = OperatorProcess(kubeconfig, Path(tmp) / "operator.log", args.timer_interval)
+        metrics_port = free_port()
+        os.environ["EMOTIVOICE_METRICS_PORT"] = str(metrics_port)  # the operator inherits it
         op.start()
         try:
             assert op.proc is not None
@@ -148,22 +242,11 @@ def main() -> int:
             cpu_start = {name: cpu_seconds(pid) for name, pid in pids.items()}
             requests_start = request_totals(cluster)
             started = time.monotonic()
-            for i in range(0, len(services), 250):  # one POST each (kubectl apply: GET + POST)
-                items = {"apiVersion": "v1", "kind": "List", "items": services[i : i + 250]}
-                cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(items), timeout=300)
+            create_services(cluster, ns, services)
             applied = time.monotonic() - started
-            converged = None
-            children = with_status = 0
-            while time.monotonic() - started < args.timeout:
-                children = sum(
-                    len(list_items(api, path.format(ns=ns), METADATA_ONLY)) for path in CHILD_LISTS
-                )
-                evs = list_items(api, f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}")
-                with_status = sum(1 for e in evs if (e.get("status") or {}).get("phase"))
-                if children >= args.count * CHILDREN_PER_SERVICE and with_status == args.count:
-                    converged = time.monotonic() - started
-                    break
-                time.sleep(max(1.0, args.count / 200))  # listing 8,000 children costs too
+            converged, children, with_status = wait_converged(
+                api, ns, args.count, started, args.timeout
+            )
             print(f"services: {args.count}, kubectl create: {applied:.1f} s")
             if converged is None:
                 print(
@@ -176,7 +259,22 @@ def main() -> int:
                 f"converged (all {args.count * CHILDREN_PER_SERVICE} children + every status): "
                 f"{converged:.1f} s; operator RSS {rss_mb(op.proc.pid):.0f} MB"
             )
+            if floor is not None:
+                print(
+                    f"operator / floor: {converged / floor:.2f}x "
+                    f"({converged:.1f} s / {floor:.1f} s; 1.00x: no cost of its own)"
+                )
             converge_cpu = {n: cpu_seconds(p) - cpu_start[n] for n, p in pids.items()}
+            ops = operator_metrics(metrics_port)
+            passes = ops.get("emotivoice_reconcile_seconds_count", 0)
+            print(
+                f"operator passes while converging: {passes:.0f} ({passes / args.count:.1f} per "
+                f"service), {ops.get('emotivoice_reconcile_seconds_sum', 0) / max(passes, 1) * 1000:.0f} "
+                "ms each on average; children per pass: "
+                + ", ".join(
+                    f"{k.split()[1]} {v:.0f}" for k, v in ops.items() if k.startswith("applies")
+                )
+            )
             print(
                 "CPU while converging (share of one core): "
                 + ", ".join(f"{n} {c / converged:.0%}" for n, c in sorted(converge_cpu.items()))
@@ -191,6 +289,10 @@ def main() -> int:
                 f"({sum(converge_requests.values()) / args.count:.1f} per service)"
             )
             for key, value in converge_requests.most_common(14):
+                print(f"  {key}: {value} ({value / args.count:.1f} per service)")
+            converge_events = events_by_source(api, ns)
+            print(f"Events while converging, by source and reason: {sum(converge_events.values())}")
+            for key, value in converge_events.most_common(10):
                 print(f"  {key}: {value} ({value / args.count:.1f} per service)")
             # Idle means settled, not only written: at 1,000 the controllers still create claims
             # and pods for minutes after the last status appears (here they stay Pending: no
@@ -268,6 +370,8 @@ def main() -> int:
                         "count": args.count,
                         "timer_interval_s": op.timer_interval,
                         "converge_s": round(converged, 1),
+                        "floor_s": None if floor is None else round(floor, 1),
+                        "converge_passes": passes,
                         "settled_s": None if settled is None else round(settled, 1),
                         "converge_cpu_s": {n: round(c, 1) for n, c in converge_cpu.items()},
                         "converge_requests_by_verb_resource": dict(converge_requests.most_common()),

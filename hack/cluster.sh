@@ -5,6 +5,7 @@
 # scheduled there Running and Ready, and, where the machine allows it (root on Linux), one REAL
 # node that runs real containers (hack/node.sh: containerd, kubelet, kube-proxy, CoreDNS).
 # EVS_REAL_NODE=auto (default: real node when `hack/node.sh check` passes), 1 (required), 0 (off).
+# EVS_PROFILING=true: the API server serves /debug/pprof (where a benchmark's CPU goes).
 # With the real node the apiserver listens on the node's bridge address (pods must reach it);
 # without it on 127.0.0.1.
 #
@@ -365,7 +366,7 @@ EOF
     --kubelet-certificate-authority="$STATE/pki/ca.crt" \
     --kubelet-preferred-address-types=InternalIP \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --allow-privileged=true --profiling=false
+    --allow-privileged=true --profiling="${EVS_PROFILING:-false}"
   wait_for "kube-apiserver ready" api_get /readyz
 
   # Simulated nodes do not die, but the node lifecycle controller marks every pod of a node

@@ -18,6 +18,13 @@ CHILD_APPLIES = Counter(
     "Children checked per reconcile, by what had to be done (unchanged means no API write)",
     ["kind", "action"],
 )
+# A pass's wall time (its API requests included); the count is the passes run, which tells
+# how well triggers coalesce (a new service converges in two or three).
+RECONCILE_SECONDS = Histogram(
+    "emotivoice_reconcile_seconds",
+    "Wall time of one reconcile pass of one EmotiVoiceService",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 STATUS_WRITES = Counter("emotivoice_status_writes_total", "Status patches written")
 COLD_START_PHASE_SECONDS = Histogram(
     "emotivoice_cold_start_phase_seconds",

@@ -114,7 +114,7 @@ class OperatorProcess:
                 "--liveness",
                 # kopf reads port 0 as port 80: a real free port, or a demo's operator on 80
                 # (or another test's) makes this one fail to start.
-                f"http://127.0.0.1:{_free_port()}/healthz",
+                f"http://127.0.0.1:{free_port()}/healthz",
             ],
             env=env,
             stdout=log,
@@ -168,7 +168,7 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.5, what: str = 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

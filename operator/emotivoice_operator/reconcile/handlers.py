@@ -26,6 +26,7 @@ import kopf
 import prometheus_client
 from kubernetes import client, config
 
+from emotivoice_operator import metrics
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.reconcile.queue import FairQueue, Key
 from emotivoice_operator.reconcile.reconciler import Reconciler
@@ -155,7 +156,8 @@ async def _pass(memo: kopf.Memo, key: Key) -> None:
         memo.due.pop(key, None)
         return
     # asyncio.to_thread carries the context over: kopf.event needs its posting queue from it.
-    outcome = await asyncio.to_thread(memo.reconciler.reconcile, snap, _poster(snap.body))
+    with metrics.RECONCILE_SECONDS.time():
+        outcome = await asyncio.to_thread(memo.reconciler.reconcile, snap, _poster(snap.body))
     if outcome is None:
         memo.due.pop(key, None)
     else:
