@@ -13,15 +13,15 @@
 #   hack/cluster.sh down     stop everything and remove the state directory
 #   hack/cluster.sh env      print `export KUBECONFIG=...` (eval "$(hack/cluster.sh env)")
 #   hack/cluster.sh status   say whether it is up (exit 0) or not (exit 1)
-#   hack/cluster.sh acquire PID / release PID   used by the test fixture: shares one cluster
-#                            between concurrent test sessions, stops it after the last one if a
-#                            test session started it (tests/support/cluster.py)
 #   hack/cluster.sh nodes    print the fake nodes' manifests (to give another cluster running
 #                            KWOK the same nodes: hack/cluster.sh nodes | kubectl apply -f -)
 #
 # State (certificates, etcd data, kubeconfigs, logs under logs/, pids): $EVS_CLUSTER_DIR
 # (default .cluster/ in the repository). Ports are free ports chosen at `up`, recorded in
 # ports.env. Binaries: hack/build-binaries.sh (honours KUBEBUILDER_ASSETS).
+# `up` and `down` hold a lock per state directory (see `locked`). Test sessions share the
+# cluster through tests/support/cluster_sessions.py, which marks one they started with
+# $STATE/test-owned; `up` on such a cluster removes the mark, so the tests leave it running.
 # Fake nodes carry the KWOK taint: pods need the toleration
 #   {key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}
 # and the real node its own (REAL_NODE_TAINT_KEY in hack/node.env), so no pod lands on the
@@ -437,37 +437,6 @@ down_locked() {
   rm -rf "$STATE"
 }
 
-# acquire ID / release ID: how test sessions share the cluster. A session registers under its id
-# (its pid); the cluster it had to start is marked test-owned and stopped when the last
-# registered session releases it; one a user started (`up`) is never stopped by the tests.
-acquire() {
-  local id=$1
-  if ! healthy; then
-    up
-    touch "$STATE/test-owned"
-  fi
-  mkdir -p "$STATE/sessions"
-  touch "$STATE/sessions/$id"
-}
-
-release() {
-  local id=$1 f
-  [ -d "$STATE/sessions" ] || return 0
-  rm -f "$STATE/sessions/$id"
-  for f in "$STATE/sessions/"*; do
-    [ -e "$f" ] || continue
-    [ -d "/proc/$(basename "$f")" ] || rm -f "$f" # a session that died without releasing
-  done
-  if [ -f "$STATE/test-owned" ] && [ -z "$(ls -A "$STATE/sessions")" ]; then
-    down_locked
-    log "down (the last test session using it ended)"
-  elif [ -f "$STATE/test-owned" ]; then
-    log "kept up: other test sessions use it ($(ls "$STATE/sessions" | tr '\n' ' '))"
-  else
-    log "kept up: it was started by hand (hack/cluster.sh down stops it)"
-  fi
-}
-
 status() {
   local name
   if [ ! -d "$STATE" ]; then
@@ -485,10 +454,19 @@ status() {
   fi
 }
 
-# Serialise up/down across concurrent callers (two test sessions, a user and a test).
+# Serialises up/down across concurrent callers (test sessions, a user). A caller that holds
+# this lock already (the test sessions' registry, around its own check-then-start) says so with
+# EVS_CLUSTER_LOCK_HELD=the lock's path; any other path there is refused, since the caller and
+# this script would then name different state directories.
 locked() {
   local lock
   lock=/tmp/evs-cluster-$(echo "$STATE" | sha1sum | cut -c1-12).lock
+  if [ -n "${EVS_CLUSTER_LOCK_HELD:-}" ]; then
+    [ "$EVS_CLUSTER_LOCK_HELD" = "$lock" ] ||
+      die "EVS_CLUSTER_LOCK_HELD=$EVS_CLUSTER_LOCK_HELD, but the lock of $STATE is $lock"
+    "$@"
+    return
+  fi
   exec 9>"$lock"
   flock 9
   "$@"
@@ -499,10 +477,6 @@ case "${1:-}" in
   down) locked down_locked && log "down (state removed)" ;;
   env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
   nodes) fake_nodes ;;
-  acquire | release)
-    [[ "${2:-}" =~ ^[0-9]+$ ]] || die "usage: hack/cluster.sh $1 PID (the test session's process id)"
-    locked "$1" "$2"
-    ;;
   status) status ;;
   *)
     echo "usage: hack/cluster.sh up|down|env|status|nodes" >&2

@@ -3,7 +3,8 @@
 Why: the operator's bugs that matter (schemas the API server rejects, owner references that do not
 garbage-collect, pods that never schedule) only show against a real API server. Either the user
 points KUBECONFIG at a cluster (kind, a shared one, the local one started by `make cluster`), or
-the tests start the local control plane themselves (`hack/cluster.sh up`) and stop it at the end.
+the tests start the local control plane themselves (`hack/cluster.sh up`) and stop it at the end
+(tests/support/cluster_sessions.py: which session stops it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.cluster_sessions import (
+    LOCK_HELD_ENV,
+    ControlPlane,
+    SessionRegistry,
+    lock_path,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO / "hack" / "cluster.sh"
@@ -109,18 +117,45 @@ def build_binaries(*names: str, on_line: Callable[[str], None] | None = None) ->
     return Path(run_script(BUILD_SCRIPT, *names, on_line=on_line).strip().splitlines()[-1])
 
 
-def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """hack/cluster.sh's state directory: EVS_CLUSTER_DIR (relative to the working directory)
+    or .cluster/ in the repository. The script is always handed this path (``_cluster_script``),
+    so it and the session registry name the same directory and the same lock."""
+    env = os.environ if environ is None else environ
+    state = Path(env.get("EVS_CLUSTER_DIR") or REPO / ".cluster")
+    return state if state.is_absolute() else Path.cwd() / state
+
+
+def _cluster_script(
+    *args: str, lock_held: bool = False, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Runs hack/cluster.sh on ``state_dir()``; ``lock_held``: the caller holds its lock."""
+    state = state_dir()
+    env = {**os.environ, "EVS_CLUSTER_DIR": str(state)}
+    if lock_held:
+        env[LOCK_HELD_ENV] = str(lock_path(state))
     return subprocess.run(
         ["bash", str(CLUSTER_SCRIPT), *args],
         capture_output=True,
         text=True,
-        timeout=UP_TIMEOUT_S if args[0] in ("up", "acquire") else 60,
+        timeout=timeout,
+        env=env,
         check=False,
     )
 
 
+def _checked(*args: str, timeout: float = 60) -> None:
+    """One of hack/cluster.sh's commands, run inside the registry's lock; raises with its log."""
+    result = _cluster_script(*args, lock_held=True, timeout=timeout)
+    if result.returncode != 0:
+        raise ClusterError(
+            f"hack/cluster.sh {' '.join(args)} failed (exit {result.returncode}):\n"
+            f"{result.stderr[-4000:]}"
+        )
+
+
 def local_kubeconfig() -> Path:
-    """The local control plane's admin kubeconfig, as hack/cluster.sh names it (EVS_CLUSTER_DIR)."""
+    """The local control plane's admin kubeconfig, as hack/cluster.sh names it."""
     line = _cluster_script("env").stdout.strip()
     prefix = "export KUBECONFIG="
     if not line.startswith(prefix):
@@ -128,28 +163,34 @@ def local_kubeconfig() -> Path:
     return Path(line.removeprefix(prefix))
 
 
+def local_sessions() -> SessionRegistry:
+    """The test sessions of the local control plane, which hack/cluster.sh starts and stops."""
+    return SessionRegistry(
+        state_dir(),
+        ControlPlane(
+            healthy=lambda: _cluster_script("status").returncode == 0,
+            # No retry: the one start failure seen in CI (kwok "exited" with an empty log) was
+            # the script checking a child before it had exec'd; hack/cluster.sh now waits.
+            up=lambda: _checked("up", timeout=UP_TIMEOUT_S),
+            down=lambda: _checked("down"),
+        ),
+    )
+
+
 def local_cluster_acquire() -> Path:
     """Starts the local control plane if needed, registers this session; returns the kubeconfig.
 
-    hack/cluster.sh keeps the registry, so concurrent test sessions share one cluster and only
-    the last one stops it, and only if a test session started it.
+    Concurrent test sessions share one cluster; only the last one stops it, and only if a test
+    session started it (tests/support/cluster_sessions.py).
     """
     started = time.monotonic()
-    # No retry: the one start failure seen in CI (kwok "exited" with an empty log) was the
-    # script checking a child before it had exec'd; hack/cluster.sh now waits for the exec.
-    result = _cluster_script("acquire", str(os.getpid()))
-    if result.returncode != 0:
-        raise ClusterError(
-            f"hack/cluster.sh acquire failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
-        )
-    print(f"local control plane ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    if local_sessions().acquire(os.getpid()):
+        print(f"local control plane ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return local_kubeconfig()
 
 
 def local_cluster_release() -> None:
-    result = _cluster_script("release", str(os.getpid()))
-    if result.returncode != 0:
-        raise ClusterError(f"hack/cluster.sh release failed:\n{result.stderr[-4000:]}")
+    print(f"local control plane: {local_sessions().release(os.getpid()).value}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
