@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeVar
 
 # The release: pyproject.toml's version, its one spelling (the chart's appVersion must agree:
 # tests/chart/test_chart.py). The default images carry it as their tag.
@@ -15,6 +15,7 @@ VERSION = version(DISTRIBUTION)
 DEFAULT_SERVER_IMAGE = f"emotivoice/server:{VERSION}"
 DEFAULT_SERVER_CPU_IMAGE = f"emotivoice/server:{VERSION}-cpu"
 DEFAULT_PREWARM_IMAGE = f"emotivoice/operator:{VERSION}"
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,38 @@ class OperatorSettings:
                 env.get("EMOTIVOICE_SERVER_IMAGE", DEFAULT_SERVER_CPU_IMAGE),
             ),
             prewarm_image=env.get("EMOTIVOICE_PREWARM_IMAGE", DEFAULT_PREWARM_IMAGE),
-            timer_interval=float(env.get("EMOTIVOICE_TIMER_INTERVAL", "30")),
+            timer_interval=_number(
+                env, "EMOTIVOICE_TIMER_INTERVAL", float, cls.timer_interval, above=0.0
+            ),
             extra_tolerations=tuple(tolerations),
-            metrics_port=int(env.get("EMOTIVOICE_METRICS_PORT", "0")),
+            metrics_port=_number(env, "EMOTIVOICE_METRICS_PORT", int, cls.metrics_port, least=0),
             ask_servers=env.get("EMOTIVOICE_ASK_SERVERS", "1") not in ("0", "false", "no"),
-            reconcile_workers=int(env.get("EMOTIVOICE_RECONCILE_WORKERS", "4")),
+            reconcile_workers=_number(
+                env, "EMOTIVOICE_RECONCILE_WORKERS", int, cls.reconcile_workers, least=1
+            ),
         )
+
+
+def _number(
+    env: dict[str, str],
+    name: str,
+    kind: type[N],
+    default: N,
+    *,
+    least: N | None = None,
+    above: N | None = None,
+) -> N:
+    """``env[name]`` as a number (``default`` when unset), or an error that names the variable
+    (the operator refuses to start rather than run with a setting it misread)."""
+    text = env.get(name, "")
+    if text == "":
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if least is not None and value < least:
+        raise ValueError(f"{name} must be at least {least}, got {text!r}")
+    if above is not None and not value > above:
+        raise ValueError(f"{name} must be more than {above}, got {text!r}")
+    return value
