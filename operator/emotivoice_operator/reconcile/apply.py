@@ -39,6 +39,20 @@ PRUNABLE = (
 )
 
 
+# Kinds the API server checks against another child when they are written: a RoleBinding may
+# grant only what the operator itself holds, and the escalation check reads the Role it names,
+# so the Role must exist first. Everything else may be applied at once (an HPA may name a
+# StatefulSet not there yet; a CronJob a ServiceAccount).
+AFTER_THE_REST = frozenset({"RoleBinding"})
+
+
+def apply_waves(manifests: list[dict[str, Any]]) -> list[list[int]]:
+    """The rendered children's indexes in the waves they can be applied in, each wave at once."""
+    first = [i for i, m in enumerate(manifests) if m["kind"] not in AFTER_THE_REST]
+    then = [i for i, m in enumerate(manifests) if m["kind"] in AFTER_THE_REST]
+    return [wave for wave in (first, then) if wave]
+
+
 @dataclass
 class ApplyResult:
     kind: str

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.desired import DesiredState, desired_state
 from emotivoice_operator.reconcile import claims, coldstarts, misses, server_phases
-from emotivoice_operator.reconcile.apply import PRUNABLE, Applier
+from emotivoice_operator.reconcile.apply import PRUNABLE, Applier, ApplyResult, apply_waves
 from emotivoice_operator.reconcile.edges import next_edge
 from emotivoice_operator.reconcile.ownership import conflict_message, controlled_by, is_ours
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
@@ -46,6 +47,8 @@ SERVICE_KIND = "EmotiVoiceService"
 # Timer periods between passes of a service with no time edge sooner: the pass that catches
 # whatever no watch event told (it reads the watches, so it costs no API request either).
 HORIZON_PERIODS = 20
+# Requests one pass sends at once (its children's reads, then their applies: seven or eight).
+REQUESTS_AT_ONCE = 8
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,13 @@ class Reconciler:
 
     def __post_init__(self) -> None:
         self.applier = Applier(self.api)
+        # The requests of one pass that do not depend on one another (the reads of children no
+        # index shows, then the applies) go out at once: a new service's pass was 16 round
+        # trips in a row, and at a thousand services the queue of passes, not the API
+        # server, set the pace. Shared by the passes running at once (reconcile_workers).
+        self._requests = ThreadPoolExecutor(
+            self.settings.reconcile_workers * REQUESTS_AT_ONCE, thread_name_prefix="request"
+        )
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -154,7 +164,7 @@ class Reconciler:
         kept_claims: list[str] | None = None
         deleted_claims: list[str] = []
         try:
-            lives = [self._live(key, m, snap) for m in manifests]
+            lives = self._lives(key, manifests, snap)
             taken = [
                 (m["kind"], m["metadata"]["name"])
                 for m, live in zip(manifests, lives, strict=True)
@@ -198,13 +208,25 @@ class Reconciler:
         edge = next_edge(desired.windows, desired.warm_requests, status.get("misses"), now, horizon)
         return Outcome(status, edge)
 
-    def _live(self, key: tuple[str, str], manifest: dict[str, Any], snap: Snapshot) -> Any:
-        """The live object of a rendered child: the watch's (or our last write's); read from
+    def _lives(
+        self, key: tuple[str, str], manifests: list[dict[str, Any]], snap: Snapshot
+    ) -> list[dict[str, Any] | None]:
+        """The live object of each rendered child: the watch's (or our last write's); read from
         the API when neither shows one (an object of that name without our labels is in no
-        index, and it must be seen before anything is applied over it)."""
-        kind, name = manifest["kind"], manifest["metadata"]["name"]
-        live = self._current(key, kind, name, snap.child(kind, name))
-        return live if live is not None else self.applier.live(manifest)
+        index, and it must be seen before anything is applied over it). Those reads go out
+        together (``_requests``)."""
+        lives = [
+            self._current(key, m["kind"], m["metadata"]["name"], snap.child(m["kind"], m["metadata"]["name"]))
+            for m in manifests
+        ]  # fmt: skip
+        unseen = [i for i, live in enumerate(lives) if live is None]
+        for i, live in zip(
+            unseen,
+            self._requests.map(lambda i: self.applier.live(manifests[i]), unseen),
+            strict=True,
+        ):
+            lives[i] = live
+        return lives
 
     def _apply_all(
         self,
@@ -216,10 +238,7 @@ class Reconciler:
     ) -> None:
         key = (owner.namespace, owner.name)
         created = []
-        for manifest, live in zip(manifests, lives, strict=True):
-            result = self.applier.apply(manifest, live)
-            if result.obj is not None:
-                self._remember(key, result.obj)
+        for result in self._apply_waves(key, manifests, lives):
             metrics.CHILD_APPLIES.labels(result.kind, result.action).inc()
             if result.action == "created":
                 created.append(f"{result.kind} {result.name}")
@@ -238,6 +257,33 @@ class Reconciler:
         prunable = [c for c in snap.children if (c.get("apiVersion"), c.get("kind")) in PRUNABLE]
         for result in self.applier.prune(owner.namespace, owner.uid, manifests, prunable):
             post("Normal", "Deleted", f"deleted {result.kind} {result.name}: no longer in the spec")
+
+    def _apply_waves(
+        self,
+        key: tuple[str, str],
+        manifests: list[dict[str, Any]],
+        lives: list[dict[str, Any] | None],
+    ) -> list[ApplyResult]:
+        """Applies the children wave by wave (apply.apply_waves), each wave's requests at once;
+        returns the results in render order. Every answer that came is kept (``_remember``)
+        before the first refusal is raised, so the next pass does not write those again."""
+        results: dict[int, ApplyResult] = {}
+        for wave in apply_waves(manifests):
+            futures = [
+                (i, self._requests.submit(self.applier.apply, manifests[i], lives[i])) for i in wave
+            ]
+            refused: Exception | None = None
+            for i, future in futures:
+                try:
+                    results[i] = result = future.result()
+                except Exception as exc:  # the first refusal is raised once the wave is in
+                    refused = refused or exc
+                    continue
+                if result.obj is not None:
+                    self._remember(key, result.obj)
+            if refused is not None:
+                raise refused
+        return [results[i] for i in sorted(results)]
 
     def _hold_floor(
         self, owner: Owner, floor: int, kind: str, snap: Snapshot, post: EventPoster
