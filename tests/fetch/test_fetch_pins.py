@@ -18,7 +18,7 @@ import pytest
 
 from emotivoice_fetch.errors import ExitCode
 from emotivoice_fetch.marker import verify_complete
-from tests.fetch.conftest import run_fetch, upload
+from tests.fetch.conftest import Model, run_fetch, upload
 from tests.fetch.hung import HungListener
 from tests.fetch.s3server import VersityGW, free_port
 
@@ -29,6 +29,16 @@ NEW_CONFIG = b'{"a": 2}'
 
 def pins_env(sums: dict[str, str]) -> dict[str, str]:
     return {"EMOTIVOICE_EXPECTED_SHA256": json.dumps(sums)}
+
+
+def cached(gw: VersityGW, dest: Path, pinned: bool = False) -> Model:
+    """FILES uploaded and fetched into ``dest`` (with every file pinned, or none): the
+    verified cache each case starts from. Returns the uploaded model."""
+    model = upload(gw, FILES)
+    env = pins_env(model.sha256()) if pinned else None
+    result = run_fetch(gw, model.uri, dest, env=env)
+    assert result.rc == 0, result.out
+    return model
 
 
 def error_line(out: str) -> str:
@@ -72,9 +82,8 @@ def test_a_pin_that_contradicts_the_marker_is_refused_with_the_store_down(
 def test_a_pin_for_a_file_the_cache_lacks_is_refused_with_the_store_down(
     gw: VersityGW, tmp_path: Path
 ) -> None:
-    model = upload(gw, FILES)
     dest = tmp_path / "m"
-    assert run_fetch(gw, model.uri, dest).rc == 0
+    model = cached(gw, dest)
     extra = {"ckpt/new.pth": "a" * 64}
     result = run_fetch(
         gw, model.uri, dest, env=pins_env(extra), endpoint=f"http://127.0.0.1:{free_port()}"
@@ -89,9 +98,8 @@ def test_with_the_store_up_a_contradicting_pin_fetches_the_pinned_version(
     gw: VersityGW, tmp_path: Path
 ) -> None:
     """A new model version uploaded and pinned: the cache is updated, only the changed file."""
-    model = upload(gw, FILES)
     dest = tmp_path / "m"
-    assert run_fetch(gw, model.uri, dest, env=pins_env(model.sha256())).rc == 0
+    model = cached(gw, dest, pinned=True)
     kept = (dest / "ckpt/g.pth").stat().st_ino
     gw.client().put_object(Bucket=model.bucket, Key=f"{model.prefix}/config.json", Body=NEW_CONFIG)
     model.files["config.json"] = NEW_CONFIG
@@ -107,9 +115,8 @@ def test_with_the_store_up_a_contradicting_pin_fetches_the_pinned_version(
 def test_with_the_store_up_a_pin_nothing_matches_is_a_checksum_mismatch(
     gw: VersityGW, tmp_path: Path
 ) -> None:
-    model = upload(gw, FILES)
     dest = tmp_path / "m"
-    assert run_fetch(gw, model.uri, dest).rc == 0
+    model = cached(gw, dest)
     wrong = {**model.sha256(), "config.json": "f" * 64}
     result = run_fetch(gw, model.uri, dest, env=pins_env(wrong))
     assert result.rc == ExitCode.CHECKSUM_MISMATCH, result.out
