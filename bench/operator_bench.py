@@ -273,7 +273,7 @@ def main() -> int:
             print(
                 f"operator passes while converging: {passes:.0f} ({passes / args.count:.1f} per "
                 f"service), {ops.get('emotivoice_reconcile_seconds_sum', 0) / max(passes, 1) * 1000:.0f} "
-                "ms each on average; children per pass: "
+                "ms each on average; children checked, by action: "
                 + ", ".join(
                     f"{k.split()[1]} {v:.0f}" for k, v in ops.items() if k.startswith("applies")
                 )
