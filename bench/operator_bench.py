@@ -194,7 +194,9 @@ def floor_run(cluster: Cluster, api: Any, kubeconfig: Path, count: int, timeout:
     writer = kubernetes.config.new_client_from_config(str(kubeconfig))
     started = time.monotonic()
     create_services(cluster, ns, [valid_resource(f"tts-{i:04d}") for i in range(count)])
-    operator_floor.write_children(writer, operator_floor.created(api, ns))
+    operator_floor.write_children(
+        writer, list_items(api, f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}")
+    )
     converged, children, with_status = wait_converged(api, ns, count, started, timeout)
     if converged is None:
         raise SystemExit(

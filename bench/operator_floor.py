@@ -14,13 +14,14 @@ as a ratio to it.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes import client
+
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
-from emotivoice_operator.desired import desired_state
+from emotivoice_operator.desired import DesiredState, desired_state
 from emotivoice_operator.reconcile.apply import Applier
 from emotivoice_operator.reconcile.status import Observed, compute_status
 from emotivoice_operator.render import Owner
@@ -30,7 +31,7 @@ from emotivoice_operator.settings import OperatorSettings
 THREADS = OperatorSettings().reconcile_workers
 
 
-def _status(desired: Any, generation: int) -> dict[str, Any]:
+def _status(desired: DesiredState, generation: int) -> dict[str, Any]:
     """The status the operator's first pass writes: children made, no pod yet."""
     observed = Observed(
         generation=generation,
@@ -49,6 +50,7 @@ def write_children(api: Any, services: list[dict[str, Any]]) -> None:
     """Applies every rendered child of each created service (``services``: as the API returned
     them, uids included) and writes its status."""
     applier = Applier(api)
+    custom = client.CustomObjectsApi(api)
     settings = OperatorSettings()
     now = datetime.now(UTC)
 
@@ -58,21 +60,10 @@ def write_children(api: Any, services: list[dict[str, Any]]) -> None:
         desired = desired_state(body["spec"], owner, now, {}, settings)
         for manifest in desired.manifests:
             applier.apply(manifest, None)
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{owner.namespace}/{PLURAL}/{owner.name}/status"
-        api.call_api(
-            path, "PATCH", body={"status": _status(desired, meta.get("generation", 1))},
-            header_params={"Content-Type": "application/merge-patch+json"},
-            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=60,
-        )  # fmt: skip
+        status = {"status": _status(desired, meta.get("generation", 1))}
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, owner.namespace, PLURAL, owner.name, status, _request_timeout=60
+        )
 
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(one, services))
-
-
-def created(api: Any, ns: str) -> list[dict[str, Any]]:
-    response = api.call_api(
-        f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}", "GET",
-        header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-        _preload_content=False, _request_timeout=120,
-    )  # fmt: skip
-    return json.loads(response.data)["items"]

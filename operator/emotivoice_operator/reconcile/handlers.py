@@ -31,7 +31,7 @@ from kubernetes import client, config
 from emotivoice_operator import metrics
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.reconcile.queue import FairQueue, Key
-from emotivoice_operator.reconcile.reconciler import REQUESTS_AT_ONCE, Reconciler
+from emotivoice_operator.reconcile.reconciler import Reconciler, requests_in_flight
 from emotivoice_operator.reconcile.watched import Snapshot, first, pack, unpacked
 from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
@@ -112,7 +112,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     configuration = client.Configuration.get_default_copy()
     # A connection for each request that may be in flight (the client's default pool holds
     # five per core: the rest would be opened, TLS handshake and all, and thrown away).
-    configuration.connection_pool_maxsize = SETTINGS.reconcile_workers * REQUESTS_AT_ONCE + 4
+    # Plus a few for the rest: warm-floor scale patches, status patches, claim deletes.
+    configuration.connection_pool_maxsize = requests_in_flight(SETTINGS) + 4
     api = client.ApiClient(configuration)
     # No request may hang a pass for good: the queue runs one pass per service at a time, so a
     # pass stuck on a dead connection would stop that service's reconciles (the client's

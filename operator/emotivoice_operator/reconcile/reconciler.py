@@ -88,7 +88,7 @@ class Reconciler:
         # trips in a row, and at a thousand services the queue of passes, not the API
         # server, set the pace. Shared by the passes running at once (reconcile_workers).
         self._requests = ThreadPoolExecutor(
-            self.settings.reconcile_workers * REQUESTS_AT_ONCE, thread_name_prefix="request"
+            requests_in_flight(self.settings), thread_name_prefix="request"
         )
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -215,16 +215,13 @@ class Reconciler:
         the API when neither shows one (an object of that name without our labels is in no
         index, and it must be seen before anything is applied over it). Those reads go out
         together (``_requests``)."""
-        lives = [
-            self._current(key, m["kind"], m["metadata"]["name"], snap.child(m["kind"], m["metadata"]["name"]))
-            for m in manifests
-        ]  # fmt: skip
+        lives = []
+        for m in manifests:
+            kind, name = m["kind"], m["metadata"]["name"]
+            lives.append(self._current(key, kind, name, snap.child(kind, name)))
         unseen = [i for i, live in enumerate(lives) if live is None]
-        for i, live in zip(
-            unseen,
-            self._requests.map(lambda i: self.applier.live(manifests[i]), unseen),
-            strict=True,
-        ):
+        read = self._requests.map(self.applier.live, [manifests[i] for i in unseen])
+        for i, live in zip(unseen, read, strict=True):
             lives[i] = live
         return lives
 
@@ -518,6 +515,12 @@ class Reconciler:
         )
         self._remember((meta["namespace"], meta["name"]), answer)
         return status
+
+
+def requests_in_flight(settings: OperatorSettings) -> int:
+    """The most API requests the passes running at once have in flight together (the size of
+    the pass's request threads, and of the client's connection pool)."""
+    return settings.reconcile_workers * REQUESTS_AT_ONCE
 
 
 def workload_kind(manifests: list[dict[str, Any]]) -> str:
