@@ -8,7 +8,7 @@ operator's. The floor is a reference written as plainly as possible: each render
 applied once in render order (server-side apply, the operator's field manager, its identity)
 and one status per service, from as many threads as the operator has workers, with no reads,
 no Events and no watches. It is not a lower bound: an operator that sends one service's
-applies at once can beat it (0.88x at 100 services). The operator's convergence is reported
+applies at once can beat it (0.88x in one run of 100 services). The operator's convergence is reported
 as a ratio to it.
 """
 
