@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         images = realnode.build_images(on_line=lambda line: print(line, file=sys.stderr))
         install_crd(cluster)
-        realnode.install_operator(cluster, images, RELEASE, SYSTEM_NS)
+        realnode.install_operator(cluster, images, RELEASE, SYSTEM_NS, watch=(NS,))
         try:
             with tempfile.TemporaryDirectory(prefix="evs-coldstart-") as tmp:
                 result = measure(cluster, images, Path(tmp))

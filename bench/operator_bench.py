@@ -230,11 +230,13 @@ def main() -> int:
         ns = f"evs-bench-{uuid.uuid4().hex[:6]}"
         cluster.kubectl("create", "namespace", ns)
         install_crd(cluster)
-        kubeconfig = operator_kubeconfig(cluster, Path(tmp))
+        kubeconfig = operator_kubeconfig(cluster, Path(tmp), namespaces=(ns,))
         floor = None
         if not args.skip_floor:
             floor = floor_run(cluster, api, kubeconfig, args.count, args.timeout)
-        op = OperatorProcess(kubeconfig, Path(tmp) / "operator.log", args.timer_interval)
+        op = OperatorProcess(
+            kubeconfig, Path(tmp) / "operator.log", args.timer_interval, namespaces=(ns,)
+        )
         metrics_port = free_port()
         os.environ["EMOTIVOICE_METRICS_PORT"] = str(metrics_port)  # the operator inherits it
         op.start()

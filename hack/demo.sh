@@ -18,6 +18,17 @@ step() { printf '\n== %s\n' "$*"; }
 step "Python environment (.venv)"
 bash hack/bootstrap.sh
 
+step "What the real node needs (root on Linux: containerd, runc, CNI plugins, buildah...; Debian packages)"
+bash hack/node-deps.sh
+# Why the real node cannot run here, if it cannot: said now, and again if the demo falls back.
+if why=$(bash hack/node.sh check 2>&1); then
+  why=""
+  echo "this machine can run the real node"
+else
+  why=${why#node.sh: }
+  echo "no real node on this machine: $why"
+fi
+
 step "Local control plane (first run builds the Kubernetes binaries from their Go modules: minutes)"
 bash hack/cluster.sh up
 export KUBECONFIG=$STATE/kubeconfig
@@ -31,9 +42,13 @@ k wait --for=condition=Established crd/emotivoiceservices.tts.emotivoice.io --ti
 if grep -qx 'REAL_NODE=1' "$STATE/ports.env"; then
   exec bash hack/demo-real-node.sh
 fi
-echo ">> no real node on this machine (it needs root on Linux): the pods run on KWOK's simulated nodes"
+if [ -z "$why" ]; then
+  # The machine could run it, but the control plane found running was started without it.
+  why="the control plane running in $STATE was started without it (EVS_REAL_NODE=0, or before the node's packages were installed); \`make demo-down\` then \`make demo\` starts it with the real node"
+fi
+echo ">> no real node ($why): the pods run on KWOK's simulated nodes, so no container starts and no cold start is measured"
 
-step "Operator (background, log: $STATE/operator.log)"
+step "Operator (background, watching $NS only, log: $STATE/operator.log)"
 if [ -f "$STATE/operator.pid" ] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
   echo "already running (pid $(cat "$STATE/operator.pid"))"
 else
@@ -41,7 +56,8 @@ else
   liveness_port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   EMOTIVOICE_TIMER_INTERVAL=5 \
     EMOTIVOICE_EXTRA_TOLERATIONS='[{"key":"kwok.x-k8s.io/node","operator":"Exists","effect":"NoSchedule"}]' \
-    setsid .venv/bin/python -m emotivoice_operator.main run --liveness "http://127.0.0.1:$liveness_port/healthz" \
+    setsid .venv/bin/python -m emotivoice_operator.main run --namespace "$NS" \
+    --liveness "http://127.0.0.1:$liveness_port/healthz" \
     >"$STATE/operator.log" 2>&1 </dev/null &
   echo $! >"$STATE/operator.pid"
   echo "started (pid $!)"

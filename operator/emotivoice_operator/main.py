@@ -1,6 +1,6 @@
 """``emotivoice-operator``: run the operator, or render manifests offline.
 
-emotivoice-operator run [--namespace NS ...]      watch EmotiVoiceServices and reconcile
+emotivoice-operator run [--namespace NS|GLOB ...] watch EmotiVoiceServices and reconcile
 emotivoice-operator render PATH ... [--at TIME]    print the children each resource would get
 emotivoice-operator preview -f FILE [--days 7] [--plot week.png]
                                                    what the warm-pool schedule does over the coming days
@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace",
         action="append",
         default=[],
-        help="watch only this namespace (repeatable); default: all",
+        help="watch only this namespace, or the namespaces matching this glob ('team-*'; "
+        "'!name' excludes) (repeatable); default: all. Two operators that watch the same "
+        "namespace reconcile the same services and fight over them",
     )
     run.add_argument(
         "--peering",

@@ -59,8 +59,9 @@ def test_helm_lint_is_clean(helm: Path) -> None:
         ["watchNamespaces={voice,speech}"],
         ["replicaCount=2", "peering.enabled=true"],
         ["metrics.service.enabled=true"],
+        ["watchNamespacePatterns={team-*}"],
     ],
-    ids=["cluster-wide", "namespaced", "peering", "metrics-service"],
+    ids=["cluster-wide", "namespaced", "peering", "metrics-service", "patterns"],
 )
 def test_rendered_objects_validate_against_kubernetes_schemas(
     helm: Path, values: list[str]
@@ -227,3 +228,37 @@ def test_the_admission_policy_binds_the_operators_own_identity(helm: Path) -> No
     }
     off = _template(helm, "admissionPolicy.enabled=false")
     assert not any(d["kind"].startswith("ValidatingAdmissionPolicy") for d in off)
+
+
+def test_namespace_patterns_keep_a_cluster_role_that_follows_namespaces(helm: Path) -> None:
+    """Globs cannot name Roles in advance: a ClusterRole, plus the namespace watch kopf needs to
+    follow the matching namespaces; the operator is told each pattern."""
+    docs = _template(helm, "watchNamespacePatterns={team-*,!team-old}")
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in (
+        cluster_role["rules"]
+    )
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-*" in args and "--namespace=!team-old" in args
+    # Without patterns the operator may not list namespaces.
+    (plain,) = [d for d in _template(helm) if d["kind"] == "ClusterRole"]
+    assert not any("namespaces" in r["resources"] for r in plain["rules"])
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        (["watchNamespaces={voice}", "watchNamespacePatterns={team-*}"], "not both"),
+        (["peering.enabled=true", "watchNamespacePatterns={team-*}"], "peering.enabled"),
+    ],
+)
+def test_namespace_patterns_refuse_what_they_cannot_do(
+    helm: Path, values: list[str], named: str
+) -> None:
+    sets = [arg for v in values for arg in ("--set", v)]
+    result = subprocess.run(
+        [str(helm), "template", "evo", str(CHART), "--kube-version", KUBE_VERSION, *sets],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode != 0 and named in result.stderr

@@ -5,9 +5,10 @@ model comes from versitygw running as a pod, the server pods are real containers
 real kubelet. Where the machine cannot run the real node, every test here is skipped with the
 reason (shown in pytest's summary), never silently.
 
-The fixtures are module-scoped, not package- or session-scoped: the operator installed here
-watches every namespace, so it must be gone before the integration tests start their own
-(tests/e2e has no __init__.py, and pytest then keeps a "package" fixture to the session's end).
+The operator installed here watches only the ``evs-e2e-*`` namespaces, so neither a demo's
+operator nor the integration tests' ever meets it on the same service. The fixtures are still
+module-scoped (tests/e2e has no __init__.py, and pytest then keeps a "package" fixture to the
+session's end): nothing of the e2e suite stays up while the integration tests run.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from tests.support.realnode import ModelStore
 
 RELEASE = "evs-e2e"
 SYSTEM_NAMESPACE = "evs-e2e-system"
+# The tests' namespaces, and the only ones their operator watches.
+NAMESPACE_PREFIX = "evs-e2e-"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,7 +53,9 @@ def images(real_cluster: Cluster) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[str]:
     install_crd(real_cluster)
-    realnode.install_operator(real_cluster, images, RELEASE, SYSTEM_NAMESPACE)
+    realnode.install_operator(
+        real_cluster, images, RELEASE, SYSTEM_NAMESPACE, watch=(f"{NAMESPACE_PREFIX}*",)
+    )
     yield SYSTEM_NAMESPACE
     realnode.uninstall_operator(real_cluster, RELEASE, SYSTEM_NAMESPACE)
     real_cluster.kubectl("delete", "namespace", SYSTEM_NAMESPACE, "--wait=false", check=False)
@@ -69,7 +74,7 @@ def model_store(
 
 @pytest.fixture
 def e2e_namespace(real_cluster: Cluster) -> Iterator[str]:
-    name = f"evs-e2e-{uuid.uuid4().hex[:6]}"
+    name = f"{NAMESPACE_PREFIX}{uuid.uuid4().hex[:6]}"
     real_cluster.kubectl("create", "namespace", name)
     real_cluster.kubectl(
         "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s"

@@ -189,3 +189,27 @@ def test_a_statefulset_replica_back_under_its_old_name_is_a_new_start() -> None:
         "recent": [{k: v for k, v in r.items() if k != "uid"} for r in status["recent"]],
     }
     assert coldstarts.account([first], legacy)[1] == []
+
+
+def simulated(pod: dict[str, Any]) -> dict[str, Any]:
+    """The same pod as KWOK marks it Ready: container statuses without a containerID."""
+    status = json.loads(json.dumps(pod["status"]))
+    for c in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
+        c.pop("containerID", None)
+        for state in ("state", "lastState"):
+            for detail in (c.get(state) or {}).values():
+                detail.pop("containerID", None)
+    return {**pod, "status": status}
+
+
+def test_a_start_no_container_runtime_ran_is_marked_simulated_not_measured() -> None:
+    pod, _ = recorded("cold_cache")
+    parts = split(simulated(pod), None)
+    assert parts is not None and parts.source == "simulated"
+    status, new = coldstarts.account([simulated(pod)], None)
+    assert status["recent"][-1]["source"] == "simulated"
+    line = coldstarts.describe(new[0])
+    assert "simulated node" in line and "not a measured cold start" in line
+    # The same pod run by a runtime is a measurement, with its phases in the Event.
+    assert split(pod, None).source == "pod"  # type: ignore[union-attr]
+    assert "simulated" not in coldstarts.describe(coldstarts.account([pod], None)[1][0])

@@ -40,6 +40,11 @@ KWOK_TOLERATION: dict[str, str] = {
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_RESOURCE = "nvidia.com/gpu"
 
+# Every namespace an integration test makes starts so (the ``namespace`` fixture), and the
+# operators the tests run watch only these: a demo's operator in the same cluster watches its
+# own namespace, and neither reconciles the other's services.
+TEST_NAMESPACE_PREFIX = "evs-test-"
+
 # A cold build of the Kubernetes binaries takes many minutes; starting the cluster well under one.
 BUILD_TIMEOUT_S = 60 * 60
 # With the real node, `up` also starts containerd, the kubelet and CoreDNS (seconds when cached).

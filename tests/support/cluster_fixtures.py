@@ -15,6 +15,7 @@ import pytest
 
 from tests.support import realnode
 from tests.support.cluster import (
+    TEST_NAMESPACE_PREFIX,
     Cluster,
     ClusterError,
     build_binaries,
@@ -60,7 +61,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (without waiting for its finalizers)."""
-    name = f"evs-test-{uuid.uuid4().hex[:8]}"
+    name = f"{TEST_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     cluster.kubectl("create", "namespace", name)
     # Pods are admitted only once the namespace's default ServiceAccount exists.
     cluster.kubectl("wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s")

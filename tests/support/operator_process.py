@@ -21,13 +21,21 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.cluster import KWOK_TOLERATION, REPO, Cluster, build_binaries
+from tests.support.cluster import (
+    KWOK_TOLERATION,
+    REPO,
+    TEST_NAMESPACE_PREFIX,
+    Cluster,
+    build_binaries,
+)
 
 CHART = REPO / "charts" / "emotivoice-operator"
 CRD = REPO / "crds" / "emotivoiceservice.yaml"
 SYSTEM_NAMESPACE = "emotivoice-system"
 RELEASE = "evo"
 ACCOUNT = "evo-emotivoice-operator"  # the chart's fullname for release "evo"
+# What the tests' operators watch (kopf globs): their own namespaces only.
+TEST_NAMESPACES = (f"{TEST_NAMESPACE_PREFIX}*",)
 
 
 def install_crd(cluster: Cluster) -> None:
@@ -40,12 +48,17 @@ def install_crd(cluster: Cluster) -> None:
     )
 
 
-def operator_kubeconfig(cluster: Cluster, directory: Path) -> Path:
-    """A kubeconfig that authenticates as the chart's ServiceAccount (not cluster-admin)."""
+def operator_kubeconfig(
+    cluster: Cluster, directory: Path, namespaces: tuple[str, ...] = TEST_NAMESPACES
+) -> Path:
+    """A kubeconfig that authenticates as the chart's ServiceAccount (not cluster-admin), with
+    the chart's permissions for watching ``namespaces`` (kopf globs)."""
     helm = build_binaries("helm") / "helm"
     subprocess.run(
         [str(helm), "upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NAMESPACE,
-         "--create-namespace", "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m"],
+         "--create-namespace", "--kubeconfig", str(cluster.kubeconfig), "--timeout", "2m",
+         "--values", "-"],
+        input=json.dumps({"watchNamespacePatterns": list(namespaces)}),
         check=True, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     cluster.kubectl(
@@ -89,10 +102,17 @@ def service_account_kubeconfig(
 class OperatorProcess:
     """The operator subprocess: start, stop (gracefully or by SIGKILL), and its log."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, timer_interval: float = 3.0) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        timer_interval: float = 3.0,
+        namespaces: tuple[str, ...] = TEST_NAMESPACES,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.timer_interval = timer_interval
+        self.namespaces = namespaces
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -115,6 +135,7 @@ class OperatorProcess:
                 # kopf reads port 0 as port 80: a real free port, or a demo's operator on 80
                 # (or another test's) makes this one fail to start.
                 f"http://127.0.0.1:{free_port()}/healthz",
+                *(f"--namespace={ns}" for ns in self.namespaces),
             ],
             env=env,
             stdout=log,

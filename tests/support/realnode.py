@@ -114,10 +114,17 @@ def image_layer_sizes(reference: str) -> list[int]:
 
 
 def install_operator(
-    cluster: Cluster, images: dict[str, str], release: str, namespace: str, timer_s: int = 5
+    cluster: Cluster,
+    images: dict[str, str],
+    release: str,
+    namespace: str,
+    watch: tuple[str, ...],
+    timer_s: int = 5,
 ) -> None:
-    """The Helm chart for real, with our images: the operator runs as a pod on the real node.
-    `images` needs "server-cpu" (this node has no GPU); "server" (CUDA) when it was built."""
+    """The Helm chart for real, with our images: the operator runs as a pod on the real node
+    and watches only the namespaces matching ``watch`` (kopf globs), so it never reconciles a
+    demo's services, nor the demo's operator its. `images` needs "server-cpu" (this node has
+    no GPU); "server" (CUDA) when it was built."""
     helm = build_binaries("helm") / "helm"
     operator_repo, operator_tag = images["operator"].rsplit(":", 1)
     server_repo, cpu_tag = images["server-cpu"].rsplit(":", 1)
@@ -127,6 +134,7 @@ def install_operator(
         "image": {"repository": operator_repo, "tag": operator_tag},
         "serverImage": {"repository": server_repo, "tag": gpu_tag, "cpuTag": cpu_tag},
         "timerIntervalSeconds": timer_s,
+        "watchNamespacePatterns": list(watch),
         "tolerations": [REAL_NODE_TOLERATION],
         "extraPodTolerations": [REAL_NODE_TOLERATION],
     }

@@ -12,7 +12,8 @@ the previous figures.
 - ``recent[]``: the latest ``RECENT`` starts, oldest first: ``pod``, ``at`` (Ready, RFC 3339),
   ``seconds`` (to Ready), ``cache`` (warm/waited/downloaded/unknown), ``downloadedBytes``,
   ``inWindow``, ``restarts`` (the server container's restart count), ``source`` (server: the
-  server's own phases; pod: the pod's states only), ``phases`` {phase: seconds}, ``fetch``
+  server's own phases; pod: the pod's states only; simulated: no container runtime ran it, as
+  on KWOK's nodes, so its times are not a measurement), ``phases`` {phase: seconds}, ``fetch``
   {list, download, verify, convert: seconds};
 - ``lastSeconds``, ``medianSeconds``, ``p95Seconds``: over ``recent``;
 - ``phases`` {phase: {p50, p95}}: per phase over the recent starts that had it;
@@ -200,6 +201,11 @@ def describe(start: ColdStart) -> str:
             f"pod {start.pod} loaded the model and was ready {start.seconds:.1f} s after it started"
         )
     origin = "its server container restarted" if s.after_restart else "it was created"
+    if s.source == "simulated":
+        return (
+            f"pod {start.pod} on a simulated node (no container runtime ran it) was Ready "
+            f"{start.seconds:.1f} s after {origin}: not a measured cold start"
+        )
     cache = {
         "warm": "verified cache",
         "waited": "cache filled by another pod",

@@ -55,7 +55,9 @@ class StartSplit:
     downloaded_bytes: int = 0
     # The fetch step's own split of its run: list, download, verify, convert.
     fetch_phases: dict[str, float] = field(default_factory=dict)
-    # "server" when its /ready gave the server's phases, "pod" when only the pod's states did.
+    # "server" when its /ready gave the server's phases, "pod" when only the pod's states did,
+    # "simulated" when no container runtime ran the server (KWOK's nodes: no containerID), so
+    # its times measure a simulation, not a start.
     source: str = "pod"
     restarts: int = 0
     # The server container restarted in place: the start runs from its previous exit.
@@ -184,7 +186,7 @@ def split(
         line.to("fetch", init_end)
         line.to("image", failed_server or server_start)
     line.to("retry", server_start if failed_server or since_restart else None)
-    source = "pod"
+    source = "pod" if (server or {}).get("containerID") else "simulated"
     reported = _server_seconds(ready_body)
     if reported is not None and server_start is not None:
         total, load, warmup = reported
