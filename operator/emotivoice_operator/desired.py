@@ -8,13 +8,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from emotivoice_operator import fallback as fb
 from emotivoice_operator import windows as win
 from emotivoice_operator.cache_scope import ScopeDecision, decide_scope
-from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec, parse_spec
+from emotivoice_operator.crd.spec import (
+    EmotiVoiceServiceSpec,
+    SpecError,
+    WarmPoolSpec,
+    parse_spec,
+)
 from emotivoice_operator.render import Owner, RenderContext, render
 from emotivoice_operator.settings import OperatorSettings
 from emotivoice_operator.windows.lead import LeadDecision, learn_lead
-from emotivoice_operator.windows.model import AUTO, LeadBounds
+from emotivoice_operator.windows.model import AUTO, LeadBounds, parse_duration
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,11 @@ class DesiredState:
     min_replicas: int = 0
     # The lead of leadTime: auto windows and why; None when no window asks for it.
     lead: LeadDecision | None = None
+    # spec.fallback: where the Service sends traffic now, a caveat about the fallback for
+    # status, and the wake that requests answered by the fallback raised (None: none).
+    route: fb.Route | None = None
+    fallback_note: str = ""
+    wake: fb.Wake | None = None
 
     @property
     def next_window_text(self) -> str:
@@ -54,6 +65,7 @@ def desired_state(
     lead_in_force: timedelta | None = None,
     *,
     shared_claim_exists: bool = False,
+    traffic: fb.Traffic | None = None,
 ) -> DesiredState:
     """Raises ``SpecError`` for a spec that cannot be honoured (naming the field).
 
@@ -61,7 +73,9 @@ def desired_state(
     may have written them); only their bounded form reaches the floor. ``cold_start_seconds``
     (the recent starts) and ``lead_in_force`` (status.leadTime) feed ``leadTime: auto``.
     ``shared_claim_exists``: the claim NAME-model exists and is ours, which keeps an unset cache
-    scope Shared.
+    scope Shared. ``traffic``: what the pass saw for ``spec.fallback`` (its own Ready pods, the
+    fallback, the wake so far, whether requests were answered since the last read); without
+    it the Service selects the owner's pods and no wake is raised.
     """
     spec = parse_spec(raw_spec)
     cache = decide_scope(spec, owner.name, shared_claim_exists)
@@ -71,6 +85,9 @@ def desired_state(
         windows, lead = _windows(spec.warm_pool, list(cold_start_seconds), lead_in_force)
     honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
     floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
+    route, note, wake = _fallback(spec, owner.name, traffic or fb.Traffic(), floor, now)
+    if wake is not None and wake.active(now):
+        floor = max(floor, 1)
     ctx = RenderContext(
         owner,
         floor,
@@ -80,6 +97,7 @@ def desired_state(
         default_server_cpu_image=settings.server_cpu_image,
         cache_scope=cache.scope,
         windows=tuple(windows),
+        serving_pool=route.pool if route else "",
     )
     return DesiredState(
         warm_floor=floor,
@@ -93,7 +111,25 @@ def desired_state(
         windows=windows,
         min_replicas=spec.replicas.min,
         lead=lead,
+        route=route,
+        fallback_note=note,
+        wake=wake,
     )
+
+
+def _fallback(
+    spec: EmotiVoiceServiceSpec, name: str, traffic: fb.Traffic, floor: int, now: datetime
+) -> tuple[fb.Route | None, str, fb.Wake | None]:
+    """spec.fallback's route, note and wake (all None/"" without a fallback)."""
+    if spec.fallback is None:
+        return None, "", None
+    note = fb.check(name, spec, traffic.fallback)
+    route = fb.route(name, spec, traffic.own_ready, traffic.fallback is not None)
+    wake = None
+    if spec.fallback.wake_on_request:
+        hold = parse_duration(spec.fallback.wake_hold, "fallback.wakeHold")
+        wake = fb.next_wake(traffic.wake, traffic.requests_seen, floor, now, hold)
+    return route, note, wake
 
 
 def _windows(

@@ -156,6 +156,22 @@ CASES = [
     ),
     InvalidCase("model-missing", {"spec.model": DELETE}, "spec.model"),
     InvalidCase(
+        "fallback-itself",
+        {"spec.fallback": {"service": "tts-invalid"}},
+        "spec.fallback.service names this service itself",
+        operator="spec.fallback.service",
+    ),
+    InvalidCase(
+        "fallback-in-another-namespace",
+        {"spec.fallback": {"service": "voice/tts-cpu"}},
+        "spec.fallback.service",
+    ),
+    InvalidCase(
+        "fallback-hold-words",
+        {"spec.fallback": {"service": "tts-cpu", "wakeHold": "a while"}},
+        "spec.fallback.wakeHold",
+    ),
+    InvalidCase(
         "name-too-long",
         {"metadata.name": "a" * 27},
         "metadata.name must be at most 26 characters",

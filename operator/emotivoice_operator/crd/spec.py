@@ -138,11 +138,18 @@ class WarmPoolSpec(_Model):
     auto_lead_time: AutoLeadTimeSpec
 
 
+class FallbackSpec(_Model):
+    service: str
+    wake_on_request: bool
+    wake_hold: str
+
+
 class EmotiVoiceServiceSpec(_Model):
     model: ModelSpec
     server: ServerSpec
     replicas: ReplicasSpec
     warm_pool: WarmPoolSpec | None = None
+    fallback: FallbackSpec | None = None
 
 
 def parse_spec(raw: dict[str, Any]) -> EmotiVoiceServiceSpec:

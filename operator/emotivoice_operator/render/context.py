@@ -54,3 +54,7 @@ class RenderContext:
     # spec.warmPool's windows as windows.parse_windows returns them (leadTime: auto ones with
     # the lead in force): one pre-warm CronJob each.
     windows: tuple[Window, ...] = ()
+    # The EmotiVoiceService whose server pods the Service selects now: the owner's own, or
+    # its fallback's while it has no Ready pod (emotivoice_operator.fallback.route); empty:
+    # the owner's.
+    serving_pool: str = ""

@@ -1,4 +1,5 @@
-"""The ClusterIP Service in front of the ready server pods."""
+"""The ClusterIP Service in front of the ready server pods: the owner's, or its fallback's
+while it has none (``RenderContext.serving_pool``; see emotivoice_operator.fallback)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec
 from emotivoice_operator.render import labels, names
-from emotivoice_operator.render.context import RenderContext
+from emotivoice_operator.render.context import Owner, RenderContext
 
 
 def server_service(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str, Any]:
@@ -18,7 +19,7 @@ def server_service(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str,
         ),
         "spec": {
             "type": "ClusterIP",
-            "selector": labels.selector(ctx.owner, names.COMPONENT_SERVER),
+            "selector": labels.selector(_serving(ctx), names.COMPONENT_SERVER),
             "ports": [
                 {
                     "name": names.HTTP_PORT_NAME,
@@ -29,3 +30,9 @@ def server_service(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str,
             ],
         },
     }
+
+
+def _serving(ctx: RenderContext) -> Owner:
+    """The owner whose server pods are selected: only the name enters the selector."""
+    pool = ctx.serving_pool or ctx.owner.name
+    return Owner(pool, ctx.owner.namespace, "")
