@@ -26,7 +26,7 @@ from emotivoice_server.engine import SpeechEngine
 from emotivoice_server.lifecycle import ModelHost
 from emotivoice_server.metrics import ModelThreadCollector, ServerMetrics
 from emotivoice_server.model_thread import Abandoned, Ticket
-from emotivoice_server.settings import DEFAULT_QUEUE_TIMEOUT_S, MAX_BODY_BYTES
+from emotivoice_server.settings import DEFAULT_QUEUE_TIMEOUT_S, MAX_BODY_BYTES, POOL_HEADER
 from emotivoice_server.speech_request import RequestError, SpeechRequest, parse_speech_request
 
 log = logging.getLogger("emotivoice_server.app")
@@ -185,6 +185,7 @@ def create_app(
     admission: Admission,
     *,
     queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S,
+    pool: str = "",
 ) -> Flask:
     app = Flask("emotivoice_server")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -217,6 +218,8 @@ def create_app(
         included; a stream is counted when it ends (see `_StreamedSpeech`)."""
         if request.path == SPEECH_PATH and not getattr(response, "counted_at_end", False):
             metrics.requests.labels(code=str(response.status_code)).inc()
+        if pool:
+            response.headers[POOL_HEADER] = pool
         return response
 
     @app.get("/health")

@@ -40,6 +40,11 @@ ENV_MAX_QUEUE = "EMOTIVOICE_MAX_QUEUE"
 ENV_THREADS = "EMOTIVOICE_THREADS"
 ENV_TORCH_THREADS = "EMOTIVOICE_TORCH_THREADS"
 ENV_QUEUE_TIMEOUT = "EMOTIVOICE_QUEUE_TIMEOUT"
+# The pool this server belongs to (the operator sets it from the pod's instance label), sent
+# back on every answer as POOL_HEADER: a client behind a Service that moves between a pool and
+# its fallback sees which one answered.
+ENV_POOL = "EMOTIVOICE_POOL"
+POOL_HEADER = "X-EmotiVoice-Pool"
 
 
 class SettingsError(ValueError):
@@ -74,6 +79,8 @@ class ServerSettings:
     # The files the completion marker lists, set once the marker was verified: the only files
     # the model is loaded from (None: not checked, `--no-require-marker`).
     verified_files: frozenset[str] | None = None
+    # The pool named in every answer's POOL_HEADER; empty: no header.
+    pool: str = ""
 
     @property
     def model_name(self) -> str:
@@ -171,4 +178,5 @@ def resolve(
         require_marker=require_marker,
         embedding_cache_file=cache_file,
         process_start=process_start,
+        pool=env.get(ENV_POOL, "").strip(),
     )

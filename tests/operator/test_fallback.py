@@ -153,3 +153,21 @@ def test_the_counter_is_summed_over_codes_and_a_first_read_is_a_baseline() -> No
     assert fb.counters_rose({"pod-a": 9.0}, {"pod-a": 10.0})
     assert fb.counters_rose({"pod-a": 9.0}, {"pod-a": 1.0})  # restarted, then answered
     assert not fb.counters_rose({"pod-a": 9.0}, {"pod-a": 0.0})  # restarted, nothing since
+
+
+# --- the contracts with the server ----------------------------------------------------------
+
+
+def test_the_operator_reads_the_counter_the_server_writes_and_names_the_pool_it_reads() -> None:
+    """The wake reads the server's own exposition: its counter's name and labels as the server
+    writes them; the pool variable the operator sets is the one the server reads."""
+    from prometheus_client import generate_latest
+
+    from emotivoice_operator.render import names
+    from emotivoice_server import metrics, settings
+
+    served = metrics.create(lambda: None)
+    served.requests.labels(code="200").inc(3)
+    served.requests.labels(code="truncated").inc()
+    assert fb.requests_answered(generate_latest(served.registry).decode()) == 4.0
+    assert names.SERVER_POOL_ENV == settings.ENV_POOL

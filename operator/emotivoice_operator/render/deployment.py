@@ -125,9 +125,15 @@ def _server_env(spec: EmotiVoiceServiceSpec) -> list[dict[str, Any]]:
         # The root file system is read-only; caches (jieba's dictionary) go to the /tmp emptyDir.
         {"name": "HOME", "value": "/tmp"},
     ]
+    # Every answer names its pool (a Service may send traffic to a fallback's pods): the pod's
+    # own instance label, so the server reports what the selector matched.
+    pool = {
+        "name": names.SERVER_POOL_ENV,
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{names.LABEL_INSTANCE}']"}},
+    }
     # User env last: a user value for the same name wins, as in a plain pod spec (and, as
     # there, its $(VAR) references are expanded: see expansion.py).
-    return literal_env(env) + [dict(e) for e in spec.server.env or []]
+    return [*literal_env(env), pool, *(dict(e) for e in spec.server.env or [])]
 
 
 def _resources(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:

@@ -17,6 +17,9 @@ FIELD_MANAGER = MANAGER
 
 MODEL_MOUNT = "/models"
 HTTP_PORT_NAME = "http"
+# The server reads its pool's name here (emotivoice_server.settings.ENV_POOL: a test keeps the two
+# the same) and names it on every answer.
+SERVER_POOL_ENV = "EMOTIVOICE_POOL"
 
 # The standard labels every child carries (see labels.py).
 LABEL_COMPONENT = "app.kubernetes.io/component"
