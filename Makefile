@@ -45,14 +45,14 @@ lint: venv
 unit: venv
 	@$(PY) -m pytest tests -m "not cluster"
 
-## preview: the README's preview of examples/gpu-peak-windows.yaml, text and docs/preview-week.png
+## preview: docs/tuning.md's preview of examples/gpu-peak-windows.yaml, text and docs/preview-week.png
 ## (no cluster; matplotlib from the preview extra)
 .PHONY: preview
 preview: venv
 	@$(PY) -m emotivoice_operator.main preview -f examples/gpu-peak-windows.yaml --start 2025-03-03T00:00 --days 7 --plot docs/preview-week.png
 
 ## cluster: the local Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, controller
-## manager, scheduler, KWOK fake nodes); builds its binaries the first time. See README.
+## manager, scheduler, KWOK fake nodes); builds its binaries the first time. See docs/development.md.
 cluster:
 	@bash hack/cluster.sh up
 

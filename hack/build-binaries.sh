@@ -19,7 +19,7 @@ CACHE=${EVS_CACHE_DIR:-$HOME/.cache/emotivoice-operator}
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod
 export GOPATH=${GOPATH:-$HOME/go}
 
-# The versions are the single source of truth; README.md states them.
+# The versions are the single source of truth; docs/development.md states them.
 VERSITYGW_VERSION=v1.8.0
 KWOK_VERSION=v0.7.0
 HELM_VERSION=v3.19.5

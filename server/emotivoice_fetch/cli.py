@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, NoReturn
 from emotivoice_fetch import config as cfg
 from emotivoice_fetch import report
 from emotivoice_fetch.durability import DEFAULT_DURABILITY, Durability
-from emotivoice_fetch.errors import ExitCode, FetchError
+from emotivoice_fetch.errors import PROG, ExitCode, FetchError
 
 if TYPE_CHECKING:
     from emotivoice_fetch.fetch import Outcome
 
-PROG = "emotivoice-fetch"
 # Importing boto3 and building its client allocates ~88,000 objects that live for the whole run;
 # at the default threshold (700) the collector walks them some 130 times on the way, about 40 ms
 # of every cold start (measured). Above that count it runs rarely; it still runs.
@@ -166,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code)
     except KeyboardInterrupt:
         log("error: interrupted; a restart resumes the download")
-        return 130
+        return int(ExitCode.INTERRUPTED)
     model = outcome.model
     size = sum(rec.size for rec in model.files.values())
     unpinned = unpinned_files(config, model.files)

@@ -192,10 +192,10 @@ def _leaf_keys(values: dict[str, Any], prefix: str = "") -> set[str]:
     return keys
 
 
-def test_readme_configuration_table_matches_values() -> None:
+def test_install_docs_configuration_table_matches_values() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("### Configuration", 1)[1].split("\n## ", 1)[0]
+    install = (REPO / "docs" / "install.md").read_text()
+    table = install.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
     documented = {line.split("`")[1] for line in table.splitlines() if line.startswith("| `")}
     assert documented == _leaf_keys(values)
 

@@ -1,8 +1,9 @@
 """``emotivoice-operator preview`` as a user runs it (no cluster): options, errors, and the
-README's picture, whose command the Makefile and the README must spell the same way."""
+docs' picture, whose command the Makefile and docs/tuning.md must spell the same way."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from datetime import UTC, datetime
@@ -110,7 +111,10 @@ def test_several_services_are_previewed_one_after_the_other(
     assert "Warm floor (Europe/Berlin)" in out and "Warm floor (America/New_York)" in out
 
 
-# --- the README's picture ------------------------------------------------------------------
+# --- the docs' picture --------------------------------------------------------------------
+
+# The page that shows the preview (the README links it).
+TUNING = "docs/tuning.md"
 
 
 def _makefile_command() -> list[str]:
@@ -120,17 +124,19 @@ def _makefile_command() -> list[str]:
     return shlex.split(match[1])
 
 
-def test_the_readme_shows_the_makefiles_command_and_its_picture() -> None:
-    """Regenerating the PNG is `make preview`; the README shows the same command and embeds the
-    file it writes (comparing pixels would be flaky on fonts, so the spelling is compared)."""
+def test_the_docs_show_the_makefiles_command_and_its_picture() -> None:
+    """Regenerating the PNG is `make preview`; docs/tuning.md shows the same command and embeds
+    the file it writes (comparing pixels would be flaky on fonts, so the spelling is compared)."""
     command = _makefile_command()
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"emotivoice-operator {shlex.join(command)}" in readme
+    page = (ROOT / TUNING).read_text(encoding="utf-8")
+    assert f"emotivoice-operator {shlex.join(command)}" in page
     args = build_parser().parse_args(command)
     assert args.command == "preview" and args.plot is not None
     picture = args.plot.as_posix()
-    assert f"]({picture})" in readme, f"README does not embed {picture}"
-    assert "make preview" in readme
+    # The page links the picture relative to itself.
+    link = os.path.relpath(ROOT / picture, (ROOT / TUNING).parent).replace(os.sep, "/")
+    assert f"]({link})" in page, f"{TUNING} does not embed {picture}"
+    assert "make preview" in page
     data = (ROOT / picture).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000
     assert all((ROOT / p).exists() for p in args.paths)

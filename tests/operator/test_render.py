@@ -141,8 +141,8 @@ def test_released_load_format_skips_the_conversion() -> None:
     assert _arg(_server(children)["args"], "--load-format") == "released"
 
 
-# The full-size model on CPU (fp32) after two rounds of 4096-character inputs (README, "Memory";
-# measured with bench/load_bench.py's long inputs).
+# The full-size model on CPU (fp32) after two rounds of 4096-character inputs
+# (docs/reference/server-api.md, "Memory"; measured with bench/load_bench.py's long inputs).
 FULL_MODEL_RSS_AFTER_LONG_INPUTS = 3046 * 2**20
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from emotivoice_fetch.errors import ExitCode, describe_exit
 from emotivoice_operator.reconcile.coldstarts import RECENT, account
 from emotivoice_operator.reconcile.drift import differences
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
@@ -72,14 +73,94 @@ def test_progressing_names_what_is_missing() -> None:
     assert status["observedGeneration"] == 3
 
 
-def test_failed_download_is_reported() -> None:
-    pod = _pod("tts-1", "2026-01-01T00:00:00Z", None, initContainerStatuses=[
-        {"state": {"terminated": {"exitCode": 3, "message": "checksum mismatch for g_00140000"}}}
-    ])  # fmt: skip
-    assert (
-        "model download failed: checksum mismatch"
-        in compute_status(_observed(pods=[pod]))["message"]
+# The fetch step's log tail as the kubelet keeps it (FallbackToLogsOnError): its last line is the
+# one-line error.
+DENIED_LOG = (
+    "emotivoice-fetch: listing s3://models/emotivoice/v1/\n"
+    "emotivoice-fetch: error: access denied (InvalidAccessKeyId) listing s3://models/emotivoice/v1/: "
+    "check the credentials in the model's Secret (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and the "
+    "bucket policy\n"
+)
+
+
+def _fetch_status(state: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An init container's status in the shape the kubelet sends (core/v1 ContainerStatus)."""
+    return {
+        "name": "fetch-model",
+        "image": "registry.example.com/emotivoice/server:0.1.0-cpu",
+        "imageID": "registry.example.com/emotivoice/server@sha256:" + "a" * 64,
+        "containerID": "containerd://" + "b" * 64,
+        "ready": False,
+        "restartCount": 3 if last else 0,
+        "started": False,
+        "state": state,
+        "lastState": last or {},
+    }
+
+
+def _terminated(code: int, message: str = "", reason: str = "Error") -> dict[str, Any]:
+    out = {
+        "exitCode": code,
+        "reason": reason,
+        "startedAt": "2026-01-01T00:01:10Z",
+        "finishedAt": "2026-01-01T00:01:12Z",
+        "containerID": "containerd://" + "c" * 64,
+    }
+    return out | ({"message": message} if message else {})
+
+
+def _message_for(init: dict[str, Any]) -> str:
+    pod = _pod("tts-0", "2026-01-01T00:00:00Z", None, initContainerStatuses=[init])
+    return compute_status(_observed(pods=[pod]))["message"]
+
+
+def test_a_fetch_in_crash_loop_back_off_names_its_last_exit_code() -> None:
+    """Between tries the kubelet shows the fetch step waiting in CrashLoopBackOff; the cause is
+    in lastState.terminated, and the message names its exit code from the fetch step's table."""
+    waiting = {
+        "waiting": {
+            "reason": "CrashLoopBackOff",
+            "message": "back-off 40s restarting failed container=fetch-model "
+            "pod=tts-0_voice(5b0c1d2e-0000-4000-8000-000000000002)",
+        }
+    }
+    message = _message_for(_fetch_status(waiting, {"terminated": _terminated(3, DENIED_LOG)}))
+    assert "tts-0: model download failed, exit 3 (the store refused the credentials)" in message
+    assert "access denied (InvalidAccessKeyId)" in message
+    assert "emotivoice-fetch: error" not in message  # the cause, not the log's prefix
+    assert "CrashLoopBackOff" in message
+    assert describe_exit(ExitCode.CREDENTIALS) == "exit 3 (the store refused the credentials)"
+
+
+def test_a_failed_fetch_names_exit_code_and_meaning_in_every_state() -> None:
+    mismatch = (
+        "emotivoice-fetch: error: checksum mismatch for g_00140000: expected sha256 "
+        + "d" * 64
+        + ", the object s3://models/emotivoice/v1/g_00140000 has "
+        + "e" * 64
     )
+    # The instant it ends, before the kubelet restarts it.
+    just_failed = _message_for(_fetch_status({"terminated": _terminated(6, mismatch)}))
+    assert "model download failed, exit 6 (checksum mismatch): checksum mismatch for" in just_failed
+    # Its next try running: the last failure is still named.
+    retrying = _message_for(
+        _fetch_status({"running": {"startedAt": "2026-01-01T00:01:52Z"}},
+                      {"terminated": _terminated(9, "emotivoice-fetch: error: no answer")})
+    )  # fmt: skip
+    assert "downloading the model again" in retrying
+    assert "exit 9 (the store did not answer, every retry spent): no answer" in retrying
+    # Killed by the kernel (no message: the kubelet's reason is all there is).
+    oom = _message_for(
+        _fetch_status({"waiting": {"reason": "CrashLoopBackOff"}},
+                      {"terminated": _terminated(137, reason="OOMKilled")})
+    )  # fmt: skip
+    assert "exit 137 (killed by signal 9): OOMKilled" in oom
+    # A first try still running, and one done: no failure to name.
+    assert "tts-0: downloading the model" in _message_for(
+        _fetch_status({"running": {"startedAt": "2026-01-01T00:00:05Z"}})
+    )
+    done = _fetch_status({"terminated": _terminated(0, reason="Completed")})
+    assert "loading and warming up the model" in _message_for(done)
 
 
 def test_ready_scaled_to_zero_and_failed_phases() -> None:

@@ -1,6 +1,6 @@
 """Which per-replica cache claims belong to replicas that will not come back. Pure.
 
-The rule users read in README ("Cache scopes"): a PerReplica claim ``model-cache-NAME-K`` is kept
+The rule users read in docs/concepts.md ("Cache scopes"): a PerReplica claim ``model-cache-NAME-K`` is kept
 while the spec could still bring replica K back, that is while K < the most replicas the HPA,
 every window and every warm request can ask for (``replicas.max``); under the other scopes no
 replica ever comes back to one. A claim is deleted only when no pod of its ordinal exists (a

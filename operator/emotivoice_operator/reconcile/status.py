@@ -24,6 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from emotivoice_fetch import errors as fetch_errors
+
+# The longest fetch error a status message quotes (a service's message joins up to 3 pods').
+MAX_DETAIL = 300
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -71,20 +76,53 @@ def _pod_problem(pod: dict[str, Any]) -> str | None:
     if scheduled and scheduled.get("status") == "False":
         return f"{name} cannot be scheduled: {scheduled.get('message', scheduled.get('reason'))}"
     for init in status.get("initContainerStatuses") or []:
-        state = init.get("state") or {}
-        if "terminated" in state and state["terminated"].get("exitCode") == 0:
-            continue
-        if "terminated" in state:
-            return f"{name}: model download failed: {state['terminated'].get('message') or state['terminated'].get('reason')}"
-        waiting = state.get("waiting") or {}
-        if waiting.get("reason") not in (None, "PodInitializing"):
-            return f"{name}: model download waiting: {waiting.get('reason')} {waiting.get('message', '')}".strip()
-        return f"{name}: downloading the model"
+        problem = _fetch_problem(name, init)
+        if problem is not None:
+            return problem
     for c in status.get("containerStatuses") or []:
         waiting = (c.get("state") or {}).get("waiting")
         if waiting:
             return f"{name}: server waiting: {waiting.get('reason')} {waiting.get('message', '')}".strip()
     return f"{name}: loading and warming up the model"
+
+
+def _fetch_problem(name: str, init: dict[str, Any]) -> str | None:
+    """Why the fetch step (the init container) holds the pod back; None once it succeeded.
+
+    A failed fetch is retried by the kubelet: between tries the container's ``state`` is
+    ``waiting: CrashLoopBackOff`` and the failure itself is in ``lastState.terminated`` (exit
+    code, and the message: with FallbackToLogsOnError, the log's tail, whose last line is the
+    fetch step's one-line error). So the exit code is read from whichever holds it, and named
+    with its meaning from the fetch step's own table (``emotivoice_fetch.errors``)."""
+    state = init.get("state") or {}
+    terminated = state.get("terminated")
+    if terminated is not None:
+        if terminated.get("exitCode") == 0:
+            return None
+        return f"{name}: model download failed, {_failure(terminated)}"
+    waiting = state.get("waiting") or {}
+    last = (init.get("lastState") or {}).get("terminated") or {}
+    if last.get("exitCode"):
+        if "running" in state:
+            return f"{name}: downloading the model again; the last try failed, {_failure(last)}"
+        retry = f"; retried after a back-off ({waiting['reason']})" if waiting.get("reason") else ""
+        return f"{name}: model download failed, {_failure(last)}{retry}"
+    if waiting.get("reason") not in (None, "PodInitializing"):
+        return f"{name}: model download waiting: {waiting.get('reason')} {waiting.get('message', '')}".strip()
+    return f"{name}: downloading the model"
+
+
+def _failure(terminated: dict[str, Any]) -> str:
+    """``exit 3 (the store refused the credentials): access denied ...``, from a
+    ``terminated`` container state."""
+    code = terminated.get("exitCode")
+    lines = [line.strip() for line in (terminated.get("message") or "").splitlines()]
+    detail = next((line for line in reversed(lines) if line), "") or terminated.get("reason") or ""
+    detail = detail.removeprefix(f"{fetch_errors.PROG}: ").removeprefix("error: ")
+    if len(detail) > MAX_DETAIL:
+        detail = detail[: MAX_DETAIL - 3] + "..."
+    said = fetch_errors.describe_exit(code) if isinstance(code, int) else "no exit code"
+    return f"{said}: {detail}" if detail else said
 
 
 def _model_cached(pods: list[dict[str, Any]]) -> bool:

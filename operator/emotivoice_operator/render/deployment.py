@@ -2,10 +2,11 @@
 
 A Deployment for the Shared and Ephemeral cache scopes; a StatefulSet for PerReplica, whose
 volumeClaimTemplates give each ordinal its own claim, kept across scale-down, so the replica a
-window brings back binds the claim (and the verified model) it had. Trade-offs of the StatefulSet
-(README, "Cache scopes"): pods start in parallel (podManagementPolicy Parallel, or a window's
-replicas would start one after another), and a rollout replaces one pod at a time without a
-surge pod (StatefulSets cannot surge), each replacement starting on its own warm cache.
+window brings back binds the claim (and the verified model) it had. Trade-offs of the
+StatefulSet (docs/concepts.md, "Cache scopes"): pods start in parallel (podManagementPolicy
+Parallel, or a window's replicas would start one after another), and a rollout replaces one pod
+at a time without a surge pod (StatefulSets cannot surge), each replacement starting on its own
+warm cache.
 
 Probe design (why three): the server binds its port at once and answers ``/health`` while it
 loads, but ``/ready`` only after load and warm-up. The startup probe watches ``/ready`` for up to
