@@ -196,6 +196,8 @@ def create_app(
     thread = host.model_thread
     metrics.registry.register(ModelThreadCollector(lambda: (thread.busy_seconds, thread.calls)))
     app.extensions["emotivoice_rejector"] = Rejector(host, metrics, admission)
+    # The HTTP worker calls this on SIGTERM (see `http_worker.BufferingThreadWorker.handle_exit`).
+    app.extensions["emotivoice_drain"] = host.drain
 
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
@@ -229,8 +231,11 @@ def create_app(
 
     @app.get("/ready")
     def ready() -> Response:
-        response = jsonify(host.readiness())
-        response.status_code = 200 if host.ready else 503
+        """200 once loaded and warm; 503 while starting, after a failure, and from SIGTERM on
+        (draining: the body says so)."""
+        body = host.readiness()
+        response = jsonify(body)
+        response.status_code = 200 if body["ready"] else 503
         return response
 
     @app.get("/metrics")

@@ -13,8 +13,19 @@ tests/server/test_server_slow_clients.py). Once a thread owns the connection, ev
 operation (the rest of an oversized chunked body, the writes of a stream to a client that stopped
 reading) times out after `SOCKET_TIMEOUT_S`.
 
+Stopping (SIGTERM, which the kubelet sends once the pod's preStop sleep, its drain period, is
+over): gunicorn already stops accepting, keeps kept-alive connections for 2 s (a request on one
+is answered with `Connection: close`) and waits up to the graceful timeout for in-flight requests,
+streams included. What it leaves out, added here: `/ready` turns 503 at once (the app's
+`emotivoice_drain` hook), and the listening socket is closed as soon as the worker stops
+accepting, after taking the connections already queued on it. gunicorn left it open until the
+worker exited, so a connection made meanwhile waited unanswered in the kernel's queue for up to
+the graceful timeout and was then reset; now it is refused at once, which every client (and the
+`openai` client's retry) treats as "try another replica".
+
 This reaches into gunicorn 27's worker (`TConn`, `finish_request`'s keep-alive path, the
-per-iteration `murder_pending` hook); pyproject pins gunicorn to 27.x for that reason.
+per-iteration `murder_pending` hook, `set_accept_enabled` at shutdown, `handle_exit`); pyproject
+pins gunicorn to 27.x for that reason.
 """
 
 from __future__ import annotations
@@ -163,17 +174,58 @@ class BufferingThreadWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         # Connections whose request is still arriving, by the monotonic time it must be in.
         self.reading: dict[TConn, float] = {}
+        self.listeners_closed = False
 
     def accept(self, listener: socket.socket) -> None:
+        self._accept_one(listener)
+
+    def _accept_one(self, listener: socket.socket) -> bool:
+        """Accept one queued connection and start reading its request; False if none was."""
         try:
             client, address = listener.accept()
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
-            return
+            return err.errno == errno.ECONNABORTED  # that one is gone; more may be queued
         self.nr_conns += 1
         conn = BufferedConn(self.cfg, PrebufferedSocket(client), address, listener.getsockname())
         self._start_reading(conn, register=True)
+        return True
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: gunicorn's graceful stop, and `/ready` answers 503 from now on."""
+        drain = getattr(getattr(self, "wsgi", None), "extensions", {}).get("emotivoice_drain")
+        if drain is not None and self.alive:
+            drain()
+        super().handle_exit(sig, frame)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """gunicorn's; once the worker is stopping, also take what is queued and close."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self.close_listeners()
+
+    def close_listeners(self) -> None:
+        """Accept the connections the kernel already queued (their clients are waiting, and a
+        close would reset them), then close the listening sockets: from then on a connection to
+        this port is refused at once (the master closed its copy before it signalled us).
+
+        A connection that arrives between the last accept and the close is reset by the kernel;
+        that window is microseconds, against gunicorn's graceful timeout before."""
+        if self.listeners_closed:
+            return
+        self.listeners_closed = True
+        for listener in self.sockets:
+            with contextlib.suppress(OSError):
+                listener.setblocking(False)
+                # Bounded by the queue's own length (gunicorn's backlog setting).
+                for _ in range(self.cfg.backlog + 1):
+                    if not self._accept_one(listener):
+                        break
+            with contextlib.suppress(OSError):
+                listener.close()
 
     def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
         """A kept-alive connection's next request began: read it here, like a new one."""

@@ -120,6 +120,8 @@ class ModelHost:
         self._stop = threading.Event()
         self._fingerprint: str | None = None
         self._frontend_process: Any = None
+        # Set once, on SIGTERM (see `drain`); read by /ready.
+        self.draining = False
 
     # -- the start-up sequence -------------------------------------------------------------
 
@@ -211,7 +213,7 @@ class ModelHost:
             self.engine = engine
             self.state.ready_after_s = round(self._since_start(), 4)
             self.metrics.process_start_to_ready.set(self.state.ready_after_s)
-            self.metrics.ready.set(1)
+            self.metrics.ready.set(0 if self.draining else 1)
             self.state.phase = "ready"
             self.metrics.set_phase("ready")
             log.info(
@@ -300,6 +302,13 @@ class ModelHost:
 
         threading.Thread(target=loop, name="embedding-persister", daemon=True).start()
 
+    def drain(self) -> None:
+        """The process was told to stop: /ready answers 503 from now on, so no new traffic is
+        routed here, while requests already here (and on open connections) are still served.
+        Called from the worker's SIGTERM handler: it only sets a flag and a gauge."""
+        self.draining = True
+        self.metrics.ready.set(0)
+
     def shutdown(self) -> None:
         """Called when the worker exits: save the prompt cache one last time."""
         self._stop.set()
@@ -313,7 +322,7 @@ class ModelHost:
 
     def readiness(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "ready": self.ready,
+            "ready": self.ready and not self.draining,
             "phase": self.state.phase,
             "phase_seconds": dict(self.state.phase_seconds),
             "since_process_start_s": round(self._since_start(), 3),
@@ -322,4 +331,7 @@ class ModelHost:
             body["ready_after_s"] = self.state.ready_after_s
         if self.state.error is not None:
             body["error"] = self.state.error
+        if self.draining:
+            body["draining"] = True
+            body["message"] = "draining: the server is stopping and finishes the requests it has"
         return body

@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from emotivoice_server.settings import ServerSettings
+from emotivoice_server.settings import GRACEFUL_TIMEOUT_S, ServerSettings
 
 log = logging.getLogger("emotivoice_server")
 
@@ -22,9 +22,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # A worker that misses its heartbeat this long is restarted by the master. The start-up thread
 # does not block the worker's main loop, so this only catches a truly stuck worker.
 WORKER_TIMEOUT_S = 120
-# Below the pod's terminationGracePeriodSeconds (30), so in-flight requests finish and the
-# prompt cache is saved before the kubelet kills the process.
-GRACEFUL_TIMEOUT_S = 20
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -35,6 +35,11 @@ MAX_INPUT_CHARS = 4096
 MAX_PROMPT_CHARS = 500
 # The largest JSON body accepted (4096 characters of 4-byte UTF-8 plus fields, with room).
 MAX_BODY_BYTES = 64 * 1024
+# After SIGTERM: how long in-flight requests (streams included) have to finish before the worker
+# is stopped. Its one home: the operator sizes the pod's terminationGracePeriodSeconds from it
+# (emotivoice_operator.render.deployment imports it; this module imports nothing heavy, and the
+# operator's image carries this package without torch).
+GRACEFUL_TIMEOUT_S = 20
 
 ENV_MAX_QUEUE = "EMOTIVOICE_MAX_QUEUE"
 ENV_THREADS = "EMOTIVOICE_THREADS"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -495,3 +497,104 @@ def test_a_code_change_ships_megabytes_not_gigabytes(images: dict[str, str]) -> 
     assert sum(layers[-4:]) < 32 * 2**20, layers
     assert layers.index(max(layers)) < len(layers) - 3, layers
     assert max(layers) > 500 * 2**20, layers  # torch: the sizes are real, not placeholders
+
+
+# Issue 29, "No request lost when pods leave": a kube-proxy on another node learns of a deleted
+# pod late and keeps sending new connections to its IP; this node's kube-proxy drops it at once,
+# so the test client plays the slow one itself by sending to the pod's own IP.
+DRAIN_SECONDS = 10
+CLIENT_PERIOD_S = 0.05  # 20 requests/s per client
+CLIENT_LIMIT_S = 120.0
+CLIENT_MAX_REQUESTS = int(CLIENT_LIMIT_S / CLIENT_PERIOD_S)
+
+
+def _steady_client(
+    url: str, out: list[tuple[float, str]], stop: threading.Event, deadline: float
+) -> None:
+    """GET /health at a steady rate on a new connection each time, as a load balancer's
+    new connections would; records (monotonic send time, outcome). Bounded in count and time."""
+    for _ in range(CLIENT_MAX_REQUESTS):
+        if stop.is_set() or time.monotonic() > deadline:
+            return
+        sent = time.monotonic()
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                outcome = str(response.status)
+        except urllib.error.HTTPError as err:
+            outcome = str(err.code)
+        except urllib.error.URLError as err:
+            reason = err.reason
+            outcome = "refused" if isinstance(reason, ConnectionRefusedError) else repr(reason)
+        except OSError as err:  # reset mid-answer, a timeout
+            outcome = repr(err)
+        out.append((sent, outcome))
+        time.sleep(max(0.0, CLIENT_PERIOD_S - (time.monotonic() - sent)))
+
+
+def test_a_leaving_pod_answers_every_request_sent_to_its_own_ip_during_the_drain(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    """Two replicas; one client sends to one pod's own IP, another through the Service; that
+    pod is deleted. Every request sent to its IP during drainSeconds is answered (0 refused),
+    and the Service path loses none. After the drain the pod stops accepting (printed: when its
+    IP first refused, against the deletion)."""
+    ns = restricted_namespace
+    manifest = evs_manifest("tts", model_store, replicas={"min": 2, "max": 2})
+    manifest["spec"]["server"]["drainSeconds"] = DRAIN_SECONDS
+    create_service(real_cluster, ns, manifest, cache_root)
+    pods = wait_for(
+        lambda: (ready := ready_server_pods(real_cluster, ns, "tts")) and len(ready) == 2 and ready,
+        timeout=240, interval=2, what="two Ready replicas",
+    )  # fmt: skip
+    victim = pods[0]
+    [server] = [c for c in victim["spec"]["containers"] if c["name"] == "server"]
+    assert server["lifecycle"]["preStop"]["sleep"]["seconds"] == DRAIN_SECONDS
+    port = server["ports"][0]["containerPort"]
+    pod_url = f"http://{victim['status']['podIP']}:{port}"
+    results: dict[str, list[tuple[float, str]]] = {"pod": [], "service": []}
+    stop = threading.Event()
+    deadline = time.monotonic() + CLIENT_LIMIT_S
+    clients = [
+        threading.Thread(target=_steady_client, args=(url, results[key], stop, deadline))
+        for key, url in (("pod", pod_url), ("service", service_url(real_cluster, ns, "tts")))
+    ]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(2)  # both answer before the deletion
+        deleted_at = time.monotonic()
+        real_cluster.kubectl("delete", "pod", victim["metadata"]["name"], "-n", ns, "--wait=false")
+        # Until the pod object is gone (drain, graceful stop, the kubelet's cleanup), bounded.
+        wait_for(
+            lambda: victim["metadata"]["name"]
+            not in {p["metadata"]["name"] for p in real_cluster.get_json(
+                "pods", "-n", ns, "-l", "app.kubernetes.io/instance=tts")["items"]},
+            timeout=DRAIN_SECONDS + 60, interval=1, what="the deleted pod gone",
+        )  # fmt: skip
+        time.sleep(2)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(timeout=10)
+
+    # The drain starts when the kubelet sees the deletion, at or after `deleted_at`; a request
+    # sent up to a second before it ends still finishes inside it.
+    in_drain = [o for t, o in results["pod"] if deleted_at <= t < deleted_at + DRAIN_SECONDS - 1]
+    assert len(in_drain) >= (DRAIN_SECONDS - 1) / CLIENT_PERIOD_S / 4, len(in_drain)
+    failed = [o for o in in_drain if o != "200"]
+    assert failed == [], f"{len(failed)} of {len(in_drain)} sent to the pod's IP: {failed[:5]}"
+    before = [o for t, o in results["pod"] if t < deleted_at]
+    assert before and all(o == "200" for o in before), before[:5]
+    service = [o for _, o in results["service"]]
+    assert service and all(o == "200" for o in service), [o for o in service if o != "200"][:5]
+    refused = [t - deleted_at for t, o in results["pod"] if t >= deleted_at and o != "200"]
+    print(
+        f"\ndrain {DRAIN_SECONDS} s: {len(in_drain)} requests to the leaving pod's IP during it, "
+        f"0 failed; its IP first failed {refused[0] if refused else float('nan'):.2f} s after "
+        f"the deletion ({len(refused)} failures after the drain, as expected); through the "
+        f"Service {len(service)} requests, 0 failed"
+    )

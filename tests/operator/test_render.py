@@ -118,6 +118,47 @@ def test_probes_gate_traffic_and_protect_loading_pods() -> None:
     assert startup["periodSeconds"] <= 1
 
 
+@pytest.mark.parametrize("drain", [None, 0, 60])
+def test_a_leaving_pod_sleeps_its_drain_period_then_has_the_servers_graceful_timeout(
+    drain: int | None,
+) -> None:
+    """preStop sleeps drainSeconds (the kubelet's own action: no shell in the image); the grace
+    period covers that sleep, the server's graceful timeout (from the server's settings, the
+    one home of the number) and the margin. 0 renders no preStop at all."""
+    from emotivoice_operator.render.deployment import TERMINATION_MARGIN_SECONDS
+    from emotivoice_server.settings import GRACEFUL_TIMEOUT_S
+
+    body = copy.deepcopy(SERVICES["tts-gpu"])
+    if drain is not None:
+        body["spec"]["server"]["drainSeconds"] = drain
+    children = _render(body)
+    server, pod = _server(children), _pod(children)
+    seconds = spec_schema()["properties"]["server"]["properties"]["drainSeconds"]["default"]
+    seconds = seconds if drain is None else drain
+    if seconds:
+        assert server["lifecycle"] == {"preStop": {"sleep": {"seconds": seconds}}}
+    else:
+        assert "lifecycle" not in server
+    assert pod["terminationGracePeriodSeconds"] == (
+        seconds + GRACEFUL_TIMEOUT_S + TERMINATION_MARGIN_SECONDS
+    )
+    assert drain is not None or pod["terminationGracePeriodSeconds"] == 35  # 5 + 20 + 10
+    kubernetes_validate.validate(_workload(children), K8S_VERSION, strict=True)
+
+
+def test_rendering_imports_neither_torch_nor_the_http_server() -> None:
+    """The operator's image has no torch, gunicorn or flask; render reads the server's graceful
+    timeout from emotivoice_server.settings, which must stay importable there."""
+    code = (
+        "import sys, emotivoice_operator.render.deployment, emotivoice_operator.main\n"
+        "print(sorted(m for m in ('torch', 'gunicorn', 'flask', 'numpy') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
 def test_gpu_limits_and_toleration_only_when_asked() -> None:
     gpu = _render(SERVICES["tts-gpu"])
     assert _server(gpu)["resources"]["limits"]["nvidia.com/gpu"] == "1"

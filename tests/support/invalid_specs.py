@@ -122,6 +122,18 @@ CASES = [
         "durability-unknown", {"spec.model.cache.durability": "sync"}, "spec.model.cache.durability"
     ),
     InvalidCase("port-privileged", {"spec.server.port": 80}, "spec.server.port", operator=API_ONLY),
+    InvalidCase(
+        "drain-negative",
+        {"spec.server.drainSeconds": -1},
+        "spec.server.drainSeconds",
+        operator=API_ONLY,
+    ),
+    InvalidCase(
+        "drain-too-long",
+        {"spec.server.drainSeconds": 301},
+        "spec.server.drainSeconds",
+        operator=API_ONLY,
+    ),
     InvalidCase("min-negative", {"spec.replicas.min": -1}, "spec.replicas.min", operator=API_ONLY),
     InvalidCase(
         "min-above-max",

@@ -102,6 +102,7 @@ class ServerSpec(_Model):
     affinity: dict[str, Any] | None = None
     env: list[dict[str, Any]] | None = None
     startup_timeout_seconds: int
+    drain_seconds: int
     warmup: Warmup
 
 

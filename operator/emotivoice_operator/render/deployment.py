@@ -12,6 +12,11 @@ Probe design (why three): the server binds its port at once and answers ``/healt
 loads, but ``/ready`` only after load and warm-up. The startup probe watches ``/ready`` for up to
 ``startupTimeoutSeconds``, and Kubernetes holds liveness back until it succeeds, so a slow load
 is never killed by liveness; a load that hangs past the timeout is restarted.
+
+Leaving (README, "When pods leave"): the server container's preStop sleeps ``drainSeconds``
+while the pod still accepts (kube-proxy on other nodes learns of the deletion late), then the
+kubelet sends SIGTERM and the server drains for at most its graceful timeout. The grace period
+covers both, plus a margin: ``termination_grace_seconds``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from emotivoice_operator.render.storage import (
     replica_claim_template,
     retention_policy,
 )
+from emotivoice_server.settings import GRACEFUL_TIMEOUT_S
 
 # Every second: the pod turns Ready at most a second after the server's own /ready does (at 5 s
 # it lagged 2 s on average on a real kubelet); a probe is one local HTTP GET, and liveness
@@ -42,6 +48,26 @@ GPU_RESOURCE = "nvidia.com/gpu"
 # emotivoice_tts.convert's convert_fp32/fp16/bf16 (it imports torch, which the operator's image
 # lacks, so the name is spelled here; tests/operator/test_fetch_contract.py loads every one).
 CONVERT_HOOK = "emotivoice_tts.convert:convert_{precision}"
+# After the server's graceful timeout: the master's own exit and the worker's exit hook (the prompt
+# cache saved), so the kubelet's SIGKILL never races either (before drainSeconds: 30 = 20 + 10).
+TERMINATION_MARGIN_SECONDS = 10
+
+
+def termination_grace_seconds(spec: EmotiVoiceServiceSpec) -> int:
+    """The pod's terminationGracePeriodSeconds: the preStop sleep counts against it too, then the
+    server's graceful timeout (``emotivoice_server.settings.GRACEFUL_TIMEOUT_S``, its one home;
+    that module imports nothing heavy), then the margin."""
+    return spec.server.drain_seconds + GRACEFUL_TIMEOUT_S + TERMINATION_MARGIN_SECONDS
+
+
+def _lifecycle(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
+    """The drain period as the kubelet's own sleep action (no shell or binary in the image;
+    on by default since Kubernetes 1.30, GA in 1.34). With 0, no preStop at all: a sleep of 0
+    needs a newer feature gate and would do nothing anyway."""
+    seconds = spec.server.drain_seconds
+    if seconds <= 0:
+        return {}
+    return {"lifecycle": {"preStop": {"sleep": {"seconds": seconds}}}}
 
 
 def server_image(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> str:
@@ -223,6 +249,7 @@ def server_workload(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str
         "env": _server_env(spec),
         "resources": _resources(spec),
         **_probes(spec),
+        **_lifecycle(spec),
         "securityContext": container_security_context(),
         "volumeMounts": server_mounts,
     }
@@ -237,7 +264,7 @@ def server_workload(spec: EmotiVoiceServiceSpec, ctx: RenderContext) -> dict[str
             {"name": "tmp", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}},
         ],
-        "terminationGracePeriodSeconds": 30,
+        "terminationGracePeriodSeconds": termination_grace_seconds(spec),
         "enableServiceLinks": False,
     }
     tolerations = _tolerations(spec, ctx)
