@@ -13,7 +13,7 @@ from emotivoice_operator.cache_scope import ScopeDecision, decide_scope
 from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec, parse_spec
 from emotivoice_operator.render import Owner, RenderContext, render
 from emotivoice_operator.settings import OperatorSettings
-from emotivoice_operator.windows.lead import LeadDecision, learn_lead
+from emotivoice_operator.tuning.lead import LeadDecision, learn_lead
 from emotivoice_operator.windows.model import AUTO, LeadBounds
 
 
