@@ -39,7 +39,7 @@ def _status(desired: DesiredState, generation: int) -> dict[str, Any]:
         active_window=",".join(w.name for w in desired.active_windows),
         next_window=desired.next_window_text,
         next_window_start=desired.next_window[1] if desired.next_window else None,
-        deployment=None,
+        workload=None,
         pods=[],
         cache={"scope": desired.cache.scope, "reason": desired.cache.reason},
     )

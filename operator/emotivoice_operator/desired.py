@@ -19,7 +19,7 @@ from emotivoice_operator.crd.spec import (
 )
 from emotivoice_operator.render import Owner, RenderContext, render
 from emotivoice_operator.settings import OperatorSettings
-from emotivoice_operator.windows.lead import LeadDecision, learn_lead
+from emotivoice_operator.tuning.lead import LeadDecision, learn_lead
 from emotivoice_operator.windows.model import AUTO, LeadBounds, parse_duration
 
 

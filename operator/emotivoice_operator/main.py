@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_preview.run(args)
     import kopf
 
-    from emotivoice_operator.reconcile import handlers  # noqa: F401  (registers the handlers)
+    from emotivoice_operator.controller import handlers  # noqa: F401  (registers the handlers)
 
     kopf.configure(verbose=False)
     kopf.run(

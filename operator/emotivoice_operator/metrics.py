@@ -29,7 +29,7 @@ STATUS_WRITES = Counter("emotivoice_status_writes_total", "Status patches writte
 COLD_START_PHASE_SECONDS = Histogram(
     "emotivoice_cold_start_phase_seconds",
     "Seconds each cold start spent per phase (scheduling, image, retry, fetch, import, load, "
-    "warmup, probe; server when the server could not be asked): reconcile/phases.py",
+    "warmup, probe; server when the server could not be asked): tuning/phases.py",
     ["namespace", "name", "phase"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
 )

@@ -27,7 +27,7 @@ from typing import Any
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError, parse_spec
-from emotivoice_operator.windows.lead import lead_in_force
+from emotivoice_operator.reconcile.memory import lead_in_force
 from emotivoice_operator.windows.schedule import occurrence_end
 
 log = logging.getLogger("emotivoice-prewarm")

@@ -33,9 +33,9 @@ class OperatorSettings:
     # Port of the operator's /metrics (0: not served).
     metrics_port: int = 0
     # Ask a server pod that just turned Ready for its own start-up phases (GET /ready, once,
-    # bounded): reconcile/server_phases.py. Off: one "server" phase from the pod's states.
+    # bounded): tuning/prober.py. Off: one "server" phase from the pod's states.
     ask_servers: bool = True
-    # Reconcile passes run at once (reconcile/queue.py); more than the API server and the
+    # Reconcile passes run at once (controller/queue.py); more than the API server and the
     # operator's one Python process can use only adds contention.
     reconcile_workers: int = 4
 

@@ -22,9 +22,9 @@ import kopf
 import pytest
 from kubernetes import config
 
-from emotivoice_operator.reconcile.handlers import CHILD_KINDS, SERVER_PODS
+from emotivoice_operator.controller.cache import Snapshot
+from emotivoice_operator.controller.selectors import CHILD_KINDS, SERVER_PODS
 from emotivoice_operator.reconcile.reconciler import Outcome, Reconciler
-from emotivoice_operator.reconcile.watched import Snapshot
 from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
 from tests.support.cluster import KWOK_TOLERATION, Cluster
@@ -45,7 +45,7 @@ NEXT_WINDOW = "morning Mon 2030-01-07 09:00 Asia/Shanghai"
 
 
 def _selector(labels: Mapping[str, Any], instance: str) -> str:
-    """A watch's label filter (handlers.py) as a kubectl selector for one service's objects
+    """A watch's label filter (controller/selectors.py) as a kubectl selector for one service's objects
     (the indexes key by the instance label's value)."""
     parts = []
     for key, value in labels.items():

@@ -1,4 +1,4 @@
-"""No API request of the operator can hang a pass for good (reconcile/handlers.py)."""
+"""No API request of the operator can hang a pass for good (controller/handlers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import urllib3
 from kubernetes import client
 
-from emotivoice_operator.reconcile.handlers import _default_timeout
+from emotivoice_operator.controller.handlers import _default_timeout
 
 
 def test_a_request_to_a_server_that_never_answers_times_out() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from emotivoice_operator.reconcile import coldstarts
-from emotivoice_operator.reconcile.phases import PHASES, split
+from emotivoice_operator.tuning import coldstarts
+from emotivoice_operator.tuning.phases import PHASES, split
 
 PODS = Path(__file__).with_name("pods")
 

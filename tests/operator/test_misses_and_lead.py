@@ -14,9 +14,9 @@ import pytest
 
 from emotivoice_operator.crd.schema import apply_defaults, spec_schema
 from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec
-from emotivoice_operator.reconcile.misses import check, describe_miss
+from emotivoice_operator.tuning.lead import learn_lead
+from emotivoice_operator.tuning.misses import check, describe_miss
 from emotivoice_operator.windows import Window, parse_windows, prewarm_cron
-from emotivoice_operator.windows.lead import learn_lead
 from emotivoice_operator.windows.model import LeadBounds
 
 

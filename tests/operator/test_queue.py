@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from emotivoice_operator.reconcile import queue as queue_module
-from emotivoice_operator.reconcile.queue import FairQueue, Key
+from emotivoice_operator.controller import queue as queue_module
+from emotivoice_operator.controller.queue import FairQueue, Key
 
 
 async def settle(q: FairQueue, seconds: float = 0.3) -> None:

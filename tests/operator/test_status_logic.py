@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from emotivoice_fetch.errors import ExitCode, describe_exit
-from emotivoice_operator.reconcile.coldstarts import RECENT, account
 from emotivoice_operator.reconcile.drift import differences
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
+from emotivoice_operator.tuning.coldstarts import RECENT, account
 
 
 def _pod(name: str, start: str | None, ready_at: str | None, **status: Any) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def _pod(name: str, start: str | None, ready_at: str | None, **status: Any) -> d
 def _observed(**kw: Any) -> Observed:
     base: dict[str, Any] = dict(
         generation=3, warm_floor=1, active_window="", next_window="", next_window_start=None,
-        deployment={"spec": {"replicas": 1}, "status": {"replicas": 1, "readyReplicas": 0}}, pods=[],
+        workload={"spec": {"replicas": 1}, "status": {"replicas": 1, "readyReplicas": 0}}, pods=[],
     )  # fmt: skip
     base.update(kw)
     return Observed(**base)
@@ -165,9 +165,9 @@ def test_a_failed_fetch_names_exit_code_and_meaning_in_every_state() -> None:
 
 def test_ready_scaled_to_zero_and_failed_phases() -> None:
     ready = {"spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 2}}
-    assert compute_status(_observed(deployment=ready))["phase"] == "Ready"
+    assert compute_status(_observed(workload=ready))["phase"] == "Ready"
     zero = {"spec": {"replicas": 0}, "status": {}}
-    assert compute_status(_observed(deployment=zero, warm_floor=0))["phase"] == "ScaledToZero"
+    assert compute_status(_observed(workload=zero, warm_floor=0))["phase"] == "ScaledToZero"
     failed = compute_status(_observed(spec_error="spec.warmPool.timeZone: unknown"))
     assert failed["phase"] == "Failed"
     assert {c["type"]: c["status"] for c in failed["conditions"]}["SpecValid"] == "False"
@@ -245,6 +245,6 @@ def test_progressing_without_pods_names_the_workload_kind() -> None:
     Deployment that does not exist."""
     for kind in ("StatefulSet", "Deployment"):
         workload = {"kind": kind, "spec": {"replicas": 1}, "status": {"replicas": 0}}
-        status = compute_status(_observed(deployment=workload))
+        status = compute_status(_observed(workload=workload))
         assert status["phase"] == "Progressing"
         assert status["message"].endswith(f"waiting for the {kind} to create pods"), status

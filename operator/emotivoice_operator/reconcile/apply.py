@@ -2,7 +2,7 @@
 holds the rendered values, plus pruning of children the spec no longer asks for.
 
 Only objects that are ours are ever written or deleted (``ownership.is_ours``): the reconciler
-looks at every child first (as the watches show it, reconcile/watched.py) and refuses to apply
+looks at every child first (as the watches show it, controller/cache.py) and refuses to apply
 anything while a name is taken by someone else's object; pruning deletes only objects whose owner
 reference names the resource's uid.
 """

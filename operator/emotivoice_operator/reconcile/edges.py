@@ -5,7 +5,8 @@ changes what the service should look like: a window's pre-warm lead begins (the 
 an occurrence starts (a miss is judged, the next window moves on) or ends (the floor falls, an
 open miss ends short), a warm request expires. Everything else (a spec edit, a child changed or
 deleted, a pod turning Ready, a request written) arrives as a watch event. ``next_edge`` gives
-the earliest such instant after ``now``; the timer skips the service until then.
+the earliest such instant after ``now``; the timer (controller/timer.py) skips the service until
+then.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from emotivoice_operator.reconcile.phases import instant
+from emotivoice_operator.tuning.phases import instant
 from emotivoice_operator.windows.clock import to_utc
 from emotivoice_operator.windows.model import WarmRequest, Window
 from emotivoice_operator.windows.schedule import latest_occurrence, next_start, occurrence_end

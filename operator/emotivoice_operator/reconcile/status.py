@@ -7,14 +7,14 @@ The phase says where the service is; when it is not Ready, the message says what
 The tuning fields, for readers of status (``kubectl``, a preview tool); each is defined once, in
 the module that computes it, and described in the CRD's status schema:
 
-- ``coldStarts`` (reconcile/coldstarts.py): ``count``, ``inWindow``, ``outsideWindows``,
+- ``coldStarts`` (tuning/coldstarts.py): ``count``, ``inWindow``, ``outsideWindows``,
   ``lastSeconds``, ``medianSeconds``, ``p95Seconds``, ``cacheHitRate`` (0..1), ``phases``
   {phase: {p50, p95}}, ``recent[]`` (<= 20) {pod, at, seconds, cache, downloadedBytes,
   inWindow, restarts, source, phases{scheduling, image, retry, fetch, import, load, warmup,
   probe | server}, fetch{list, download, verify, convert}};
-- ``misses`` (reconcile/misses.py): ``count``, ``met``, ``lastChecked`` {window: instant},
+- ``misses`` (tuning/misses.py): ``count``, ``met``, ``lastChecked`` {window: instant},
   ``recent[]`` (<= 10) {window, at, until, required, ready, short, lateSeconds, open};
-- ``leadTime`` (windows/lead.py, only with ``leadTime: auto`` windows): ``mode`` (initial |
+- ``leadTime`` (tuning/lead.py, only with ``leadTime: auto`` windows): ``mode`` (initial |
   learned), ``seconds``, ``duration``, ``basis``, ``samples``, ``p95Seconds``.
 """
 
@@ -37,10 +37,11 @@ class Observed:
     active_window: str
     next_window: str
     next_window_start: datetime | None
-    deployment: dict[str, Any] | None
+    # The server workload: a Deployment (Shared, Ephemeral) or a StatefulSet (PerReplica).
+    workload: dict[str, Any] | None
     pods: list[dict[str, Any]]
     cold_starts: dict[str, Any] | None = None
-    # status.misses (reconcile/misses.py) and status.leadTime (windows/lead.py); None: absent.
+    # status.misses (tuning/misses.py) and status.leadTime (tuning/lead.py); None: absent.
     misses: dict[str, Any] | None = None
     lead_time: dict[str, Any] | None = None
     spec_error: str | None = None
@@ -49,7 +50,7 @@ class Observed:
     conflict: str | None = None
     # Merge patch of status.warmRequests: entries removed (None) or capped to their bounds.
     warm_request_fixes: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    # status.cache: the cache scope in force, why, and the per-replica claims (see reconciler).
+    # status.cache: the cache scope in force, why, and the per-replica claims (see observe.py).
     cache: dict[str, Any] | None = None
     # Replicas the spec allows may not reach the cache (a Shared ReadWriteOnce claim).
     cache_warning: str | None = None
@@ -141,10 +142,10 @@ def _model_cached(pods: list[dict[str, Any]]) -> bool:
 
 
 def compute_status(obs: Observed) -> dict[str, Any]:
-    dep_status = (obs.deployment or {}).get("status") or {}
-    desired = ((obs.deployment or {}).get("spec") or {}).get("replicas", 0) or 0
-    ready = dep_status.get("readyReplicas", 0) or 0
-    existing = dep_status.get("replicas", 0) or 0
+    workload_status = (obs.workload or {}).get("status") or {}
+    desired = ((obs.workload or {}).get("spec") or {}).get("replicas", 0) or 0
+    ready = workload_status.get("readyReplicas", 0) or 0
+    existing = workload_status.get("replicas", 0) or 0
     problems = [p for p in (_pod_problem(pod) for pod in obs.pods) if p]
 
     if obs.spec_error:
@@ -162,7 +163,7 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         phase, message = "Ready", f"{ready} of {desired} replicas ready"
     else:
         # The workload is a Deployment (Shared, Ephemeral) or a StatefulSet (PerReplica).
-        workload = (obs.deployment or {}).get("kind") or "Deployment"
+        workload = (obs.workload or {}).get("kind") or "Deployment"
         detail = "; ".join(sorted(problems)[:3]) or f"waiting for the {workload} to create pods"
         phase, message = (
             "Progressing",

@@ -28,7 +28,7 @@ from emotivoice_operator.windows.cron import (
     shift_earlier,
 )
 
-# The leadTime that asks for a learned lead (see windows/lead.py).
+# The leadTime that asks for a learned lead (see tuning/lead.py).
 AUTO = "auto"
 # A lead of a day or more keeps replicas idle for a day; widen the window instead.
 MAX_LEAD = timedelta(hours=24)

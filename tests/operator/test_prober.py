@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from emotivoice_operator.reconcile import server_phases
+from emotivoice_operator.tuning import prober
 
 READY = {"ready": True, "phase": "ready", "phase_seconds": {"loading": 1.0}, "ready_after_s": 3.0}
 
@@ -57,13 +57,13 @@ def test_a_pod_a_runtime_runs_is_asked_once_for_its_ready_body(
     server: tuple[int, list[str]],
 ) -> None:
     port, paths = server
-    assert server_phases.ask(pod(port, "containerd://abc")) == READY
+    assert prober.ask(pod(port, "containerd://abc")) == READY
     assert paths == ["/ready"]
 
 
 def test_a_simulated_pod_is_never_contacted(server: tuple[int, list[str]]) -> None:
     port, paths = server
-    assert server_phases.ask(pod(port, None)) is None
+    assert prober.ask(pod(port, None)) is None
     assert paths == []
 
 
@@ -72,4 +72,4 @@ def test_no_answer_in_time_is_no_answer() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    assert server_phases.ask(pod(free, "containerd://abc"), timeout=0.5) is None
+    assert prober.ask(pod(free, "containerd://abc"), timeout=0.5) is None

@@ -28,8 +28,8 @@ from datetime import datetime
 from typing import Any
 
 from emotivoice_operator import windows as win
-from emotivoice_operator.reconcile.coldstarts import stamp
-from emotivoice_operator.reconcile.phases import instant, ready_at
+from emotivoice_operator.tuning.coldstarts import stamp
+from emotivoice_operator.tuning.phases import instant, ready_at
 
 # Misses kept in status; older ones stay in the count only.
 RECENT = 10

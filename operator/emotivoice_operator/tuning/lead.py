@@ -1,5 +1,6 @@
 """The learned lead time (``leadTime: auto``): how early to pre-warm, from the cold starts
-observed. Pure: the caller passes the recent starts' seconds and the lead in force.
+observed. Pure: the caller passes the recent starts' seconds and the lead in force (both read
+back from status by reconcile/memory.py).
 
 target = the p95 of the recent cold starts (pod created -> Ready) + ``margin``, rounded up to
 whole minutes (a CronJob schedule has minutes), within [``min``, ``max``]. The margin covers
@@ -15,10 +16,8 @@ least ``LOWER_STEP`` (or a fifth of the current lead, whichever is more) below i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from emotivoice_operator.windows.model import LeadBounds, format_duration
 
@@ -48,18 +47,6 @@ class LeadDecision:
         if self.p95_seconds is not None:
             out["p95Seconds"] = round(self.p95_seconds, 3)
         return out
-
-
-def lead_in_force(status: Mapping[str, Any] | None) -> timedelta | None:
-    """The learned lead status.leadTime holds (None while the initial applies or none is
-    written): what the operator renders with, and what a pre-warm job's request lasts with."""
-    lead = (status or {}).get("leadTime") or {}
-    if lead.get("mode") != "learned":
-        return None
-    try:
-        return timedelta(seconds=int(lead["seconds"]))
-    except (KeyError, TypeError, ValueError):
-        return None
 
 
 def _ceil_minutes(seconds: float) -> timedelta:

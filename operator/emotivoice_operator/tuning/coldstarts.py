@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from emotivoice_operator.reconcile.phases import (
+from emotivoice_operator.tuning.phases import (
     PHASES,
     StartSplit,
     instant,

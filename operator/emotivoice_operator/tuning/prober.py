@@ -1,4 +1,4 @@
-"""Asking a server pod that just turned Ready for its own start-up phases.
+"""The pod prober: asking a server pod that just turned Ready for its own start-up phases.
 
 The server times its phases (``emotivoice_server.lifecycle``) and keeps them on ``/ready`` for
 as long as the process lives, so one GET right after the pod turns Ready gives the split of the
@@ -10,6 +10,10 @@ Only pods a container runtime really runs are asked: a container status without 
 ``containerID`` (KWOK's simulated pods, whose IPs lead nowhere) is never contacted, so the
 operator sends nothing to addresses no pod holds. Without an answer (no route from the
 operator to pod IPs, a network policy, a timeout) the split falls back to the pod's states.
+
+It runs inside the pass, before the starts are counted (reconcile/reconciler.py): a start's
+record is written once, with the answer or without it, so a prober running apart would either
+hold the start's record back for a later pass or write it without the server's phases.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from typing import Any
 
-from emotivoice_operator.reconcile.phases import SERVER_CONTAINER
+from emotivoice_operator.tuning.coldstarts import PendingStart
+from emotivoice_operator.tuning.phases import SERVER_CONTAINER
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +76,14 @@ def ask(pod: dict[str, Any], timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]
         log.info("could not ask %s for its phases: %s", url, exc)
         return None
     return body if isinstance(body, dict) else None
+
+
+def answers(pending: Iterable[PendingStart]) -> dict[str, dict[str, Any]]:
+    """The /ready bodies of the first ``MAX_ASKS`` pending starts' pods that answered, by pod
+    name (``coldstarts.account`` takes them)."""
+    bodies: dict[str, dict[str, Any]] = {}
+    for start in list(pending)[:MAX_ASKS]:
+        answer = ask(start.pod)
+        if answer is not None:
+            bodies[start.name] = answer
+    return bodies

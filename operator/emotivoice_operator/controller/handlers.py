@@ -1,15 +1,15 @@
-"""kopf handlers: watches that feed indexes and trigger passes; the passes run from a queue.
+"""The kopf glue: watches that feed indexes and trigger passes; the passes run from a queue.
 
-Every watched object lands in a kopf index keyed by its service (``(namespace, name)``): the
-resource itself, each kind of child (by the instance label) and the server pods. kopf fills the
-indexes from its initial listings before any handler runs, so the first pass already sees
-everything that exists. A watch event only marks its service due in the work queue
-(reconcile/queue.py: coalescing, fair across namespaces, ``reconcile_workers`` at once); the pass
-reads the indexes (``_snapshot``) and runs ``Reconciler.reconcile`` in a thread.
+Every watched object (selectors.py) lands in a kopf index keyed by its service
+(``(namespace, name)``): the resource itself, each kind of child (by the instance label) and the
+server pods. kopf fills the indexes from its initial listings before any handler runs, so the
+first pass already sees everything that exists. A watch event only marks its service due in the
+work queue (queue.py: coalescing, fair across namespaces, ``reconcile_workers`` at once); the
+pass reads the indexes (``_snapshot``) and runs ``Reconciler.reconcile`` in a thread.
 
 Triggers: any event of the resource (created, spec or status changed: a warm request, the
 operator's own write; the first listing after a restart), any event of a child or server pod
-(an edited or deleted child is restored within seconds), and one timer loop (``_tick``), which
+(an edited or deleted child is restored within seconds), and one timer loop (timer.py), which
 only brings back a service whose next time edge is due (reconcile/edges.py): an idle service
 costs no API request.
 """
@@ -20,7 +20,6 @@ import asyncio
 import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -29,40 +28,27 @@ import prometheus_client
 from kubernetes import client, config
 
 from emotivoice_operator import metrics
+from emotivoice_operator.controller.cache import Snapshot, first, pack, unpacked
+from emotivoice_operator.controller.expectations import Expectations
+from emotivoice_operator.controller.queue import FairQueue, Key
+from emotivoice_operator.controller.selectors import (
+    CHILD_INDEXES,
+    CHILD_KINDS,
+    PODS_INDEX,
+    SERVER_PODS,
+    SERVICES_INDEX,
+)
+from emotivoice_operator.controller.timer import Timer
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
-from emotivoice_operator.reconcile.queue import FairQueue, Key
-from emotivoice_operator.reconcile.reconciler import Reconciler, requests_in_flight
-from emotivoice_operator.reconcile.watched import Snapshot, first, pack, unpacked
+from emotivoice_operator.reconcile.children import requests_in_flight
+from emotivoice_operator.reconcile.reconciler import Reconciler
 from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
 SETTINGS = OperatorSettings.from_env()
-# Children: every kind render/ makes, as the prune and the apply look them up. PVCs are watched by
-# the instance label alone: the StatefulSet controller makes the per-replica claims.
-MANAGED = {names.LABEL_INSTANCE: kopf.PRESENT, names.LABEL_MANAGED_BY: names.MANAGER}
-CHILD_KINDS = (
-    ("apps", "v1", "deployments", MANAGED),
-    ("apps", "v1", "statefulsets", MANAGED),
-    ("", "v1", "services", MANAGED),
-    ("", "v1", "persistentvolumeclaims", {names.LABEL_INSTANCE: kopf.PRESENT}),
-    ("autoscaling", "v2", "horizontalpodautoscalers", MANAGED),
-    ("batch", "v1", "cronjobs", MANAGED),
-    ("", "v1", "serviceaccounts", MANAGED),
-    ("rbac.authorization.k8s.io", "v1", "roles", MANAGED),
-    ("rbac.authorization.k8s.io", "v1", "rolebindings", MANAGED),
-)
-# The server pods: labels.selector(owner, COMPONENT_SERVER), the instance any.
-SERVER_PODS = {
-    names.LABEL_NAME: names.APP_NAME,
-    names.LABEL_INSTANCE: kopf.PRESENT,
-    names.LABEL_COMPONENT: names.COMPONENT_SERVER,
-}
 API_READ_TIMEOUT_S = 60
-SERVICES_INDEX = "evs_services"
-PODS_INDEX = "evs_pods"
-CHILD_INDEXES = tuple(f"evs_{plural}" for _, _, plural, _ in CHILD_KINDS)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -119,11 +105,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     # pass stuck on a dead connection would stop that service's reconciles (the client's
     # default is no timeout at all).
     _default_timeout(api, (10, API_READ_TIMEOUT_S))
-    memo.reconciler = Reconciler(api, SETTINGS)
+    memo.expectations = Expectations()
+    memo.reconciler = Reconciler(api, SETTINGS, expectations=memo.expectations)
     # The indexes, as kopf passes them to every handler (by handler id).
     memo.indexes = {name: kwargs[name] for name in (SERVICES_INDEX, PODS_INDEX, *CHILD_INDEXES)}
-    # (namespace, name) -> when the timer must bring the service back (its next time edge).
-    memo.due = {}
+    memo.timer = Timer()
     # Tasks of the operator's own, started by the first handler (``_trigger``).
     memo.tasks = {}
     memo.queue = FairQueue(partial(_pass, memo), workers=SETTINGS.reconcile_workers)
@@ -165,7 +151,7 @@ def _poster(body: dict[str, Any]):
 async def _pass(memo: kopf.Memo, key: Key) -> None:
     snap = _snapshot(memo.indexes, key)
     if snap.body is None:
-        memo.due.pop(key, None)
+        memo.timer.forget(key)
         return
     # The pass runs in the context of this task: kopf.event needs its posting queue from it.
     context = contextvars.copy_context()
@@ -174,9 +160,9 @@ async def _pass(memo: kopf.Memo, key: Key) -> None:
             memo.threads, context.run, memo.reconciler.reconcile, snap, _poster(snap.body)
         )
     if outcome is None:
-        memo.due.pop(key, None)
+        memo.timer.forget(key)
     else:
-        memo.due[key] = outcome.next_edge
+        memo.timer.requeue_at(key, outcome.next_edge)
 
 
 def _trigger(memo: kopf.Memo, key: Key) -> None:
@@ -186,7 +172,11 @@ def _trigger(memo: kopf.Memo, key: Key) -> None:
     # of a handler, where kopf keeps the queue that Events are posted through.
     memo.queue.ensure_started()
     if "ticker" not in memo.tasks:  # memo.tasks is the operator's (each handler's memo: a copy)
-        memo.tasks["ticker"] = asyncio.get_running_loop().create_task(_tick(memo))
+        memo.tasks["ticker"] = asyncio.get_running_loop().create_task(
+            memo.timer.run(
+                SETTINGS.timer_interval, lambda: memo.indexes[SERVICES_INDEX], memo.queue.trigger
+            )
+        )
     memo.queue.trigger(key)
 
 
@@ -212,8 +202,8 @@ async def on_service_event(
     if event.get("type") == "DELETED":
         if "queue" in memo:
             memo.queue.forget(key)
-            memo.due.pop(key, None)
-            memo.reconciler.forget(namespace, name)
+            memo.timer.forget(key)
+            memo.expectations.forget(namespace, name)
         return
     _trigger(memo, key)
 
@@ -228,30 +218,9 @@ async def _on_child_event(
     **_: Any,
 ) -> None:
     owner = labels[names.LABEL_INSTANCE]
-    if event.get("type") == "DELETED" and "reconciler" in memo:
-        memo.reconciler.forget_object(namespace, owner, body.get("kind", ""), name)
+    if event.get("type") == "DELETED" and "expectations" in memo:
+        memo.expectations.deletion_observed(namespace, owner, body.get("kind", ""), name)
     _trigger(memo, (namespace, owner))
-
-
-async def _tick(memo: kopf.Memo) -> None:
-    """Every timer period, brings back each service whose next time edge is due (a window edge,
-    a request expiring) or that has no finished pass yet; the watches tell everything else.
-
-    One loop for all services rather than kopf's per-object timer: that one costs an asyncio
-    task per service and makes kopf put a finalizer on each (a PATCH on every create, another
-    on every delete, and a delete that waits for the operator: ~60 s when it runs, forever
-    when it does not). Resources that still carry that finalizer lose it at their next event.
-    """
-    while True:
-        await asyncio.sleep(SETTINGS.timer_interval)
-        try:
-            now = datetime.now(UTC)
-            for key in list(memo.indexes[SERVICES_INDEX]):
-                due = memo.due.get(key)
-                if due is None or now >= due:
-                    memo.queue.trigger(key)
-        except Exception:  # the loop must outlive any one bad entry: it is every service's timer
-            log.exception("the timer loop failed this period; it goes on")
 
 
 for _group, _version, _plural, _labels in CHILD_KINDS:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from emotivoice_operator.controller.cache import Snapshot, compact, first, newer, pack, unpacked
 from emotivoice_operator.reconcile.ownership import is_ours
-from emotivoice_operator.reconcile.watched import Snapshot, compact, first, newer, pack, unpacked
 from emotivoice_operator.render import names
 
 

@@ -1,13 +1,14 @@
-"""What the operator's watches show of one EmotiVoiceService: the resource, its children and
-its server pods, as kopf indexes keep them (handlers.py feeds them), and how to tell which of two
-copies of an object is newer.
+"""The informer cache: what the operator's watches show of one EmotiVoiceService (the resource,
+its children and its server pods, as kopf indexes keep them; handlers.py feeds them), and how to
+tell which of two copies of an object is newer.
 
 Why: a reconcile that reads every child and lists every kind from the API server costs about
 twenty requests per service per pass; at a thousand services the timer alone kept the API
 server busy. The watches already stream every change, so a pass reads this snapshot and goes to
 the API only where the snapshot cannot be trusted: a child it does not show (someone else's
 object of that name carries none of our labels, so no index holds it), and the objects the
-operator wrote a moment ago whose watch event has not come back yet (``newer``).
+operator wrote a moment ago whose watch event has not come back yet (``newer``; expectations.py
+keeps those).
 """
 
 from __future__ import annotations

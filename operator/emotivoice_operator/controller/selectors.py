@@ -1,0 +1,36 @@
+"""What the operator watches: every kind of child, by label, and the server pods.
+
+The indexes key each object by its service (the instance label), so a selector here is also how
+a test lists "what the watches show" of one service without starting kopf.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+from emotivoice_operator.render import names
+
+# Children: every kind render/ makes, as the prune and the apply look them up. PVCs are watched by
+# the instance label alone: the StatefulSet controller makes the per-replica claims.
+MANAGED = {names.LABEL_INSTANCE: kopf.PRESENT, names.LABEL_MANAGED_BY: names.MANAGER}
+CHILD_KINDS = (
+    ("apps", "v1", "deployments", MANAGED),
+    ("apps", "v1", "statefulsets", MANAGED),
+    ("", "v1", "services", MANAGED),
+    ("", "v1", "persistentvolumeclaims", {names.LABEL_INSTANCE: kopf.PRESENT}),
+    ("autoscaling", "v2", "horizontalpodautoscalers", MANAGED),
+    ("batch", "v1", "cronjobs", MANAGED),
+    ("", "v1", "serviceaccounts", MANAGED),
+    ("rbac.authorization.k8s.io", "v1", "roles", MANAGED),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings", MANAGED),
+)
+# The server pods: labels.selector(owner, COMPONENT_SERVER), the instance any.
+SERVER_PODS = {
+    names.LABEL_NAME: names.APP_NAME,
+    names.LABEL_INSTANCE: kopf.PRESENT,
+    names.LABEL_COMPONENT: names.COMPONENT_SERVER,
+}
+# The kopf index ids (kopf passes each index to every handler under its id).
+SERVICES_INDEX = "evs_services"
+PODS_INDEX = "evs_pods"
+CHILD_INDEXES = tuple(f"evs_{plural}" for _, _, plural, _ in CHILD_KINDS)
