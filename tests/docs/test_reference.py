@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from emotivoice_fetch.errors import MEANINGS, ExitCode
+from emotivoice_operator.reconcile import report
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR = ROOT / "operator" / "emotivoice_operator"
@@ -79,6 +80,11 @@ def _texts(node: ast.expr, where: str, constants: dict[str, str]) -> set[str]:
             return {f"{parts[0].value}{phase}" for phase in phases()}
     if isinstance(node, ast.Name) and node.id == "phase":
         return phases()
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        # PHASE_REASONS[status["phase"]]: any value of that module-level table.
+        table = getattr(report, node.value.id, None)
+        if isinstance(table, dict):
+            return {str(v) for v in table.values()}
     name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
     if name in constants:
         return {constants[name]}
@@ -162,6 +168,8 @@ def test_the_reasons_are_found_in_the_code() -> None:
     assert len(reasons) >= 15
     assert {"Ready", "Progressing", "Failed"} <= phases()
     assert {"SpecValid", "Ready", "CacheReachable"} <= set(conditions())
+    # Every reason report.py declares is one some call site posts (none declared and unused).
+    assert set(report.REASONS) <= set(reasons)
 
 
 @pytest.mark.parametrize("reason", sorted(posted_reasons()))
