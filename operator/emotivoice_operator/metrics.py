@@ -54,3 +54,13 @@ LEAD_TIME_SECONDS = Gauge(
     "The lead of leadTime: auto windows in force (initial or learned)",
     ["namespace", "name"],
 )
+ROUTED_TO_FALLBACK = Gauge(
+    "emotivoice_routed_to_fallback",
+    "1 while the Service sends the service's traffic to its fallback's pods (spec.fallback)",
+    ["namespace", "name", "pool"],
+)
+WAKES = Counter(
+    "emotivoice_wakes_total",
+    "Floors raised to 1 by requests the fallback answered while the floor was 0",
+    ["namespace", "name"],
+)

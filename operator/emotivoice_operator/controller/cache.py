@@ -91,6 +91,10 @@ class Snapshot:
     children: list[dict[str, Any]] = field(default_factory=list)
     # The server pods (the selector's labels).
     pods: list[dict[str, Any]] = field(default_factory=list)
+    # spec.fallback's EmotiVoiceService and its server pods, as the same indexes hold them
+    # (None and [] without a fallback, or while it does not exist).
+    fallback: dict[str, Any] | None = None
+    fallback_pods: list[dict[str, Any]] = field(default_factory=list)
 
     def child(self, kind: str, name: str) -> dict[str, Any] | None:
         return next(

@@ -134,10 +134,15 @@ def _snapshot(indexes: dict[str, Any], key: Key) -> Snapshot:
     """The service as the indexes hold it now (read on the event loop, which alone writes
     them; the pass then runs in a thread over these lists)."""
     children = [c for name in CHILD_INDEXES for c in unpacked(indexes[name].get(key))]
+    body = first(indexes[SERVICES_INDEX].get(key))
+    target = (((body or {}).get("spec") or {}).get("fallback") or {}).get("service")
+    fallback_key = (key[0], target) if isinstance(target, str) and target != key[1] else None
     return Snapshot(
-        body=first(indexes[SERVICES_INDEX].get(key)),
+        body=body,
         children=children,
         pods=unpacked(indexes[PODS_INDEX].get(key)),
+        fallback=first(indexes[SERVICES_INDEX].get(fallback_key)) if fallback_key else None,
+        fallback_pods=unpacked(indexes[PODS_INDEX].get(fallback_key)) if fallback_key else [],
     )
 
 

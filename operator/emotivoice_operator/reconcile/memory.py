@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from emotivoice_operator import fallback as fb
 from emotivoice_operator import windows as win
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class Memory:
     deleted_claims: list[str] | None
     message: str | None
     phase: str | None
+    # status.routing (spec.fallback: where traffic went) and the wake it holds.
+    routing: Mapping[str, Any]
+    wake: fb.Wake | None
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> Memory:
@@ -68,6 +72,8 @@ class Memory:
             deleted_claims=cache.get("deletedClaims"),
             message=status.get("message"),
             phase=status.get("phase"),
+            routing=status.get("routing") or {},
+            wake=fb.Wake.from_status(status.get("wake")),
         )
 
     def condition_message(self, type_: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from emotivoice_operator import windows as win
@@ -43,6 +43,9 @@ def observe(
     conflict: str | None = None,
     request_fixes: dict[str, dict[str, Any] | None] | None = None,
     claims: tuple[list[str] | None, list[str]] = (None, []),
+    routing: dict[str, Any] | None = None,
+    wake: dict[str, Any] | None = None,
+    clear: tuple[str, ...] = (),
 ) -> tuple[Observed, Findings]:
     """What the watches show now, and what changed since the last status; ``desired`` is None
     when the spec cannot be honoured, ``workload`` None when no server workload of ours exists.
@@ -71,6 +74,9 @@ def observe(
         warm_request_fixes=request_fixes or {},
         cache=_cache_status(desired, memory, *claims),
         cache_warning=desired.cache.warning if desired else None,
+        routing=routing,
+        wake=wake,
+        clear=clear,
     )
     return observed, findings
 
@@ -87,7 +93,9 @@ def _cold_starts(
     def in_window(created: datetime, ready: datetime) -> bool:
         return any(win.in_occurrence(w, t) for w in windows for t in (created, ready))
 
-    return coldstarts.account(pods, memory.cold_starts, ready_bodies, in_window)
+    wake = desired.wake if desired else None
+    woken_since = wake.since - timedelta(seconds=1) if wake else None  # stamps are whole seconds
+    return coldstarts.account(pods, memory.cold_starts, ready_bodies, in_window, woken_since)
 
 
 def _cache_status(

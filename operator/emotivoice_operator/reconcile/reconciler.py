@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from emotivoice_operator import fallback as fb
 from emotivoice_operator.controller.cache import Snapshot
 from emotivoice_operator.controller.expectations import Expectations
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
@@ -40,7 +41,7 @@ from emotivoice_operator.reconcile.report import EventPoster, Reporter
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
-from emotivoice_operator.tuning import coldstarts, prober
+from emotivoice_operator.tuning import coldstarts, counters, prober
 
 SERVICE_KIND = "EmotiVoiceService"
 # Timer periods between passes of a service with no time edge sooner: the pass that catches
@@ -66,6 +67,8 @@ class Reconciler:
     def __post_init__(self) -> None:
         self.children = Children(self.api, self.settings, self.expectations)
         self.custom = client.CustomObjectsApi(self.api)
+        # spec.fallback: the request counters last read for each service, by pod uid.
+        self.counters: dict[tuple[str, str], dict[str, float]] = {}
 
     def reconcile(self, snap: Snapshot, post: EventPoster) -> Outcome | None:
         """One pass over ``snap``; None when the service is gone or being deleted."""
@@ -87,12 +90,14 @@ class Reconciler:
         horizon = timedelta(seconds=self.settings.timer_interval * HORIZON_PERIODS)
         cache = names.model_cache(owner.name)
         shared = self.children.current(owner, "PersistentVolumeClaim", cache, snap)
+        traffic, polling = self._traffic(owner, body.get("spec") or {}, snap, memory, now)
         try:
             desired = desired_state(
                 body.get("spec") or {}, owner, now, memory.warm_requests, self.settings,
                 cold_start_seconds=memory.cold_start_seconds,
                 lead_in_force=memory.lead_in_force,
                 shared_claim_exists=shared is not None and is_ours(shared, owner.uid, owner.name),
+                traffic=traffic,
             )  # fmt: skip
         except SpecError as exc:
             report.invalid_spec(str(exc))
@@ -128,6 +133,11 @@ class Reconciler:
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             report.apply_failed(apply_error)
+        if not (conflict or apply_error):
+            report.routing(desired.route, traffic.own_ready)
+            report.wake(
+                desired.wake, (body.get("spec") or {}).get("fallback", {}).get("wakeHold", "")
+            )
         observed, findings = self._observe(
             body,
             owner,
@@ -138,6 +148,7 @@ class Reconciler:
             conflict=conflict,
             request_fixes=memory.request_fixes(desired.warm_requests),
             claims=(kept_claims, deleted_claims),
+            **_fallback_status(desired, memory, now, applied=not (conflict or apply_error)),
         )
         report.findings(desired, findings)
         status = self._write_status(body, memory, observed, report)
@@ -148,7 +159,53 @@ class Reconciler:
             # a refused apply may pass next time: both are looked at again every timer period.
             return Outcome(status, now)
         edge = next_edge(desired.windows, desired.warm_requests, status.get("misses"), now, horizon)
+        if desired.wake is not None:
+            edge = min(edge, desired.wake.expires_at)
+        if polling:
+            # Requests to a pool at zero reach the fallback: read its counters again soon.
+            edge = min(edge, now + timedelta(seconds=fb.POLL_SECONDS))
         return Outcome(status, edge)
+
+    def _traffic(
+        self,
+        owner: Owner,
+        spec: dict[str, Any],
+        snap: Snapshot,
+        memory: Memory,
+        now: datetime,
+    ) -> tuple[fb.Traffic, bool]:
+        """What spec.fallback needs from this pass (see fallback.Traffic), and whether the
+        request counters are being read (then the timer comes back within POLL_SECONDS).
+
+        The counters are read only where a request can wake the service: its traffic goes to
+        the fallback while its floor is 0, or it is woken (then of the pool serving it). No
+        other pool is ever read, and no read happens without spec.fallback."""
+        key = (owner.namespace, owner.name)
+        wanted = spec.get("fallback") or {}
+        if not wanted.get("service"):
+            self.counters.pop(key, None)
+            return fb.Traffic(), False
+        own = counters.ready_pods(snap.pods)
+        woken = memory.wake is not None and memory.wake.active(now)
+        at_zero = not own and int(memory.status.get("warmFloor") or 0) == 0
+        polling = (
+            wanted.get("wakeOnRequest", True)
+            and self.settings.ask_servers
+            and snap.fallback is not None
+            and (at_zero or woken)
+        )
+        seen = False
+        if polling:
+            serving = own or counters.ready_pods(snap.fallback_pods)
+            before = self.counters.get(key, {})
+            read = counters.read(serving)
+            seen = fb.counters_rose(before, read)
+            # Pods that did not answer keep their last count; pods gone are forgotten.
+            alive = {p["metadata"].get("uid") for p in serving}
+            self.counters[key] = {u: c for u, c in {**before, **read}.items() if u in alive}
+        else:
+            self.counters.pop(key, None)
+        return fb.Traffic(len(own), snap.fallback, memory.wake, seen), bool(polling)
 
     def _observe(
         self,
@@ -188,6 +245,33 @@ class Reconciler:
         )
         self.expectations.expect((meta["namespace"], meta["name"]), answer)
         return status
+
+
+def _fallback_status(
+    desired: DesiredState, memory: Memory, now: datetime, applied: bool
+) -> dict[str, Any]:
+    """status.routing and status.wake for Observed: the route in force once applied (its
+    ``since`` kept while the pool stays), the wake, and the keys to remove when gone."""
+    out: dict[str, Any] = {}
+    clear = []
+    route = desired.route
+    if route is not None and applied:
+        same = memory.routing.get("pool") == route.pool and memory.routing.get("since")
+        out["routing"] = (
+            {**route.to_status(now), "since": memory.routing["since"]}
+            if same
+            else route.to_status(now)
+        )
+        if desired.fallback_note:
+            out["routing"]["note"] = desired.fallback_note
+    elif route is None and memory.routing:
+        clear.append("routing")
+    if desired.wake is not None:
+        out["wake"] = desired.wake.to_status()
+    elif memory.status.get("wake"):
+        clear.append("wake")
+    out["clear"] = tuple(clear)
+    return out
 
 
 def _api_reason(exc: ApiException) -> str:

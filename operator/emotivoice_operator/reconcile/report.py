@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from emotivoice_operator import fallback as fb
 from emotivoice_operator import metrics
 from emotivoice_operator import windows as win
 from emotivoice_operator.desired import DesiredState
@@ -44,6 +45,10 @@ REASON_WINDOW_MISSED = "WindowMissed"
 REASON_WINDOW_CAUGHT_UP = "WindowCaughtUp"
 REASON_WINDOW_ENDED_SHORT = "WindowEndedShort"
 REASON_LEAD_TIME = "LeadTime"
+# spec.fallback: the Service moved to another pool's pods; requests the fallback answered
+# raised a floor of 0 to 1.
+REASON_ROUTED = "Routed"
+REASON_WOKEN = "Woken"
 # The service entered a phase (status.phase), one reason each: "Phase" + the phase.
 REASON_PHASE_READY = "PhaseReady"
 REASON_PHASE_PROGRESSING = "PhaseProgressing"
@@ -136,6 +141,39 @@ class Reporter:
         metrics.STATUS_WRITES.inc()
 
     # What the pass observed (observe.Findings): cold starts, window starts, the lead.
+    # spec.fallback.
+    def routing(self, route: fb.Route | None, own_ready: int) -> None:
+        ns, name = self.owner.namespace, self.owner.name
+        if route is None:
+            return
+        metrics.ROUTED_TO_FALLBACK.labels(ns, name, route.pool).set(route.reason == fb.FALLBACK)
+        before = self.memory.routing.get("pool")
+        if before == route.pool:
+            return
+        if before:
+            metrics.ROUTED_TO_FALLBACK.labels(ns, name, before).set(0)
+        if route.reason == fb.FALLBACK:
+            why = f"no pod of {name} is Ready"
+        else:
+            why = f"{own_ready} pod(s) of {name} Ready"
+        self.post(
+            NORMAL,
+            REASON_ROUTED,
+            f"the Service {name} now sends traffic to {route.pool}'s pods: {why}",
+        )
+
+    def wake(self, wake: fb.Wake | None, hold: str) -> None:
+        before = self.memory.wake
+        if wake is None or (before is not None and before.since == wake.since):
+            return
+        metrics.WAKES.labels(self.owner.namespace, self.owner.name).inc()
+        self.post(
+            NORMAL,
+            REASON_WOKEN,
+            f"a request answered by the fallback woke {self.owner.name}: floor 1 until "
+            f"{fb.stamp(wake.expires_at)} ({hold} after the last such request)",
+        )
+
     def findings(self, desired: DesiredState | None, findings: Findings) -> None:
         ns, name = self.owner.namespace, self.owner.name
         for start in findings.new_starts:

@@ -54,6 +54,11 @@ class Observed:
     cache: dict[str, Any] | None = None
     # Replicas the spec allows may not reach the cache (a Shared ReadWriteOnce claim).
     cache_warning: str | None = None
+    # spec.fallback: status.routing and status.wake (None: absent; a key that was written and
+    # is absent now is sent as None, which removes it).
+    routing: dict[str, Any] | None = None
+    wake: dict[str, Any] | None = None
+    clear: tuple[str, ...] = ()
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -214,6 +219,9 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         **({"cache": obs.cache} if obs.cache else {}),
         **({"misses": obs.misses} if obs.misses is not None else {}),
         **({"leadTime": obs.lead_time} if obs.lead_time is not None else {}),
+        **dict.fromkeys(obs.clear),
+        **({"routing": obs.routing} if obs.routing is not None else {}),
+        **({"wake": obs.wake} if obs.wake is not None else {}),
         "conditions": conditions,
     }
 

@@ -56,6 +56,8 @@ class ColdStart:
     split: StartSplit | None = None
     in_window: bool = False
     uid: str = ""
+    # Created while a wake held the floor (spec.fallback): a start a request caused.
+    woken: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def _record(start: ColdStart) -> dict[str, Any]:
         "source": s.source,
         "phases": dict(s.phases),
     }
+    if start.woken:
+        out["woken"] = True
     if s.downloaded_bytes:
         out["downloadedBytes"] = s.downloaded_bytes
     if s.fetch_phases:
@@ -138,11 +142,14 @@ def account(
     previous: Mapping[str, Any] | None,
     ready_bodies: Mapping[str, dict[str, Any]] | None = None,
     in_window: Callable[[datetime, datetime], bool] | None = None,
+    woken_since: datetime | None = None,
 ) -> tuple[dict[str, Any], list[ColdStart]]:
     """The new coldStarts status and the cold starts seen for the first time now.
 
     ``ready_bodies``: the ``/ready`` answers the caller got, by pod name; ``in_window``: whether
-    a start from the first instant to the second was under way in a window's occurrence.
+    a start from the first instant to the second was under way in a window's occurrence;
+    ``woken_since``: the start of the wake in force (spec.fallback), so that starts created
+    since are marked ``woken``.
     """
     previous = previous or {}
     ready_bodies = ready_bodies or {}
@@ -155,7 +162,8 @@ def account(
             continue
         inside = bool(in_window and in_window(parts.created, parts.ready_at))
         uid = pending.pod["metadata"].get("uid") or ""
-        new.append(ColdStart(pending.name, max(0.0, parts.seconds), parts, inside, uid))
+        woken = woken_since is not None and parts.created >= woken_since
+        new.append(ColdStart(pending.name, max(0.0, parts.seconds), parts, inside, uid, woken))
     recent = [*(previous.get("recent") or []), *(_record(c) for c in new)][-RECENT:]
     inside = sum(c.in_window for c in new)
     status: dict[str, Any] = {
@@ -217,6 +225,8 @@ def describe(start: ColdStart) -> str:
         or "no phase over 0.1 s"
     )
     where = "inside a window" if start.in_window else "outside windows"
+    if start.woken:
+        where += ", woken by a request"
     return (
         f"pod {start.pod} ready {start.seconds:.1f} s after {origin} ({cache}, {where}): {phases}"
     )
