@@ -45,6 +45,11 @@ from emotivoice_server.settings import MAX_BODY_BYTES
 # From the first byte of a request until its last; a real client sends our few kilobytes in
 # milliseconds. Generous for slow links, short against a probe's 5 s x 3.
 REQUEST_READ_TIMEOUT_S = 10.0
+# A Service's change of pods (a pool and its fallback switching, a pod leaving) reaches a client
+# only on its next connection: kube-proxy picks a pod per connection. A kept-alive connection
+# this old gets `Connection: close` on its next answer, so every client moves within about
+# this long, at the price of one new connection per client this often.
+CONNECTION_MAX_AGE_S = 2.0
 # Any one read or write once a thread owns the connection.
 SOCKET_TIMEOUT_S = 30.0
 # gunicorn's own header limits (limit_request_line + fields) are far below this; past it the
@@ -155,6 +160,10 @@ class BufferedConn(TConn):
     every other connection (health checks included) for those 2 s. Here the close drains only
     what has already arrived (so the kernel sends FIN, not RST) and returns.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.born = time.monotonic()
 
     def close(self, graceful: bool = False) -> None:
         if graceful:
@@ -307,6 +316,12 @@ class BufferingThreadWorker(ThreadWorker):
                 socket.socket.send(conn.sock, answer)
         self.nr_conns -= 1
         conn.close()
+
+    def handle_request(self, req: Any, conn: BufferedConn) -> Any:
+        """gunicorn's, plus: an old connection's answer closes it (``CONNECTION_MAX_AGE_S``)."""
+        if time.monotonic() - getattr(conn, "born", time.monotonic()) > CONNECTION_MAX_AGE_S:
+            req.must_close = True
+        return super().handle_request(req, conn)
 
     def finish_request(self, conn: BufferedConn, fs: Any) -> None:
         """gunicorn's, plus: a pipelined request already read into the buffer never makes the

@@ -421,3 +421,32 @@ def test_module_runs_as_script():
     )
     assert done.returncode == 0
     assert "--model-dir" in done.stdout and "prime" in done.stdout
+
+
+def test_an_old_kept_alive_connection_is_closed_after_its_answer(server: ServerProcess):
+    """kube-proxy picks a pod per connection: a client that keeps one connection forever never
+    follows a Service to a pool's fallback and back. Answers on a young connection keep it
+    open; the first answer once it is older than CONNECTION_MAX_AGE_S closes it."""
+    import http.client
+
+    from emotivoice_server.http_worker import CONNECTION_MAX_AGE_S
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        opened = time.monotonic()
+        answers = []
+        # Bounded: one request every 0.2 s until the connection is closed, or twice its age.
+        while time.monotonic() - opened < 2 * CONNECTION_MAX_AGE_S + 2:
+            conn.request("GET", "/health")
+            response = conn.getresponse()
+            response.read()
+            answers.append((time.monotonic() - opened, response.getheader("Connection", "")))
+            if response.getheader("Connection", "").lower() == "close":
+                break
+            time.sleep(0.2)
+    finally:
+        conn.close()
+    age, header = answers[-1]
+    assert header.lower() == "close", answers
+    assert len(answers) >= 3 and all(h.lower() != "close" for _, h in answers[:-1]), answers
+    assert CONNECTION_MAX_AGE_S < age < CONNECTION_MAX_AGE_S + 1.5, answers
