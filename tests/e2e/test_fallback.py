@@ -84,9 +84,7 @@ def _status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
 def _ready_pods(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
     selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component=server"
     pods = cluster.get_json("pods", "-n", ns, "-l", selector)["items"]
-    return [
-        p for p in pods if not p["metadata"].get("deletionTimestamp") and realnode.pod_ready(p)
-    ]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and realnode.pod_ready(p)]
 
 
 def _service_url(cluster: Cluster, ns: str, name: str) -> str:
