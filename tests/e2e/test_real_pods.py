@@ -27,6 +27,7 @@ from tests.support import realnode
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
 from tests.support.realnode import ModelStore, create_service, evs_manifest
+from tests.support.workload import server_workload
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -255,8 +256,12 @@ def test_a_window_brings_warm_replicas_back_before_the_peak(
     )  # fmt: skip
     create_service(real_cluster, ns, floor, cache_root)
     create_service(real_cluster, ns, zero, cache_root, wait=False)
-    # Outside the window: no server pod for the scale-to-zero service.
-    time.sleep(5)
+    # Outside the window: the scale-to-zero service's workload asks for no replica, and it has
+    # no server pod (the workload exists: the operator has applied it, at 0).
+    wait_for(
+        lambda: server_workload(real_cluster, ns, "tts-zero")["spec"]["replicas"] == 0,
+        timeout=60, interval=1, what="tts-zero's workload at 0 replicas",
+    )  # fmt: skip
     assert server_pods(real_cluster, ns, "tts-zero") == []
     assert datetime.now(UTC) < start - timedelta(minutes=1), "too slow to test the lead"
 

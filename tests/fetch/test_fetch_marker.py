@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from emotivoice_fetch import hook
 from emotivoice_fetch.marker import (
     CompleteModel,
     IncompleteModel,
@@ -46,8 +47,30 @@ def test_no_marker_is_incomplete(tmp_path: Path) -> None:
         verify_complete(tmp_path)
 
 
+def forbid_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, any sha256 (or other hashlib digest) raises: a check that hashed a file
+    fails the test instead of passing slowly."""
+
+    def hashed(*args: object, **kwargs: object) -> None:
+        raise AssertionError("verify_complete hashed a file")
+
+    for name in ("sha256", "new", "file_digest"):
+        monkeypatch.setattr(hashlib, name, hashed)
+    monkeypatch.setattr(hook, "sha256_file", hashed)
+
+
+def test_an_unchanged_model_is_verified_without_hashing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = make_model(tmp_path)
+    forbid_hashing(monkeypatch)
+    assert verify_complete(tmp_path).files == model.files
+
+
 @pytest.mark.parametrize("change", ["truncate", "replace", "rewrite", "delete"])
-def test_changed_file_is_detected_without_hashing(tmp_path: Path, change: str) -> None:
+def test_changed_file_is_detected_without_hashing(
+    tmp_path: Path, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_model(tmp_path)
     path = tmp_path / "ckpt/g_00140000"
     data = path.read_bytes()
@@ -65,6 +88,7 @@ def test_changed_file_is_detected_without_hashing(tmp_path: Path, change: str) -
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
     else:
         path.unlink()
+    forbid_hashing(monkeypatch)
     with pytest.raises(IncompleteModel, match="ckpt/g_00140000 changed or missing"):
         verify_complete(tmp_path)
 

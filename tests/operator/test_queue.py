@@ -46,20 +46,26 @@ def test_triggers_during_a_pass_make_exactly_one_more() -> None:
         passes = 0
         concurrent = peak = 0
 
+        running = asyncio.Event()  # the first pass has begun
+        release = asyncio.Event()  # passes may end
+
         async def run(key: Key) -> None:
             nonlocal passes, concurrent, peak
             passes += 1
             concurrent += 1
             peak = max(peak, concurrent)
-            await asyncio.sleep(0.1)
+            running.set()
+            await release.wait()
             concurrent -= 1
 
         q = FairQueue(run, workers=4, settle_seconds=0)
         q.ensure_started()
         q.trigger(("ns", "a"))
-        await asyncio.sleep(0.03)  # the pass is running now
-        for _ in range(50):
+        await asyncio.wait_for(running.wait(), 5)
+        for _ in range(50):  # all while the first pass runs
             q.trigger(("ns", "a"))
+        assert passes == 1
+        release.set()
         await settle(q)
         await q.stop()
         return passes, peak
@@ -95,13 +101,12 @@ def test_a_quiet_namespace_is_not_starved_by_a_busy_one() -> None:
 def test_a_failed_pass_is_retried_after_a_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queue_module, "RETRY_FIRST_SECONDS", 0.05)
 
-    async def main() -> int:
-        calls = 0
+    async def main() -> list[float]:
+        at: list[float] = []  # when each call began (the loop's clock)
 
         async def run(key: Key) -> None:
-            nonlocal calls
-            calls += 1
-            if calls < 3:
+            at.append(asyncio.get_running_loop().time())
+            if len(at) < 3:
                 raise RuntimeError("the API refused")
 
         q = FairQueue(run, workers=1, settle_seconds=0)
@@ -109,9 +114,13 @@ def test_a_failed_pass_is_retried_after_a_delay(monkeypatch: pytest.MonkeyPatch)
         q.trigger(("ns", "a"))
         await settle(q, 0.3)
         await q.stop()
-        return calls
+        return at
 
-    assert asyncio.run(main()) == 3
+    at = asyncio.run(main())
+    assert len(at) == 3
+    # Doubling from the first delay: 0.05 s, then 0.1 s (less a millisecond: asyncio may run a
+    # timer up to its clock's resolution early).
+    assert at[1] - at[0] >= 0.049 and at[2] - at[1] >= 0.099, at
 
 
 def test_workers_must_be_positive() -> None:

@@ -98,7 +98,13 @@ def test_a_call_past_its_deadline_never_reaches_the_model():
 def test_a_call_whose_client_left_is_dropped_and_service_time_is_counted():
     worker, release, holder = _busy_worker()
     gone = threading.Event()
-    ticket = Ticket(deadline=time.monotonic() + 60, client_gone=gone.is_set)
+    asked = threading.Event()  # the caller looked whether its client is there
+
+    def client_gone() -> bool:
+        asked.set()
+        return gone.is_set()
+
+    ticket = Ticket(deadline=time.monotonic() + 60, client_gone=client_gone)
     result: list[object] = []
 
     def queued() -> None:
@@ -109,10 +115,13 @@ def test_a_call_whose_client_left_is_dropped_and_service_time_is_counted():
 
     caller = threading.Thread(target=queued)
     caller.start()
-    time.sleep(0.1)
+    # The caller asks only while its call waits in the queue (the busy model thread has not
+    # reached it): the client leaves while the call is queued, not before.
+    assert asked.wait(5)
     gone.set()
     caller.join(5)
     assert result == ["client_gone"]
+    assert worker.dropped == 1  # taken out of the queue, before the model ran it
     release.set()
     holder.join(5)
     kept = Ticket(deadline=time.monotonic() + 60)
