@@ -39,7 +39,6 @@ from tests.support.cluster import Cluster, build_binaries, cluster_session
 from tests.support.invalid_specs import valid_resource
 from tests.support.operator_process import (
     OperatorProcess,
-    free_port,
     install_crd,
     operator_kubeconfig,
 )
@@ -237,8 +236,6 @@ def main() -> int:
         op = OperatorProcess(
             kubeconfig, Path(tmp) / "operator.log", args.timer_interval, namespaces=(ns,)
         )
-        metrics_port = free_port()
-        os.environ["EMOTIVOICE_METRICS_PORT"] = str(metrics_port)  # the operator inherits it
         op.start()
         try:
             assert op.proc is not None
@@ -272,7 +269,7 @@ def main() -> int:
                     f"({converged:.1f} s / {floor:.1f} s; 1.00x: no cost of its own)"
                 )
             converge_cpu = {n: cpu_seconds(p) - cpu_start[n] for n, p in pids.items()}
-            ops = operator_metrics(metrics_port)
+            ops = operator_metrics(op.metrics_port)
             passes = ops.get("emotivoice_reconcile_seconds_count", 0)
             print(
                 f"operator passes while converging: {passes:.0f} ({passes / args.count:.1f} per "

@@ -15,11 +15,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cluster import (
     KWOK_TOLERATION,
@@ -100,7 +102,8 @@ def service_account_kubeconfig(
 
 
 class OperatorProcess:
-    """The operator subprocess: start, stop (gracefully or by SIGKILL), and its log."""
+    """The operator subprocess: start, stop (gracefully or by SIGKILL), its log, and its own
+    metrics (on ``metrics_port``, a free port: ``passes()`` counts the reconcile passes run)."""
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class OperatorProcess:
         self.log_path = log_path
         self.timer_interval = timer_interval
         self.namespaces = namespaces
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -120,6 +124,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "EMOTIVOICE_TIMER_INTERVAL": str(self.timer_interval),
+            "EMOTIVOICE_METRICS_PORT": str(self.metrics_port),
             "EMOTIVOICE_SERVER_IMAGE": "emotivoice/server:test",
             # Pods must tolerate the simulated nodes' taint to be scheduled there.
             "EMOTIVOICE_EXTRA_TOLERATIONS": json.dumps([KWOK_TOLERATION]),
@@ -155,6 +160,24 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> dict[str, float]:
+        """The operator's own samples (metrics.py) by name, labelled ones summed over their labels
+        (histograms: ``_count`` and ``_sum``, no buckets)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    continue
+                out[sample.name] = out.get(sample.name, 0.0) + sample.value
+        return out
+
+    def passes(self) -> int:
+        """Reconcile passes run since the operator started (of every service it watches)."""
+        return int(self.metrics().get("emotivoice_reconcile_seconds_count", 0))
 
     def assert_alive(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, (
