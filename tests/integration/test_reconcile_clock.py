@@ -8,26 +8,22 @@ a date years away: what it writes to the API server (the HPA's floor, status.war
 activeWindow, nextWindow, the condition's transition time, the next time edge) can only come
 from that clock. Run in process (no operator subprocess, no kopf) so the test chooses the
 instant; the snapshot is built from the API with the labels the operator's watches select,
-as its indexes would hold it.
+as its indexes would hold it (tests/support/in_process.py).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import kopf
 import pytest
 from kubernetes import config
 
-from emotivoice_operator.controller.cache import Snapshot
-from emotivoice_operator.controller.selectors import CHILD_KINDS, SERVER_PODS
 from emotivoice_operator.reconcile.reconciler import Outcome, Reconciler
-from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
 from tests.support.cluster import KWOK_TOLERATION, Cluster
+from tests.support.in_process import snapshot
 from tests.support.invalid_specs import valid_resource
 from tests.support.operator_process import install_crd
 from tests.support.workload import server_workload
@@ -42,35 +38,6 @@ WARM_FROM = datetime(2030, 1, 7, 0, 50, tzinfo=UTC)
 BEFORE = WARM_FROM - timedelta(minutes=1)
 INSIDE = WARM_FROM + timedelta(minutes=1)
 NEXT_WINDOW = "morning Mon 2030-01-07 09:00 Asia/Shanghai"
-
-
-def _selector(labels: Mapping[str, Any], instance: str) -> str:
-    """A watch's label filter (controller/selectors.py) as a kubectl selector for one service's objects
-    (the indexes key by the instance label's value)."""
-    parts = []
-    for key, value in labels.items():
-        if key == names.LABEL_INSTANCE:
-            parts.append(f"{key}={instance}")
-        elif value is kopf.PRESENT:
-            parts.append(key)
-        else:
-            parts.append(f"{key}={value}")
-    return ",".join(parts)
-
-
-def _snapshot(cluster: Cluster, namespace: str) -> Snapshot:
-    """The service, its children and its server pods, listed with the watches' kinds and labels."""
-    children: list[dict[str, Any]] = []
-    for group, version, plural, labels in CHILD_KINDS:
-        resource = f"{plural}.{version}.{group}" if group else plural
-        found = cluster.get_json(resource, "-n", namespace, "-l", _selector(labels, NAME))
-        children += found["items"]
-    pods = cluster.get_json("pods", "-n", namespace, "-l", _selector(SERVER_PODS, NAME))
-    return Snapshot(
-        body=cluster.get_json("evs", NAME, "-n", namespace),
-        children=children,
-        pods=pods["items"],
-    )
 
 
 def _hpa_min(cluster: Cluster, namespace: str) -> int:
@@ -102,7 +69,7 @@ def test_a_pass_reads_the_time_from_its_clock_at_a_window_edge(
         events.append((type_, reason, message))
 
     # One minute before the lead begins: replicas.min holds, the window is next.
-    outcome = reconciler.reconcile(_snapshot(cluster, namespace), post)
+    outcome = reconciler.reconcile(snapshot(cluster, namespace, NAME), post)
     assert isinstance(outcome, Outcome)
     assert outcome.next_edge == WARM_FROM  # the timer would come back exactly at the edge
     status = cluster.get_json("evs", NAME, "-n", namespace)["status"]
@@ -118,7 +85,7 @@ def test_a_pass_reads_the_time_from_its_clock_at_a_window_edge(
     # at once (the watches' copy shows it at 1).
     reading[0] = INSIDE
     events.clear()
-    outcome = reconciler.reconcile(_snapshot(cluster, namespace), post)
+    outcome = reconciler.reconcile(snapshot(cluster, namespace, NAME), post)
     assert isinstance(outcome, Outcome)
     assert outcome.next_edge == datetime(2030, 1, 7, 1, 0, tzinfo=UTC)  # the start itself
     status = cluster.get_json("evs", NAME, "-n", namespace)["status"]

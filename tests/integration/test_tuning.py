@@ -4,8 +4,15 @@ learned lead moving a pre-warm CronJob.
 KWOK marks a scheduled pod Ready at once, so what holds a start back here is the one thing a
 simulated node still waits for: a volume. A service whose cache claim has no PersistentVolume
 keeps its pods Pending (the scheduler refuses unbound claims) until the test creates one: a
-startup that exceeds the lead, whenever the test decides. Windows start on the real clock's next
-minute in UTC; the operator's timer runs every 3 s.
+startup that exceeds the lead, whenever the test decides.
+
+The passes run in process at a clock the test sets (tests/support/in_process.py, as
+test_reconcile_clock does): the pass that judges a window's start runs at that start, not when
+the real clock and an operator's timer get there (waiting for them flaked: under load the
+judging pass once came only with the horizon, 20 timer periods later). The pods' times stay the
+API server's; a window whose judgement reads them is placed on the real clock (a whole minute
+just before the test began, so pods Ready now are late by real seconds), the others on a date
+years away at a time of day twelve hours off (no real CronJob fires during a test).
 """
 
 from __future__ import annotations
@@ -17,16 +24,12 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import Cluster
+from tests.support.in_process import InProcess
 from tests.support.invalid_specs import valid_resource
-from tests.support.operator_process import OperatorProcess, running_operator, wait_for
+from tests.support.operator_process import install_crd, wait_for
+from tests.support.workload import server_pods
 
-pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory):
-    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as op:
-        yield op
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
@@ -62,90 +65,93 @@ def service(
     return body
 
 
-def status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
-    return cluster.get_json("evs", name, "-n", namespace).get("status") or {}
+def hhmm(t: datetime) -> str:
+    return t.strftime("%H:%M")
 
 
-def events(cluster: Cluster, namespace: str, name: str, reason: str) -> list[dict[str, Any]]:
-    items = cluster.get_json(
-        "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}"
-    )["items"]
-    return [e for e in items if e["reason"] == reason]
+def window(start: datetime, lead: str) -> dict[str, Any]:
+    """A daily UTC window "peak" of an hour from ``start``'s time of day, 2 replicas."""
+    return {"name": "peak", "start": hhmm(start), "end": hhmm(start + timedelta(hours=1)),
+            "leadTime": lead, "replicas": 2}  # fmt: skip
 
 
-def next_minute(at_least: timedelta) -> datetime:
-    """The first whole minute at least ``at_least`` from now (UTC)."""
-    t = (datetime.now(UTC) + at_least).replace(second=0, microsecond=0)
-    return t + timedelta(minutes=1)
+def far_start() -> datetime:
+    """A whole minute on a date years away, at a time of day twelve hours from now."""
+    t = (datetime.now(UTC) + timedelta(hours=12)).replace(second=0, microsecond=0)
+    return t.replace(year=2030, month=1, day=7)
+
+
+def pods_waiting(cluster: Cluster, namespace: str, service: str, seconds: float) -> bool:
+    """Both server pods exist and were created at least ``seconds`` ago (API time)."""
+    created = [
+        datetime.fromisoformat(p["metadata"]["creationTimestamp"])
+        for p in server_pods(cluster, namespace, service)
+    ]
+    return len(created) == 2 and all(
+        datetime.now(UTC) - c >= timedelta(seconds=seconds) for c in created
+    )
 
 
 def test_a_window_that_cannot_be_met_is_a_miss_and_one_that_is_met_is_not(
-    cluster: Cluster, operator: OperatorProcess, namespace: str, volumes: list[str]
+    cluster: Cluster, namespace: str, volumes: list[str]
 ) -> None:
-    start = next_minute(timedelta(seconds=30))
-    # Already in its 5-minute lead: both services raise their floor to 2 at once.
-    window = {"name": "peak", "start": start.strftime("%H:%M"),
-              "end": (start + timedelta(hours=1)).strftime("%H:%M"), "leadTime": "5m", "replicas": 2}  # fmt: skip
+    install_crd(cluster)
+    # tts-late: its window opened at the whole minute at least 2 s before now, on the real clock.
+    late_start = (datetime.now(UTC) - timedelta(seconds=2)).replace(second=0, microsecond=0)
+    # tts-met: its window opens years away; its pods, Ready now, are Ready well before it.
+    met_start = far_start()
+    passes = InProcess(cluster, namespace, met_start)
     bind_cache(cluster, volumes, namespace, "tts-met")
-    cluster.apply(service("tts-met", [window]), namespace=namespace)
-    cluster.apply(service("tts-late", [window]), namespace=namespace)  # no volume yet
-    wait_for(
-        lambda: status(cluster, namespace, "tts-met").get("readyReplicas") == 2,
-        timeout=max(60.0, (start - datetime.now(UTC)).total_seconds() - 2),
-        what="the met service's 2 replicas Ready before the window",
-    )
-    assert datetime.now(UTC) < start, "the test was too slow to set up before the window"
-    late = status(cluster, namespace, "tts-late")
+    cluster.apply(service("tts-met", [window(met_start, "5m")]), namespace=namespace)
+    cluster.apply(service("tts-late", [window(late_start, "5m")]), namespace=namespace)  # no volume
+
+    # Two minutes before each start, in its 5-minute lead: both floors rise to 2 at once.
+    passes.now = met_start - timedelta(minutes=2)
+    passes.until("tts-met", lambda s: s.get("readyReplicas") == 2,
+                 what="the met service's 2 replicas Ready before its window")  # fmt: skip
+    passes.now = late_start - timedelta(minutes=2)
+    passes.reconcile("tts-late")
+    late = passes.status("tts-late")
     assert late.get("readyReplicas", 0) == 0 and late["warmFloor"] == 2
 
-    # The window opens: the late service is judged 2 short.
-    misses = wait_for(
-        lambda: (m := status(cluster, namespace, "tts-late").get("misses") or {}).get("count") and m,
-        timeout=(start - datetime.now(UTC)).total_seconds() + 60,
-        what="the miss recorded at the window's start",
-    )  # fmt: skip
+    # Each window opens (a second later, the pass that judges it): the late service is 2 short.
+    passes.now = late_start + timedelta(seconds=1)
+    passes.reconcile("tts-late")
+    misses = passes.status("tts-late")["misses"]
+    assert misses["count"] == 1
     [miss] = misses["recent"]
     assert (miss["window"], miss["required"], miss["ready"], miss["short"], miss["open"]) == (
         "peak", 2, 0, 2, True,
     )  # fmt: skip
-    assert miss["at"] == start.isoformat().replace("+00:00", "Z")
-    [warning] = wait_for(
-        lambda: events(cluster, namespace, "tts-late", "WindowMissed"), what="WindowMissed Event"
-    )
-    assert (
-        warning["type"] == "Warning"
-        and "with 0 of 2 replicas Ready (2 short)" in warning["message"]
-    )
+    assert miss["at"] == late_start.isoformat().replace("+00:00", "Z")
+    [(kind, message)] = passes.reasons("tts-late", "WindowMissed")
+    assert kind == "Warning" and "with 0 of 2 replicas Ready (2 short)" in message
 
-    # Judged by the pass at the window's start edge; once in a full run under load it came only
-    # with the horizon pass (20 timer periods later): waited for that long, to be understood.
-    def met_judged() -> dict:
-        now = status(cluster, namespace, "tts-met")
-        misses = now.get("misses") or {}
-        assert misses.get("met"), f"misses {misses}, ready {now.get('readyReplicas')}"
-        return misses
+    passes.now = met_start + timedelta(seconds=1)
+    passes.reconcile("tts-met")
+    met = passes.status("tts-met")["misses"]
+    assert (met["met"], met["count"], met["recent"]) == (1, 0, [])
+    assert passes.reasons("tts-met", "WindowMissed") == []
 
-    met = wait_for(
-        met_judged, timeout=20 * operator.timer_interval + 30, what="the met service's start judged"
-    )
-    assert met["count"] == 0 and met["recent"] == []
-    assert events(cluster, namespace, "tts-met", "WindowMissed") == []
-
-    # The volume arrives: the pods start, and the miss closes with how late they were.
+    # The volume arrives after the late pods waited a few seconds for it (scheduling time, in
+    # whole API seconds): they start, and the miss closes with how late they were.
+    wait_for(lambda: pods_waiting(cluster, namespace, "tts-late", 3), timeout=30,
+             what="the late pods pending for 3 s")  # fmt: skip
     bind_cache(cluster, volumes, namespace, "tts-late")
-    closed = wait_for(
-        lambda: (r := (status(cluster, namespace, "tts-late").get("misses") or {}).get("recent"))
-        and not r[0]["open"] and r[0],
-        timeout=120,
+    passes.now = late_start + timedelta(seconds=1)
+    closed = passes.until(
+        "tts-late",
+        lambda s: (r := (s.get("misses") or {}).get("recent")) and not r[0]["open"] and r[0],
         what="the miss caught up",
-    )  # fmt: skip
-    assert closed["lateSeconds"] >= 1
-    assert wait_for(lambda: events(cluster, namespace, "tts-late", "WindowCaughtUp"), what="Event")
+    )
+    assert closed["lateSeconds"] >= 1  # real seconds from the start to the pods' Ready
+    assert passes.reasons("tts-late", "WindowCaughtUp")
     # The late pods' starts were inside the window: counted apart, with their phases.
-    cold = wait_for(
-        lambda: (c := status(cluster, namespace, "tts-late")["coldStarts"]).get("count", 0) >= 2 and c,
-        timeout=60, what="the late pods' cold starts",
-    )  # fmt: skip
+    cold = passes.until(
+        "tts-late",
+        lambda s: (c := s.get("coldStarts") or {}).get("count", 0) >= 2 and c,
+        what="the late pods' cold starts",
+    )
     assert cold["inWindow"] >= 2
     first = cold["recent"][0]
     assert first["source"] == "pod" and set(first["phases"]) <= {
@@ -157,17 +163,16 @@ def test_a_window_that_cannot_be_met_is_a_miss_and_one_that_is_met_is_not(
     # Waiting for the volume is scheduling time, and the phases add up to the start.
     assert first["phases"]["scheduling"] >= 1
     assert sum(first["phases"].values()) == pytest.approx(first["seconds"], abs=0.01)
-    assert status(cluster, namespace, "tts-met")["coldStarts"]["outsideWindows"] >= 2
-    operator.assert_alive()
+    assert passes.status("tts-met")["coldStarts"]["outsideWindows"] >= 2
 
 
 def test_lead_time_auto_moves_the_cronjob_once_enough_starts_are_seen(
-    cluster: Cluster, operator: OperatorProcess, namespace: str, volumes: list[str]
+    cluster: Cluster, namespace: str, volumes: list[str]
 ) -> None:
-    start = (datetime.now(UTC) + timedelta(hours=6)).replace(second=0, microsecond=0)
-    window = {"name": "peak", "start": start.strftime("%H:%M"),
-              "end": (start + timedelta(hours=1)).strftime("%H:%M"), "leadTime": "auto", "replicas": 2}  # fmt: skip
-    body = service("tts-auto", [window], minimum=2,
+    install_crd(cluster)
+    start = far_start()
+    passes = InProcess(cluster, namespace, start - timedelta(hours=6))
+    body = service("tts-auto", [window(start, "auto")], minimum=2,
                    autoLeadTime={"initial": "20m", "min": "3m", "max": "30m", "minStarts": 2})  # fmt: skip
 
     def schedule() -> str:
@@ -180,23 +185,20 @@ def test_lead_time_auto_moves_the_cronjob_once_enough_starts_are_seen(
         return f"{t.minute} {t.hour} * * *"
 
     cluster.apply(body, namespace=namespace)
-    initial = wait_for(
-        lambda: (s := status(cluster, namespace, "tts-auto")).get("leadTime") and s["leadTime"],
-        what="status.leadTime",
-    )
+    passes.reconcile("tts-auto")
+    initial = passes.status("tts-auto")["leadTime"]
     assert initial["mode"] == "initial" and initial["seconds"] == 1200
-    assert "0 of 2 cold starts" in initial["basis"] or "1 of 2" in initial["basis"]
+    assert "0 of 2 cold starts" in initial["basis"]  # no volume yet: no pod has started
     assert schedule() == cron_at(20)
 
     bind_cache(cluster, volumes, namespace, "tts-auto")
     # Two KWOK starts take about a second: p95 + 1m margin rounds to 2m, below the 3m bound.
-    learned = wait_for(
-        lambda: (s := status(cluster, namespace, "tts-auto").get("leadTime") or {}).get("mode") == "learned" and s,
-        timeout=90, what="the learned lead",
-    )  # fmt: skip
+    learned = passes.until(
+        "tts-auto",
+        lambda s: (lt := s.get("leadTime") or {}).get("mode") == "learned" and lt,
+        what="the learned lead",
+    )
     assert learned["seconds"] == 180 and learned["duration"] == "3m"
-    wait_for(lambda: schedule() == cron_at(3), timeout=30, what="the CronJob at the learned lead")
-    [moved] = [
-        e for e in events(cluster, namespace, "tts-auto", "LeadTime") if "is 3m" in e["message"]
-    ]
-    assert "pre-warm CronJobs of peak fire that early" in moved["message"]
+    passes.until("tts-auto", lambda s: schedule() == cron_at(3), what="the CronJob at 3m")
+    [moved] = [m for _, m in passes.reasons("tts-auto", "LeadTime") if "is 3m" in m]
+    assert "pre-warm CronJobs of peak fire that early" in moved
