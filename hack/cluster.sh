@@ -40,70 +40,17 @@ GPU_COUNT=4
 # shellcheck source=hack/node.env
 source "$REPO/hack/node.env"
 
-log() { echo ">> $*" >&2; }
-die() {
-  echo "cluster.sh: $*" >&2
-  exit 1
-}
-
-# ---- process bookkeeping -------------------------------------------------------------------
-
-pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
-
-# alive NAME: the recorded pid runs and is ours (its command line names our state directory,
-# so a recycled pid is never taken for one of our processes).
-alive() {
-  local pid
-  pid=$(pid_of "$1")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  # No pipe: under pipefail, `tr | grep -q` fails whenever grep exits before tr has written all
-  # (SIGPIPE), which called a running component dead.
-  local cmd
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmd" == *"$STATE/"* ]]
-}
-
-# start NAME BINARY ARGS...: runs it in its own session, output to logs/NAME.log.
-start() {
-  local name=$1
-  shift
-  # 9>&-: the children must not inherit the up/down lock.
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
-  echo $! >"$STATE/pids/$name.pid"
-  exec_done "$name"
-}
-
-# exec_done NAME: waits until the child has exec'd its binary. Until then /proc/PID/cmdline is
-# this script's, so `alive` would call a component that is still starting dead: that was the
-# "kwok exited at start with an empty log" (its log was empty because kwok had not run yet;
-# an immediate check right after `&` sees the pre-exec command line about half the time).
-exec_done() {
-  local pid i
-  pid=$(pid_of "$1")
-  for i in $(seq 1 100); do
-    alive "$1" && return 0
-    [ -d "/proc/$pid" ] || return 0 # it exited: wait_for reports it with its log
-    sleep 0.05
-  done
-}
+SCRIPT=cluster.sh
+OURS=("$STATE/")
+WAIT_TIMEOUT=$TIMEOUT
+# shellcheck source=hack/lib/util.sh
+source "$REPO/hack/lib/util.sh"
 
 stop_all() {
-  local name pid i
+  local i
   # Reverse order: the clients first, etcd last.
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    name=${COMPONENTS[$i]}
-    if alive "$name"; then
-      pid=$(pid_of "$name")
-      kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do
-        alive "$name" || break
-        sleep 0.2
-      done
-      if alive "$name"; then
-        log "$name (pid $pid) did not stop in 10 s, killing it"
-        kill -KILL "$pid" 2>/dev/null || true
-      fi
-    fi
+    stop "${COMPONENTS[$i]}"
   done
 }
 
@@ -124,28 +71,6 @@ healthy() {
   # shellcheck disable=SC1091
   source "$STATE/ports.env"
   [ "$REAL_NODE" = 0 ] || bash "$REPO/hack/node.sh" healthy
-}
-
-# wait_for WHAT CMD...: retries CMD until it succeeds or the shared deadline passes.
-wait_for() {
-  local what=$1
-  shift
-  until "$@" >/dev/null 2>&1; do
-    local name
-    for name in "${COMPONENTS[@]}"; do
-      # Asked twice, half a second apart: one look at /proc once called a running component
-      # dead (a demo run here; the kube-scheduler's log showed it running until stopped).
-      if [ -f "$STATE/pids/$name.pid" ] && ! alive "$name" && ! { sleep 0.5 && alive "$name"; }; then
-        tail -n 30 "$STATE/logs/$name.log" >&2 || true
-        die "$name exited while waiting for $what (log: $STATE/logs/$name.log)"
-      fi
-    done
-    if ((SECONDS >= DEADLINE)); then
-      die "timed out after ${TIMEOUT}s waiting for $what (logs: $STATE/logs/)"
-    fi
-    sleep 0.5
-  done
-  log "$what ($((SECONDS - UP_START)) s)"
 }
 
 # ---- setup ---------------------------------------------------------------------------------
@@ -273,7 +198,7 @@ EOF
 
 up() {
   UP_START=$SECONDS
-  DEADLINE=$((SECONDS + TIMEOUT))
+  WAIT_DEADLINE=$((SECONDS + TIMEOUT))
   if healthy; then
     if [ -f "$STATE/test-owned" ]; then
       # A test session started it; a user asking for it now wants it kept after the tests.
@@ -305,7 +230,7 @@ up() {
   esac
   bin=$(bash "$REPO/hack/build-binaries.sh" cluster | tail -n1)
   [ $real = 0 ] || bash "$REPO/hack/build-binaries.sh" node >/dev/null
-  DEADLINE=$((SECONDS + TIMEOUT)) # the first build may take long; the timeout is for the start
+  WAIT_DEADLINE=$((SECONDS + TIMEOUT)) # the first build may take long; the timeout is for the start
   mkdir -p "$STATE/logs" "$STATE/pids"
   mkdir -m 700 "$STATE/etcd"
   local ports

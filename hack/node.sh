@@ -33,49 +33,14 @@ source "$REPO/hack/node.env"
 SOCK=$STATE/run/containerd.sock
 COMPONENTS=(registry containerd kubelet kube-proxy)
 
-log() { echo ">> $*" >&2; }
-die() {
-  echo "node.sh: $*" >&2
-  exit 1
-}
-pid_of() { cat "$STATE/pids/$1.pid" 2>/dev/null || true; }
-# alive NAME: the recorded pid runs and its command line names our state or cache directory.
-alive() {
-  local pid
-  pid=$(pid_of "$1")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-  local cmd # no pipe (see cluster.sh's alive)
-  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
-  [[ "$cmd" == *"$STATE/"* || "$cmd" == *"$KEEP/"* ]]
-}
-start() {
-  local name=$1 pid
-  shift
-  setsid "$@" >"$STATE/logs/$name.log" 2>&1 </dev/null 9>&- &
-  pid=$!
-  echo $pid >"$STATE/pids/$name.pid"
-  # Until the child has exec'd, its command line is this script's (see cluster.sh's exec_done).
-  for _ in $(seq 1 100); do
-    alive "$name" || [ ! -d "/proc/$pid" ] && break
-    sleep 0.05
-  done
-}
-wait_for() {
-  local what=$1 t0=$SECONDS
-  shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS - t0 < ${NODE_TIMEOUT:-180})) || die "timed out waiting for $what (logs: $STATE/logs/)"
-    local name
-    for name in "${COMPONENTS[@]}"; do
-      if [ -f "$STATE/pids/$name.pid" ] && ! alive "$name"; then
-        tail -n 20 "$STATE/logs/$name.log" >&2 || true
-        die "$name exited while waiting for $what (log: $STATE/logs/$name.log)"
-      fi
-    done
-    sleep 0.2
-  done
-  log "$what (+$((SECONDS - t0)) s)"
-}
+SCRIPT=node.sh
+# Ours: a command line that names the state directory or the cache (the registry's config).
+OURS=("$STATE/" "$KEEP/")
+WAIT_TIMEOUT=${NODE_TIMEOUT:-180}
+WAIT_INTERVAL=0.2
+# shellcheck source=hack/lib/util.sh
+source "$REPO/hack/lib/util.sh"
+
 kubectl() { "$BIN/kubectl" --kubeconfig="$CLUSTER/kubeconfig" "$@"; }
 
 # ---- can this machine run it? ----------------------------------------------------------------
@@ -284,81 +249,15 @@ conntrack: {maxPerCore: 0, min: 0}
 EOF
 }
 
+# coredns_manifest: hack/manifests/coredns.yaml with the node's facts (hack/node.env) filled in.
 coredns_manifest() {
-  cat <<EOF
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: coredns, namespace: kube-system}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: "system:coredns"}
-rules:
-- {apiGroups: [""], resources: [endpoints, services, pods, namespaces], verbs: [list, watch]}
-- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [list, watch]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "system:coredns"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
-subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: coredns, namespace: kube-system}
-data:
-  # Cluster names only: no forward plugin, nothing leaves the machine.
-  # Port 1053: the container runs without privileges; the Service maps 53 to it.
-  Corefile: |
-    .:1053 {
-        errors
-        health :8080
-        ready :8181
-        kubernetes cluster.local in-addr.arpa ip6.arpa {
-            pods insecure
-            fallthrough in-addr.arpa ip6.arpa
-        }
-        cache 30
-    }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {k8s-app: kube-dns}}
-  template:
-    metadata: {labels: {k8s-app: kube-dns}}
-    spec:
-      serviceAccountName: coredns
-      dnsPolicy: Default
-      nodeSelector: {kubernetes.io/hostname: $NODE_NAME}
-      tolerations: [{key: $REAL_NODE_TAINT_KEY, operator: Exists, effect: NoSchedule}]
-      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
-      containers:
-      - name: coredns
-        image: $COREDNS_IMAGE
-        args: [-conf, /etc/coredns/Corefile]
-        ports: [{containerPort: 1053, protocol: UDP}, {containerPort: 1053, protocol: TCP}]
-        readinessProbe: {httpGet: {path: /ready, port: 8181}, periodSeconds: 1}
-        livenessProbe: {httpGet: {path: /health, port: 8080}}
-        securityContext:
-          allowPrivilegeEscalation: false
-          readOnlyRootFilesystem: true
-          capabilities: {drop: [ALL]}
-        volumeMounts: [{name: cfg, mountPath: /etc/coredns}]
-      volumes: [{name: cfg, configMap: {name: coredns}}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
-spec:
-  clusterIP: $DNS_IP
-  selector: {k8s-app: kube-dns}
-  ports:
-  - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
-  - {name: dns-tcp, port: 53, targetPort: 1053, protocol: TCP}
-EOF
+  local text
+  text=$(<"$REPO/hack/manifests/coredns.yaml")
+  text=${text//'$NODE_NAME'/"$NODE_NAME"}
+  text=${text//'$REAL_NODE_TAINT_KEY'/"$REAL_NODE_TAINT_KEY"}
+  text=${text//'$COREDNS_IMAGE'/"$COREDNS_IMAGE"}
+  text=${text//'$DNS_IP'/"$DNS_IP"}
+  printf '%s\n' "$text"
 }
 
 up() {
@@ -407,19 +306,6 @@ up() {
 
 # ---- down: nothing left behind -----------------------------------------------------------------
 
-stop_one() {
-  local name=$1 pid
-  alive "$name" || return 0
-  pid=$(pid_of "$name")
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    alive "$name" || return 0
-    sleep 0.2
-  done
-  log "$name (pid $pid) did not stop in 10 s, killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
 down() {
   BIN=$CACHE/bin
   # The pods first, through the kubelet: its sandbox teardown runs the CNI DEL (veths, netns,
@@ -438,8 +324,8 @@ down() {
     done
     [ $stopped = 1 ] || log "containers still running after 20 s; killing them"
   fi
-  stop_one kube-proxy
-  stop_one kubelet
+  stop kube-proxy
+  stop kubelet
   # Whatever the kubelet did not stop: kill the tasks, remove the sandboxes' network namespaces.
   if alive containerd; then
     local task
@@ -452,8 +338,8 @@ down() {
       ctr -a "$SOCK" -n k8s.io containers delete "$task" >/dev/null 2>&1 || true
     done
   fi
-  stop_one containerd
-  stop_one registry
+  stop containerd
+  stop registry
   # Shims of our containerd that outlived it.
   pkill -KILL -f "containerd-shim.*-address $SOCK" 2>/dev/null || true
   local ns
