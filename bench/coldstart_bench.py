@@ -48,11 +48,16 @@ sys.path.insert(0, str(REPO))
 from tests.server.server_process import free_port  # noqa: E402
 from tests.support import realnode  # noqa: E402
 from tests.support.cluster import Cluster, cluster_session  # noqa: E402
+from tests.support.helm import install_operator, uninstall_operator  # noqa: E402
 from tests.support.operator_process import install_crd, wait_for  # noqa: E402
+from tests.support.services import PV_NAMESPACE_LABEL, cache_volume, evs_manifest  # noqa: E402
+from tests.support.store import TEST_STORE, ModelStore, credentials_secret, deploy_model_store  # noqa: E402
+from tests.support.timestamps import first_line, instant, timestamped_log  # noqa: E402
+from tests.support.workload import pod_ready  # noqa: E402
 
 RELEASE = "evs-bench"
 SYSTEM_NS = "evs-bench-system"
-STORE = dataclasses.replace(realnode.TEST_STORE, namespace="evs-bench-s3")
+STORE = dataclasses.replace(TEST_STORE, namespace="evs-bench-s3")
 NS = "evs-bench-coldstart"
 NAME = "tts"
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "today"]
@@ -108,7 +113,7 @@ class PodWatch:
             now = time.time()
             name = pod["metadata"]["name"]
             self.first_seen.setdefault(name, now)
-            if name not in self.ready_seen and realnode.pod_ready(pod):
+            if name not in self.ready_seen and pod_ready(pod):
                 self.ready_seen[name] = now
 
     def _sample(self) -> None:
@@ -170,7 +175,7 @@ def service_url(cluster: Cluster, namespace: str, name: str) -> str:
 
 
 def api_time(text: str | None) -> float | None:
-    return realnode.instant(text) if text else None
+    return instant(text) if text else None
 
 
 def timeline(
@@ -184,9 +189,9 @@ def timeline(
         "events", "-n", namespace, "--field-selector", f"involvedObject.name={pod_name}"
     )["items"]
     image_events = [e for e in events if e.get("reason") in ("Pulled", "Pulling")]
-    fetch = realnode.timestamped_log(cluster, namespace, pod_name, "fetch-model")
-    server = realnode.timestamped_log(cluster, namespace, pod_name, "server")
-    ready_line = realnode.first_line(server, "startup phase=ready")
+    fetch = timestamped_log(cluster, namespace, pod_name, "fetch-model")
+    server = timestamped_log(cluster, namespace, pod_name, "server")
+    ready_line = first_line(server, "startup phase=ready")
     marks: dict[str, float | None] = {
         "scheduled (API, whole s)": api_time(
             conditions.get("PodScheduled", {}).get("lastTransitionTime")
@@ -205,7 +210,7 @@ def timeline(
         since = float(ready_line[1].split("since_process_start=")[1].split()[0])
         marks["server process started"] = ready_line[0] - since
         for phase in ("verifying", "importing", "loading", "warming"):
-            line = realnode.first_line(server, f"startup phase={phase} ")
+            line = first_line(server, f"startup phase={phase} ")
             marks[f"{phase} done"] = line[0] if line else None
         marks["/ready 200 (server log)"] = ready_line[0]
     marks["pod Ready (watch)"] = watch.ready_seen.get(pod_name)
@@ -239,7 +244,7 @@ def standalone_start_to_ready(cache_dir: Path, model_dir_name: str, warmup: str)
         proc.wait(timeout=30)
 
 
-def recipe_manifests(image: str, store: realnode.ModelStore) -> list[dict[str, Any]]:
+def recipe_manifests(image: str, store: ModelStore) -> list[dict[str, Any]]:
     scripts = {p.name: p.read_text() for p in (REPO / "bench").glob("*.py")
                if p.name in ("lazy_server.py", "recipe_fetch.py")}  # fmt: skip
     labels = {"app": "recipe"}
@@ -341,16 +346,16 @@ def first_and_steady(url: str) -> tuple[float, float]:
 
 
 def measure(cluster: Cluster, images: dict[str, str], work: Path) -> dict[str, Any]:
-    store = realnode.deploy_model_store(cluster, images["s3"], work, STORE)
+    store = deploy_model_store(cluster, images["s3"], work, STORE)
     cluster.kubectl("create", "namespace", NS, check=False)
-    realnode.credentials_secret(cluster, NS, STORE)
+    credentials_secret(cluster, NS, STORE)
     result: dict[str, Any] = {"image_pull_s": prepull(cluster, images["server-cpu"])}
-    manifest = realnode.evs_manifest(NAME, store)
+    manifest = evs_manifest(NAME, store)
     # What users get: the server's default warm-up, not the tests' short one.
     manifest["spec"]["server"].pop("warmup")
     cache = work / "caches"
     # The volume first, as a provisioner would have it: the claim binds as soon as it exists.
-    realnode.cache_volume(cluster, NS, f"{NAME}-model", cache / NS / f"{NAME}-model")
+    cache_volume(cluster, NS, f"{NAME}-model", cache / NS / f"{NAME}-model")
     with PodWatch(cluster, NS, SERVER_SELECTOR) as watch:
         # 1. ours, empty cache.
         print(">> ours, empty cache", file=sys.stderr)
@@ -474,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         images = realnode.build_images(on_line=lambda line: print(line, file=sys.stderr))
         install_crd(cluster)
-        realnode.install_operator(cluster, images, RELEASE, SYSTEM_NS, watch=(NS,))
+        install_operator(cluster, images, RELEASE, SYSTEM_NS, watch=(NS,))
         try:
             with tempfile.TemporaryDirectory(prefix="evs-coldstart-") as tmp:
                 result = measure(cluster, images, Path(tmp))
@@ -483,10 +488,8 @@ def main(argv: list[str] | None = None) -> int:
                 cluster.kubectl(
                     "delete", "namespace", ns, "--wait=true", "--timeout=120s", check=False
                 )
-            cluster.kubectl(
-                "delete", "pv", "-l", f"{realnode.PV_NAMESPACE_LABEL}={NS}", check=False
-            )
-            realnode.uninstall_operator(cluster, RELEASE, SYSTEM_NS)
+            cluster.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={NS}", check=False)
+            uninstall_operator(cluster, RELEASE, SYSTEM_NS)
             cluster.kubectl("delete", "namespace", SYSTEM_NS, "--wait=false", check=False)
     result["ratios"] = report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

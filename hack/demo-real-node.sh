@@ -39,7 +39,7 @@ k get pods -n emotivoice-demo-system -o wide
 
 step "The S3 server the example expects, holding a small generated model (random weights, released layout)"
 mkdir -p "$STATE/demo"
-$PY -m tests.support.realnode store "$EXAMPLE" "$(ref s3)" "$STATE/demo"
+$PY -m tests.support.demo store "$EXAMPLE" "$(ref s3)" "$STATE/demo"
 
 step "kubectl apply -f $EXAMPLE -n $NS"
 k apply -n "$NS" -f "$EXAMPLE"
@@ -53,7 +53,7 @@ from emotivoice_operator.cli_render import load_services
 from tests.support.workload import cache_claims
 print(" ".join(cache_claims(load_services([Path(sys.argv[1])])[0])))' "$EXAMPLE")
 for claim in $claims; do
-  $PY -m tests.support.realnode volume "$NS" "$claim" "$STATE/demo/cache/$claim"
+  $PY -m tests.support.demo volume "$NS" "$claim" "$STATE/demo/cache/$claim"
 done
 
 step "Waiting for the real pod: download + verify (init container), load, warm up, then Ready"

@@ -20,8 +20,10 @@ import pytest
 
 from tests.support import realnode
 from tests.support.cluster import Cluster
+from tests.support.helm import install_operator, uninstall_operator
 from tests.support.operator_process import install_crd
-from tests.support.realnode import ModelStore
+from tests.support.services import PV_NAMESPACE_LABEL
+from tests.support.store import ModelStore, credentials_secret, deploy_model_store
 
 RELEASE = "evs-e2e"
 SYSTEM_NAMESPACE = "evs-e2e-system"
@@ -53,11 +55,11 @@ def images(real_cluster: Cluster) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[str]:
     install_crd(real_cluster)
-    realnode.install_operator(
+    install_operator(
         real_cluster, images, RELEASE, SYSTEM_NAMESPACE, watch=(f"{NAMESPACE_PREFIX}*",)
     )
     yield SYSTEM_NAMESPACE
-    realnode.uninstall_operator(real_cluster, RELEASE, SYSTEM_NAMESPACE)
+    uninstall_operator(real_cluster, RELEASE, SYSTEM_NAMESPACE)
     real_cluster.kubectl("delete", "namespace", SYSTEM_NAMESPACE, "--wait=false", check=False)
 
 
@@ -65,9 +67,7 @@ def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[
 def model_store(
     real_cluster: Cluster, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ModelStore]:
-    store = realnode.deploy_model_store(
-        real_cluster, images["s3"], tmp_path_factory.mktemp("e2e-model")
-    )
+    store = deploy_model_store(real_cluster, images["s3"], tmp_path_factory.mktemp("e2e-model"))
     yield store
     real_cluster.kubectl("delete", "namespace", store.spec.namespace, "--wait=false", check=False)
 
@@ -80,8 +80,8 @@ def e2e_namespace(real_cluster: Cluster) -> Iterator[str]:
         "wait", "--for=create", "serviceaccount/default", "-n", name, "--timeout=60s"
     )
     # The S3 credentials, as a user would create them next to the EmotiVoiceService.
-    realnode.credentials_secret(real_cluster, name)
+    credentials_secret(real_cluster, name)
     yield name
     # Not waiting: the pods take their grace period to stop, in the background.
     real_cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
-    real_cluster.kubectl("delete", "pv", "-l", f"{realnode.PV_NAMESPACE_LABEL}={name}", check=False)
+    real_cluster.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={name}", check=False)

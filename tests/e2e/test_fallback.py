@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.support import realnode
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
-from tests.support.realnode import ModelStore, create_service, evs_manifest
+from tests.support.services import create_service, evs_manifest
+from tests.support.store import ModelStore
+from tests.support.workload import pod_ready
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -84,7 +85,7 @@ def _status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
 def _ready_pods(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
     selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component=server"
     pods = cluster.get_json("pods", "-n", ns, "-l", selector)["items"]
-    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and realnode.pod_ready(p)]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp") and pod_ready(p)]
 
 
 def _service_url(cluster: Cluster, ns: str, name: str) -> str:

@@ -26,8 +26,10 @@ from emotivoice_fetch import report as fetch_report
 from tests.support import realnode
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
-from tests.support.realnode import ModelStore, create_service, evs_manifest
-from tests.support.workload import server_workload
+from tests.support.services import create_service, evs_manifest
+from tests.support.store import ModelStore
+from tests.support.timestamps import first_line, instant, start_phase_gaps, timestamped_log
+from tests.support.workload import pod_ready, server_workload
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -52,7 +54,7 @@ def server_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, A
 
 
 def ready_server_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
-    return [p for p in server_pods(cluster, namespace, name) if realnode.pod_ready(p)]
+    return [p for p in server_pods(cluster, namespace, name) if pod_ready(p)]
 
 
 def service_url(cluster: Cluster, namespace: str, name: str) -> str:
@@ -99,19 +101,19 @@ def test_a_cold_start_on_the_real_node_then_speech_through_the_service(
     name = pod["metadata"]["name"]
 
     # The init container downloaded and verified every file of the manifest.
-    fetch_log = realnode.timestamped_log(real_cluster, ns, name, "fetch-model")
-    done = realnode.first_line(fetch_log, "downloaded ")
+    fetch_log = timestamped_log(real_cluster, ns, name, "fetch-model")
+    done = first_line(fetch_log, "downloaded ")
     assert done is not None and "verified" in done[1], fetch_log[-5:]
     assert f"{len(model_store.sums)} files" in done[1]
 
     # The pod turned Ready only after the server's own /ready did (the log line of that moment;
     # the API's timestamps have whole seconds, so compare at that resolution).
-    server_log = realnode.timestamped_log(real_cluster, ns, name, "server")
-    ready_line = realnode.first_line(server_log, "startup phase=ready")
+    server_log = timestamped_log(real_cluster, ns, name, "server")
+    ready_line = first_line(server_log, "startup phase=ready")
     assert ready_line is not None, server_log[-10:]
     ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
-    assert realnode.instant(ready["lastTransitionTime"]) >= math.floor(ready_line[0])
-    assert realnode.first_line(server_log, "startup phase=loading") is not None
+    assert instant(ready["lastTransitionTime"]) >= math.floor(ready_line[0])
+    assert first_line(server_log, "startup phase=loading") is not None
     # The kubelet really probed a server that was not ready yet.
     events = real_cluster.get_json(
         "events", "-n", ns, "--field-selector", f"involvedObject.name={name}"
@@ -162,12 +164,12 @@ def test_restarts_reuse_the_verified_cache_and_are_counted(
     def restarted_and_ready() -> bool:
         current = real_cluster.get_json("pod", name, "-n", ns)
         server = next(s for s in current["status"]["containerStatuses"] if s["name"] == "server")
-        return server["restartCount"] >= 1 and realnode.pod_ready(current)
+        return server["restartCount"] >= 1 and pod_ready(current)
 
     wait_for(restarted_and_ready, timeout=180, interval=1, what="server container restarted")
     fetch_runs = [
         line
-        for _, line in realnode.timestamped_log(real_cluster, ns, name, "fetch-model")
+        for _, line in timestamped_log(real_cluster, ns, name, "fetch-model")
         if "verified" in line
     ]
     assert len(fetch_runs) == 1, fetch_runs
@@ -186,9 +188,9 @@ def test_restarts_reuse_the_verified_cache_and_are_counted(
     [replacement] = [
         p for p in ready_server_pods(real_cluster, ns, "tts") if p["metadata"]["name"] != name
     ]
-    log = realnode.timestamped_log(real_cluster, ns, replacement["metadata"]["name"], "fetch-model")
-    assert realnode.first_line(log, "cache complete") is not None, log[-5:]
-    assert realnode.first_line(log, "downloaded ") is None, log[-5:]
+    log = timestamped_log(real_cluster, ns, replacement["metadata"]["name"], "fetch-model")
+    assert first_line(log, "cache complete") is not None, log[-5:]
+    assert first_line(log, "downloaded ") is None, log[-5:]
     # Both starts counted, each with a real time to ready.
     wait_for(lambda: cold_start_count(real_cluster, ns, "tts") >= 2, timeout=60, what="2 starts")
     recent = real_cluster.get_json("evs", "tts", "-n", ns)["status"]["coldStarts"]["recent"]
@@ -410,7 +412,7 @@ def test_a_real_starts_phases_add_up_and_leadtime_auto_covers_its_p95(
     create_service(real_cluster, ns, evs_manifest("tts", model_store, warmPool=pool), cache_root)
     ready_server_pods(real_cluster, ns, "tts")
     gaps = wait_for(
-        lambda: realnode.start_phase_gaps(real_cluster, ns, "tts"),
+        lambda: start_phase_gaps(real_cluster, ns, "tts"),
         timeout=60,
         what="a recorded start",
     )
@@ -478,9 +480,9 @@ def test_a_replica_brought_back_starts_on_its_retained_claim_without_a_download(
     assert back["metadata"]["uid"] != first["metadata"]["uid"]
     [mounted] = [v for v in back["spec"]["volumes"] if v.get("persistentVolumeClaim")]
     assert mounted["persistentVolumeClaim"]["claimName"] == claim
-    fetch_log = realnode.timestamped_log(real_cluster, ns, "tts-pr-0", "fetch-model")
-    assert realnode.first_line(fetch_log, "cache complete") is not None, fetch_log[-5:]
-    assert realnode.first_line(fetch_log, "downloaded ") is None, fetch_log[-5:]
+    fetch_log = timestamped_log(real_cluster, ns, "tts-pr-0", "fetch-model")
+    assert first_line(fetch_log, "cache complete") is not None, fetch_log[-5:]
+    assert first_line(fetch_log, "downloaded ") is None, fetch_log[-5:]
     [fetch] = back["status"]["initContainerStatuses"]
     report = fetch_report.parse(fetch["state"]["terminated"]["message"])
     assert report is not None and report.action == "warm" and report.downloaded_bytes == 0

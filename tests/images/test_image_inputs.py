@@ -14,6 +14,7 @@ import pytest
 
 from server import image_build
 from tests.support import realnode
+from tests.support.store import StoreSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,7 @@ def test_the_registry_address_and_the_image_names_agree() -> None:
 
 
 def test_the_demo_serves_the_minimal_example_unchanged() -> None:
-    store = realnode.StoreSpec.of_example(REPO / "examples" / "minimal-minio.yaml")
+    store = StoreSpec.of_example(REPO / "examples" / "minimal-minio.yaml")
     assert store.endpoint == "http://minio.minio.svc:9000"
     assert store.uri.startswith("s3://")
     assert store.access_key and store.secret_key

@@ -37,6 +37,13 @@ def server_pods(cluster: Cluster, namespace: str, name: str) -> list[dict[str, A
     return cluster.get_json("pods", "-n", namespace, "-l", selector)["items"]
 
 
+def pod_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
 def cache_claims(body: dict[str, Any], shared: bool | None = None) -> list[str]:
     """The claims the service's pods will mount: NAME-model (Shared), model-cache-NAME-K for
     every ordinal the spec allows (PerReplica), none (Ephemeral). ``shared`` says whether an
