@@ -133,6 +133,14 @@ bench-coldstart: venv tools node-tools
 	@$(PY) bench/coldstart_bench.py
 bench: bench-coldstart
 
+## bench-fallback: a primary at zero behind a CPU fallback on the real node, against no fallback:
+## requests failed by phase (at zero, wake, switch, a pod leaving with and without the drain,
+## rollout), first answer vs the fallback's steady latency, switch lag, idle writes (small model)
+.PHONY: bench-fallback
+bench-fallback: venv tools node-tools
+	@$(PY) bench/fallback_bench.py
+bench: bench-fallback
+
 ## e2e-kind: kind cluster + images + chart + an example on an in-cluster MinIO, then the integration suite (needs Docker and kind)
 e2e-kind:
 	@bash hack/e2e-kind.sh
