@@ -232,8 +232,8 @@ def measure(cluster: Cluster, images: dict[str, str], cache: Path) -> dict[str, 
         print(f"== 3. a pod of two leaves under load, drainSeconds {drain}", file=sys.stderr)
         server = {**primary["spec"]["server"], "drainSeconds": drain}
         _patch(cluster, PRIMARY, {"server": server, "replicas": {"min": 2, "max": 2}})
-        pods = wait_for(lambda: len(p := _pods(cluster, PRIMARY)) == 2
-                        and all(x["spec"]["terminationGracePeriodSeconds"] == drain + 30 for x in p)
+        pods = wait_for(lambda d=drain: len(p := _pods(cluster, PRIMARY)) == 2
+                        and all(x["spec"]["terminationGracePeriodSeconds"] == d + 30 for x in p)
                         and p, timeout=PHASE_LIMIT_S, interval=1)  # fmt: skip
         names = sorted(p["metadata"]["name"] for p in pods)
         leaving = next(p for p in pods if p["metadata"]["name"] == names[-1])
