@@ -127,10 +127,11 @@ bench-images: venv
 bench: bench-images
 
 ## bench-coldstart: a real pod's cold start on the real node, empty and warm cache, against the
-## common recipe (lazy server, /health probe after 30 s, plain copy); ratios and peak memory
+## common recipe (lazy server, /health probe after 30 s, plain copy); ratios and peak memory; the
+## small and the full-size generated model in one run (MODELS=small or full for one of them)
 .PHONY: bench-coldstart
-bench-coldstart: venv tools node-tools
-	@$(PY) bench/coldstart_bench.py
+bench-coldstart: venv tools node-tools test-model-full
+	@$(PY) bench/coldstart_bench.py $(if $(MODELS),--models $(MODELS))
 bench: bench-coldstart
 
 ## bench-fallback: a primary at zero behind a CPU fallback on the real node, against no fallback:
