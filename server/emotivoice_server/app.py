@@ -32,7 +32,7 @@ def create_app(
     register_routes(app, Endpoints(host, metrics, admission, settings))
     # The worker refuses a speech request on its event loop while the queue is full
     # (`http_worker.BufferingThreadWorker._answer_busy`).
-    app.extensions[REJECTOR_EXTENSION] = Rejector(host, metrics, admission)
+    app.extensions[REJECTOR_EXTENSION] = Rejector(host, metrics, admission, settings.pool)
     # The worker calls this on SIGTERM (see `http_worker.BufferingThreadWorker.handle_exit`).
     app.extensions[DRAIN_EXTENSION] = host.drain
     return app

@@ -371,15 +371,19 @@ class Rejector:
     no thread, no WSGI, no JSON parsing, so a storm of refused requests cannot starve the model
     thread of the CPU and the GIL. The same answer as `speech`'s own (`errors.shed_load`)."""
 
-    def __init__(self, host: ModelHost, metrics: ServerMetrics, admission: Admission) -> None:
+    def __init__(
+        self, host: ModelHost, metrics: ServerMetrics, admission: Admission, pool: str = ""
+    ) -> None:
         self._host = host
         self._metrics = metrics
         self._admission = admission
+        # The app's `after_request` names the pool on its answers; this one bypasses it.
+        self._extra = {POOL_HEADER: pool} if pool else None
 
     def busy_answer(self, keep_alive: bool) -> bytes | None:
         """The raw HTTP/1.1 response for a speech request now, or None to serve it normally."""
         if not self._admission.full or not self._host.ready:
             return None
-        answer = errors.shed_load(self._admission).raw(keep_alive=keep_alive)
+        answer = errors.shed_load(self._admission).raw(keep_alive=keep_alive, extra=self._extra)
         self._metrics.requests.labels(code="503").inc()
         return answer
