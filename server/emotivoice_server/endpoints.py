@@ -69,10 +69,9 @@ class Slot:
             self._freed = True
             self._free()
 
-    def hand_over(self) -> Callable[[], None]:
-        """The block no longer frees the slot; the caller must call what this returns."""
+    def hand_over(self) -> None:
+        """The block no longer frees the slot: whoever it was handed to calls `free`."""
         self.handed_over = True
-        return self.free
 
 
 def client_gone_probe(environ: dict[str, Any]) -> Callable[[], bool]:
@@ -316,15 +315,14 @@ class Endpoints:
         )
         # The WAV header already went with the first chunk.
         rest: Iterator[bytes] = iter(audio.stream_chunks(waveforms(), engine.sample_rate, "pcm"))
-        free = slot.hand_over()
 
         def finish(complete: bool) -> None:
-            free()
+            slot.free()
             self.metrics.requests.labels(code="200" if complete else "truncated").inc()
             if complete:
                 self._observe(req, engine, time.perf_counter() - began, samples, stream=True)
 
-        return stream_response(
+        response = stream_response(
             first_chunk,
             rest,
             mimetype=audio.CONTENT_TYPES[req.response_format],
@@ -332,6 +330,8 @@ class Endpoints:
             sample_rate=engine.sample_rate,
             finish=finish,
         )
+        slot.hand_over()  # only now: until the body exists, the `admitted` block frees the slot
+        return response
 
     # -- app-wide hooks --------------------------------------------------------------------
 
