@@ -127,11 +127,20 @@ bench-images: venv
 bench: bench-images
 
 ## bench-coldstart: a real pod's cold start on the real node, empty and warm cache, against the
-## common recipe (lazy server, /health probe after 30 s, plain copy); ratios and peak memory
+## common recipe (lazy server, /health probe after 30 s, plain copy); ratios and peak memory; the
+## small and the full-size generated model in one run (MODELS=small or full for one of them)
 .PHONY: bench-coldstart
-bench-coldstart: venv tools node-tools
-	@$(PY) bench/coldstart_bench.py
+bench-coldstart: venv tools node-tools test-model-full
+	@$(PY) bench/coldstart_bench.py $(if $(MODELS),--models $(MODELS))
 bench: bench-coldstart
+
+## bench-fallback: a primary at zero behind a CPU fallback on the real node, against no fallback:
+## requests failed by phase (at zero, wake, switch, a pod leaving with and without the drain,
+## rollout), first answer vs the fallback's steady latency, switch lag, idle writes (small model)
+.PHONY: bench-fallback
+bench-fallback: venv tools node-tools
+	@$(PY) bench/fallback_bench.py
+bench: bench-fallback
 
 ## e2e-kind: kind cluster + images + chart + an example on an in-cluster MinIO, then the integration suite (needs Docker and kind)
 e2e-kind:

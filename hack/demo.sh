@@ -37,7 +37,15 @@ k() { "$KUBECTL" "$@"; }
 
 step "CRD"
 k apply --server-side --force-conflicts -f crds/emotivoiceservice.yaml
-k wait --for=condition=Established crd/emotivoiceservices.tts.emotivoice.io --timeout=60s
+# Right after the create, the CRD's status may have no conditions yet, which `kubectl wait`
+# reports as an error instead of waiting: ask again, bounded.
+for attempt in $(seq 30); do
+  if k wait --for=condition=Established crd/emotivoiceservices.tts.emotivoice.io --timeout=60s 2>/dev/null; then
+    break
+  fi
+  [ "$attempt" -lt 30 ] || { echo "the CRD was not Established after 30 tries" >&2; exit 1; }
+  sleep 1
+done
 
 if grep -qx 'REAL_NODE=1' "$STATE/ports.env"; then
   exec bash hack/demo-real-node.sh

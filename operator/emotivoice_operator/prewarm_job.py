@@ -6,7 +6,8 @@ opens.
    touches the HPA or the Deployment, so the two never write the same field.
 2. Waits until the service reports that many ready replicas (bounded by ``--timeout``).
 3. Primes the servers through the Service with the warm-up requests, so caches are hot before
-   real traffic arrives (``emotivoice-server prime``, from the same image).
+   real traffic arrives (``emotivoice_server.prime``, imported: it needs only the standard
+   library, and the operator's image carries the server package without torch or flask).
 
 Run by hand (``kubectl create job --from=cronjob/NAME-warm-WINDOW``) it pre-warms at once for
 the window's length.
@@ -17,10 +18,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError, parse_spec
 from emotivoice_operator.reconcile.memory import lead_in_force
 from emotivoice_operator.windows.schedule import occurrence_end
+from emotivoice_server import prime as priming
 
 log = logging.getLogger("emotivoice-prewarm")
 
@@ -68,19 +69,46 @@ def wait_ready(read_status: Callable[[], dict[str, Any]], replicas: int, timeout
         time.sleep(5)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def prime_replicas(
+    url: str,
+    replicas: int,
+    env: Mapping[str, str],
+    prime: Callable[..., tuple[int, str | None]] = priming.prime_from_env,
+) -> int:
+    """Prime through the Service once per ready replica (at least once), with the warm-up plan
+    the operator rendered into ``env``; the first failure's exit code ends it (a malformed plan:
+    ``priming.EXIT_BAD_PLAN``, its message on stderr).
+
+    kube-proxy picks a pod at random per connection (one per request here), so every pod is
+    likely, not certain, to see warm-up traffic; each server warms itself before it reports
+    ready either way."""
+    for _ in range(max(replicas, 1)):
+        code, error = prime(url, env)
+        if error is not None:
+            print(f"emotivoice-prewarm: {error}", file=sys.stderr)
+        if code != 0:
+            return code
+    return 0
+
+
+def build_parser(env: Mapping[str, str] = os.environ) -> argparse.ArgumentParser:
+    """The job's arguments (the rendered CronJob's: tests/operator/test_server_contract.py)."""
     parser = argparse.ArgumentParser(
         prog="emotivoice-prewarm", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--name", required=True, help="the EmotiVoiceService")
     parser.add_argument("--window", required=True, help="the warm window to request")
     parser.add_argument("--url", required=True, help="base URL of the service, for priming")
-    parser.add_argument("--namespace", default=os.environ.get("EMOTIVOICE_NAMESPACE", "default"))
+    parser.add_argument("--namespace", default=env.get("EMOTIVOICE_NAMESPACE", "default"))
     parser.add_argument(
         "--timeout", type=float, default=900, help="seconds to wait for ready replicas"
     )
     parser.add_argument("--no-prime", action="store_true", help="only record the request")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     from kubernetes import client, config
@@ -117,12 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ready = wait_ready(read_status, request.replicas, args.timeout)
     log.info("%s of %s replicas ready; priming through %s", ready, request.replicas, args.url)
-    # One prime per ready replica: the Service spreads them, so each pod sees warm-up traffic.
-    for _ in range(max(ready, 1)):
-        done = subprocess.run(["emotivoice-server", "prime", "--url", args.url], check=False)
-        if done.returncode != 0:
-            return done.returncode
-    return 0
+    return prime_replicas(args.url, ready, os.environ)
 
 
 if __name__ == "__main__":

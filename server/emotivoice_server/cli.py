@@ -22,7 +22,6 @@ from emotivoice_server.procstat import process_start_time
 from emotivoice_server.warmup import ENV_WARMUP, WarmupConfigError, WarmupSpec, parse_warmup
 
 EXIT_USAGE = 2
-DEFAULT_PRIME_TIMEOUT_S = 600.0
 
 
 def serve_parser() -> argparse.ArgumentParser:
@@ -98,6 +97,9 @@ def serve_parser() -> argparse.ArgumentParser:
 
 
 def prime_parser() -> argparse.ArgumentParser:
+    # Imported here, as in `_prime`: serving never needs the HTTP client.
+    from emotivoice_server.prime import DEFAULT_TIMEOUT_S
+
     parser = argparse.ArgumentParser(
         prog="emotivoice-server prime",
         description=f"Wait until the Service is ready, then send the warm-up requests "
@@ -107,7 +109,7 @@ def prime_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_PRIME_TIMEOUT_S,
+        default=DEFAULT_TIMEOUT_S,
         help="seconds to wait for /ready (default %(default)s)",
     )
     return parser
@@ -123,28 +125,37 @@ def _read_warmup(warmup_file: Path | None, env: Mapping[str, str]) -> WarmupSpec
     return parse_warmup(env.get(ENV_WARMUP), ENV_WARMUP)
 
 
+def settings_from(
+    argv: Sequence[str], env: Mapping[str, str], process_start: float = 0.0
+) -> settings_module.ServerSettings:
+    """The settings a server started with these arguments and this environment runs with (what
+    the operator renders goes through here: tests/operator/test_server_contract.py). Raises
+    `SettingsError` or `WarmupConfigError`; argparse exits on an unknown flag."""
+    args = serve_parser().parse_args(argv)
+    return settings_module.resolve(
+        model_dir=args.model_dir.resolve(),
+        env=env,
+        warmup=_read_warmup(args.warmup_file, env),
+        process_start=process_start,
+        port=args.port,
+        host=args.host,
+        precision=args.precision,
+        load_format=args.load_format,
+        device=args.device,
+        max_queue=args.max_queue,
+        threads=args.threads,
+        queue_timeout=args.queue_timeout,
+        torch_threads=args.torch_threads,
+        require_marker=args.require_marker,
+        embedding_cache_file=args.embedding_cache_file,
+        persist_embeddings=args.persist_embeddings,
+    )
+
+
 def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
     started = process_start_time()
-    args = serve_parser().parse_args(argv)
     try:
-        settings = settings_module.resolve(
-            model_dir=args.model_dir.resolve(),
-            env=env,
-            warmup=_read_warmup(args.warmup_file, env),
-            process_start=started,
-            port=args.port,
-            host=args.host,
-            precision=args.precision,
-            load_format=args.load_format,
-            device=args.device,
-            max_queue=args.max_queue,
-            threads=args.threads,
-            queue_timeout=args.queue_timeout,
-            torch_threads=args.torch_threads,
-            require_marker=args.require_marker,
-            embedding_cache_file=args.embedding_cache_file,
-            persist_embeddings=args.persist_embeddings,
-        )
+        settings = settings_from(argv, env, started)
     except (settings_module.SettingsError, WarmupConfigError) as err:
         print(f"emotivoice-server: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -156,15 +167,12 @@ def _serve(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
 def _prime(argv: Sequence[str], env: Mapping[str, str]) -> int:
     args = prime_parser().parse_args(argv)
-    try:
-        spec = parse_warmup(env.get(ENV_WARMUP), ENV_WARMUP)
-    except WarmupConfigError as err:
-        print(f"emotivoice-server prime: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    from emotivoice_server.prime import prime
+    from emotivoice_server.prime import prime_from_env
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(message)s")
-    code, _ = prime(args.url, spec, args.timeout)
+    code, error = prime_from_env(args.url, env, args.timeout)
+    if error is not None:
+        print(f"emotivoice-server prime: {error}", file=sys.stderr)
     return code
 
 

@@ -283,7 +283,7 @@ class BufferingThreadWorker(ThreadWorker):
 
     def _answer_busy(self, conn: BufferedConn) -> bool | None:
         """Refuse a speech request right here when the app says it is busy (see
-        `emotivoice_server.app.Rejector`): None when a thread should serve it, else whether the
+        `emotivoice_server.endpoints.Rejector`): None when a thread should serve it, else whether the
         connection stays open for the next request."""
         rejector = getattr(self.wsgi, "extensions", {}).get("emotivoice_rejector")
         sock: PrebufferedSocket = conn.sock

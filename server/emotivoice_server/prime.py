@@ -3,7 +3,9 @@
 The servers warm themselves before they report ready; this client's job is what comes after a
 scale-up ahead of a peak: it waits for /ready, then replays the warm-up plan over HTTP so the
 prompt-embedding caches behind the Service hold the configured prompts. It uses only the
-standard library (no torch import: it runs in a short-lived Job).
+standard library and `warmup` (no torch, flask or gunicorn import): the pre-warm job imports it
+in the operator's image (`emotivoice_operator.prewarm_job`), and `emotivoice-server prime` runs it
+by hand.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from emotivoice_server.warmup import WarmupConfigError, WarmupSpec, plan
+from emotivoice_server.warmup import ENV_WARMUP, WarmupConfigError, WarmupSpec, parse_warmup, plan
 
 log = logging.getLogger("emotivoice_server.prime")
 
 EXIT_OK = 0
+# A malformed warm-up plan (EMOTIVOICE_WARMUP): nothing was sent.
+EXIT_BAD_PLAN = 2
 EXIT_NOT_READY = 2
 EXIT_REQUESTS_FAILED = 3
+# How long to wait for /ready by default.
+DEFAULT_TIMEOUT_S = 600.0
 POLL_INTERVAL_S = 1.0
 REQUEST_TIMEOUT_S = 120.0
 
@@ -75,6 +81,19 @@ def wait_ready(
             log.error("not ready after %.0f s; last answer: %s", timeout, last)
             return None
         sleep(POLL_INTERVAL_S)
+
+
+def prime_from_env(
+    base_url: str, env: Mapping[str, str], timeout: float = DEFAULT_TIMEOUT_S
+) -> tuple[int, str | None]:
+    """(exit code, error): `prime` with the plan in `env`'s EMOTIVOICE_WARMUP, the variable the
+    operator renders for the servers too; (EXIT_BAD_PLAN, the message) when it is malformed."""
+    try:
+        spec = parse_warmup(env.get(ENV_WARMUP), ENV_WARMUP)
+    except WarmupConfigError as err:
+        return EXIT_BAD_PLAN, str(err)
+    code, _ = prime(base_url, spec, timeout)
+    return code, None
 
 
 def prime(base_url: str, spec: WarmupSpec, timeout: float) -> tuple[int, PrimeResult | None]:

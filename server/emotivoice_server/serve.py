@@ -40,9 +40,7 @@ def build_wsgi_app(settings: ServerSettings) -> tuple[Any, Any]:
     admission = Admission(max_queue=settings.max_queue)
     host = ModelHost(settings, metrics)
     holder["host"] = host
-    app = create_app(
-        host, metrics, admission, queue_timeout_s=settings.queue_timeout_s, pool=settings.pool
-    )
+    app = create_app(host, metrics, admission, settings)
     host.start()
     return app, host
 

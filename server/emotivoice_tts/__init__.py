@@ -19,9 +19,11 @@ _EXPORTS = {
     "PRECISIONS": ".config",
     "convert_for_serving": ".convert",
     "EmptyInputError": ".errors",
+    "InputError": ".errors",
     "ModelLoadError": ".errors",
     "UnknownSpeakerError": ".errors",
     "UnknownTokenError": ".errors",
+    "UnsupportedLanguageError": ".errors",
     "Synthesizer": ".synthesizer",
     "default_device": ".synthesizer",
     "load_synthesizer": ".synthesizer",
@@ -30,10 +32,12 @@ _EXPORTS = {
 __all__ = [
     "PRECISIONS",
     "EmptyInputError",
+    "InputError",
     "ModelLoadError",
     "Synthesizer",
     "UnknownSpeakerError",
     "UnknownTokenError",
+    "UnsupportedLanguageError",
     "convert_for_serving",
     "default_device",
     "load_synthesizer",
@@ -42,7 +46,14 @@ __all__ = [
 if TYPE_CHECKING:
     from .config import PRECISIONS
     from .convert import convert_for_serving
-    from .errors import EmptyInputError, ModelLoadError, UnknownSpeakerError, UnknownTokenError
+    from .errors import (
+        EmptyInputError,
+        InputError,
+        ModelLoadError,
+        UnknownSpeakerError,
+        UnknownTokenError,
+        UnsupportedLanguageError,
+    )
     from .synthesizer import Synthesizer, default_device, load_synthesizer
 
 

@@ -1,7 +1,8 @@
 """Errors raised by the inference package.
 
-Request errors subclass ValueError so that a caller (the HTTP server) can turn every bad input into
-a 400 with the message as is; each message names the offending field and says what to do instead.
+Request errors subclass `InputError` (a ValueError) so that a caller (the HTTP server) can turn
+every bad input into a 400 with the message as is; each message names the offending field and
+says what to do instead, and each class names the request field at fault in `param`.
 """
 
 from __future__ import annotations
@@ -38,8 +39,17 @@ class ModelLoadError(RuntimeError):
         super().__init__("; ".join(parts))
 
 
-class UnknownSpeakerError(ValueError):
+class InputError(ValueError):
+    """A property of the input, not of the model: `param` is the request field at fault (the
+    field names of OpenAI's speech request; None: none in particular)."""
+
+    param: str | None = None
+
+
+class UnknownSpeakerError(InputError):
     """The requested voice is not in the model's speaker list."""
+
+    param = "voice"
 
     def __init__(self, speaker: str, known: Sequence[str]) -> None:
         self.speaker = speaker
@@ -49,8 +59,10 @@ class UnknownSpeakerError(ValueError):
         )
 
 
-class UnknownTokenError(ValueError):
+class UnknownTokenError(InputError):
     """The text frontend produced phonemes that the model's token list does not contain."""
+
+    param = "input"
 
     def __init__(self, tokens: Iterable[str], text: str) -> None:
         self.tokens = sorted(set(tokens))
@@ -61,13 +73,28 @@ class UnknownTokenError(ValueError):
         )
 
 
-class EmptyInputError(ValueError):
+class EmptyInputError(InputError):
     """The input holds nothing the frontend can pronounce (only symbols, emoji, whitespace)."""
+
+    param = "input"
 
     def __init__(self, text: str) -> None:
         shown = text if len(text) <= 60 else text[:57] + "..."
         super().__init__(
             f"input {shown!r} contains nothing to speak: give Chinese or English words or digits"
+        )
+
+
+class UnsupportedLanguageError(InputError):
+    """The requested language is none the frontend reads."""
+
+    param = "language"
+
+    def __init__(self, language: str | None) -> None:
+        self.language = language
+        super().__init__(
+            f"language {language!r} is not supported; use 'auto' (Chinese/English mixed), "
+            "'zh' or 'en'"
         )
 
 

@@ -22,7 +22,12 @@ from .convert import (
     serving_path,
     write_serving,
 )
-from .errors import EmptyInputError, UnknownSpeakerError, UnknownTokenError
+from .errors import (
+    EmptyInputError,
+    UnknownSpeakerError,
+    UnknownTokenError,
+    UnsupportedLanguageError,
+)
 from .frontend import G2P, build_frontend, split_sentences
 from .jets import JetsModel, JetsOutput
 from .layout import LOAD_FORMATS, ModelLayout
@@ -240,6 +245,4 @@ def _english_numbers(language: str | None) -> bool:
         return False
     if lang.startswith("en"):
         return True
-    raise ValueError(
-        f"language {language!r} is not supported; use 'auto' (Chinese/English mixed), 'zh' or 'en'"
-    )
+    raise UnsupportedLanguageError(language)

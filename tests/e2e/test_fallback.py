@@ -62,7 +62,7 @@ class Client:
                 raw = client.audio.speech.with_raw_response.create(
                     model="emotivoice", voice="8051", input="Hello.", response_format="wav"
                 )
-                body = raw.read()
+                body = raw.content
                 ok = raw.status_code == 200 and body[:4] == b"RIFF"
                 answer = Answer(sent, "200" if ok else f"bad body {raw.status_code}")
                 answer.pool = raw.headers.get(POOL_HEADER, "")

@@ -122,13 +122,24 @@ def test_every_example_creates_its_children_and_fills_the_columns(
 
     def columns_filled() -> list[dict[str, Any]] | None:
         rows = printer_table(cluster, namespace)
-        done = len(rows) == 3 and all(r["Phase"] and r["Floor"] is not None for r in rows)
+        done = len(rows) == len(services) and all(
+            r["Phase"] and r["Floor"] is not None for r in rows
+        )
         return rows if done else None
 
     rows = {r["Name"]: r for r in wait_for(columns_filled, timeout=120, what="printer columns")}
     assert rows["tts-minimal"]["Min"] == 1 and rows["tts-minimal"]["Max"] == 3
     assert rows["tts-gpu"]["Max"] == 6
     assert rows["tts-office-hours"]["Min"] == 0
+    # The GPU pool at zero by night stands on its CPU fallback: whichever the hour, its Service
+    # selects one of the two, and status and the Serving column say which.
+    night = wait_for(
+        lambda: (_evs(cluster, namespace, "tts-night").get("status") or {}).get("routing"),
+        timeout=120, what="tts-night's routing",
+    )  # fmt: skip
+    selected = cluster.get_json("service", "tts-night", "-n", namespace)["spec"]["selector"]
+    assert selected["app.kubernetes.io/instance"] == night["pool"]
+    assert night["pool"] in {"tts-night", "tts-night-cpu"}
     minimal = wait_for(
         lambda: (
             (s := _evs(cluster, namespace, "tts-minimal")["status"]).get("phase") == "Ready" and s

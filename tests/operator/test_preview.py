@@ -278,3 +278,22 @@ def test_start_is_read_once_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("emotivoice_operator.preview.timeline.datetime", Frozen)
     assert build_preview(case.body, case.start, 7, SETTINGS) == first
     assert first.start.tzinfo is UTC
+
+
+def test_a_fallback_answers_the_hours_at_zero_and_the_preview_says_so() -> None:
+    """A pool at zero outside one daily window (09:00-18:00, lead 10m): its fallback answers the
+    other 14 h 50 min of each day, and the text marks those spans."""
+    body = service("tts-gpu", "Asia/Shanghai", [{"name": "day", "start": "09:00", "end": "18:00",
+                                                 "replicas": 1}], minimum=0)  # fmt: skip
+    body["spec"]["fallback"] = {"service": "tts-cpu"}
+    p = build_preview(body, datetime(2025, 3, 3, 0, 0, tzinfo=UTC), 2, SETTINGS)
+    assert p.fallback == "tts-cpu" and p.wake_hold == "15m"
+    at_zero = sum(s.hours for s in p.segments if s.floor == 0)
+    assert p.fallback_hours == pytest.approx(at_zero) and 2 * 14 < at_zero < 2 * 15
+    text = render_text(p)
+    assert "(the fallback tts-cpu answers)" in text and "wakes tts-gpu" in text
+    body["spec"]["fallback"]["wakeOnRequest"] = False
+    assert "requests do not wake" in render_text(build_preview(body, p.start, 2, SETTINGS))
+    body["spec"].pop("fallback")
+    plain = build_preview(body, p.start, 2, SETTINGS)
+    assert plain.fallback_hours == 0 and "fallback" not in render_text(plain)

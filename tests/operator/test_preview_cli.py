@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from emotivoice_operator.cli_preview import resolve_start
+from emotivoice_operator.cli_render import load_services
 from emotivoice_operator.main import build_parser, main
 from tests.support.preview_cases import CASES, GPU_EXAMPLE, ROOT
 
@@ -77,7 +78,8 @@ def test_bad_input_fails_with_the_fix(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "give a manifest with -f FILE" in capsys.readouterr().err
 
     assert main(["preview", "-f", str(ROOT / "examples"), "--plot", str(tmp_path / "x.png")]) == 1
-    assert "--plot draws one resource and 3 were found" in capsys.readouterr().err
+    found = len(load_services([ROOT / "examples"]))
+    assert f"--plot draws one resource and {found} were found" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
 
     body = yaml.safe_load(GPU_EXAMPLE.read_text(encoding="utf-8"))

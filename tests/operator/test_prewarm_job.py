@@ -1,12 +1,21 @@
-"""``warm_request``: what a window's pre-warm job asks for, at fixed instants (no cluster)."""
+"""``warm_request``: what a window's pre-warm job asks for, at fixed instants (no cluster); and
+``prime_replicas``, its priming, against a stand-in server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
-from emotivoice_operator.prewarm_job import UnknownWindowError, warm_request
+from emotivoice_operator.prewarm_job import UnknownWindowError, prime_replicas, warm_request
+from emotivoice_server import prime as priming
+from emotivoice_server.warmup import ENV_WARMUP, WarmupSpec
 from tests.support.invalid_specs import valid_resource
 
 # valid_resource's window: Mondays 09:00-12:00 Asia/Shanghai (01:00-04:00Z), 2 replicas, lead 10m.
@@ -26,3 +35,84 @@ def test_outside_it_the_request_holds_lead_plus_duration_from_now() -> None:
 def test_an_unknown_window_is_an_error_naming_the_known_ones_not_an_exit() -> None:
     with pytest.raises(UnknownWindowError, match=r"'evening' is not in .*known: morning"):
         warm_request(valid_resource(), "evening", MONDAY)
+
+
+class _FakeServer(ThreadingHTTPServer):
+    """A server's three priming routes on 127.0.0.1; records the speech requests it got."""
+
+    def __init__(self, speech_status: int = 200) -> None:
+        self.speech_status = speech_status
+        self.spoken: list[dict[str, Any]] = []
+        super().__init__(("127.0.0.1", 0), _FakeHandler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _FakeHandler(BaseHTTPRequestHandler):
+    server: _FakeServer
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/ready":
+            self._answer(200, {"ready": True})
+        else:
+            self._answer(200, {"voices": ["8051", "9017"], "default": "9017"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        self.server.spoken.append(json.loads(self.rfile.read(length)))
+        self._answer(self.server.speech_status, {})
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _serving(speech_status: int = 200) -> Iterator[_FakeServer]:
+    server = _FakeServer(speech_status)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_priming_sends_the_rendered_plan_once_per_replica_in_process() -> None:
+    """The job imports the priming (no `emotivoice-server` process): the plan in
+    EMOTIVOICE_WARMUP, voices defaulting to the server's default speaker."""
+    env = {ENV_WARMUP: json.dumps({"phrases": ["Hello."], "prompts": ["", "Happy"]})}
+    with _serving() as server:
+        assert prime_replicas(server.url, 2, env) == 0
+    assert server.spoken == 2 * [
+        {"input": "Hello.", "voice": "9017", "prompt": "", "response_format": "pcm"},
+        {"input": "Hello.", "voice": "9017", "prompt": "Happy", "response_format": "pcm"},
+    ]
+
+
+def test_a_failed_prime_ends_the_job_with_its_exit_code() -> None:
+    with _serving(speech_status=503) as server:
+        assert prime_replicas(server.url, 3, {}) == priming.EXIT_REQUESTS_FAILED
+    assert len(server.spoken) == len(WarmupSpec().phrases) == 3  # the first prime's, no more
+
+
+def test_a_malformed_plan_is_a_usage_error_and_sends_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Port 9 (discard): nothing there, and nothing is sent to it either.
+    code = prime_replicas("http://127.0.0.1:9", 1, {ENV_WARMUP: '{"phrase": []}'})
+    assert code == priming.EXIT_BAD_PLAN
+    assert "emotivoice-prewarm: EMOTIVOICE_WARMUP: unknown key(s) ['phrase']" in (
+        capsys.readouterr().err
+    )

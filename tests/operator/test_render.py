@@ -148,9 +148,11 @@ def test_a_leaving_pod_sleeps_its_drain_period_then_has_the_servers_graceful_tim
 
 def test_rendering_imports_neither_torch_nor_the_http_server() -> None:
     """The operator's image has no torch, gunicorn or flask; render reads the server's graceful
-    timeout from emotivoice_server.settings, which must stay importable there."""
+    timeout from emotivoice_server.settings, and the pre-warm job (same image) primes through
+    emotivoice_server.prime: both must stay importable there."""
     code = (
         "import sys, emotivoice_operator.render.deployment, emotivoice_operator.main\n"
+        "import emotivoice_operator.prewarm_job\n"
         "print(sorted(m for m in ('torch', 'gunicorn', 'flask', 'numpy') if m in sys.modules))"
     )
     proc = subprocess.run(

@@ -41,13 +41,19 @@ TEST_NAMESPACES = (f"{TEST_NAMESPACE_PREFIX}*",)
 
 
 def install_crd(cluster: Cluster) -> None:
+    """Applies the CRD and waits until it is Established.
+
+    Right after the create, the CRD's status may hold no conditions yet, which `kubectl wait`
+    reports as an error (".status.conditions accessor error") instead of waiting: it is asked
+    again, bounded."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/emotivoiceservices.tts.emotivoice.io",
-        "--timeout=60s",
-    )
+    wait_for(
+        lambda: cluster.kubectl(
+            "wait", "--for=condition=Established", "crd/emotivoiceservices.tts.emotivoice.io",
+            "--timeout=30s", check=False, timeout=40,
+        ).returncode == 0,
+        timeout=90, interval=1, what="the CRD Established",
+    )  # fmt: skip
 
 
 def operator_kubeconfig(

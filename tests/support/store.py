@@ -173,14 +173,20 @@ class ModelStore:
 
 
 def deploy_model_store(
-    cluster: Cluster, image: str, workdir: Path, store: StoreSpec = TEST_STORE
+    cluster: Cluster,
+    image: str,
+    workdir: Path,
+    store: StoreSpec = TEST_STORE,
+    model_dir: Path | None = None,
 ) -> ModelStore:
-    """versitygw as a pod, holding the small generated test model at ``store.uri``."""
+    """versitygw as a pod, holding a generated model at ``store.uri``: ``model_dir``'s (the
+    full-size one of `make test-model-full`, for instance), else the small test model."""
     from emotivoice_tts.testmodel import write_model
 
-    model_dir = workdir / "model"
-    if not model_dir.exists():
-        write_model(model_dir, "small")
+    if model_dir is None:
+        model_dir = workdir / "model"
+        if not model_dir.exists():
+            write_model(model_dir, "small")
     cluster.kubectl("create", "namespace", store.namespace, check=False)
     cluster.apply(s3_manifests(image, store), namespace=store.namespace)
     cluster.kubectl(

@@ -27,6 +27,8 @@ def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
     ]
     for s in p.segments:
         names = f"  {' + '.join(s.windows)}" if s.windows else ""
+        if p.fallback and s.floor == 0:
+            names += f"  (the fallback {p.fallback} answers)"
         lines.append(f"  {_span(s.start, s.end, zone):<44} {s.floor:>3}{names}")
     if p.cronjobs:
         lines += ["", "Pre-warm CronJobs, as Kubernetes runs them:"]
@@ -63,6 +65,18 @@ def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
         f"of {p.peak_floor} (the period's peak) costs {p.flat_replica_hours:.1f}, "
         f"so the schedule saves {saved:.1f}{share}. Load above the floor is the HPA's, not counted.",
     ]
+    if p.fallback:
+        wake = (
+            f"; a request it answers wakes {p.name} (floor 1 until {p.wake_hold} after the "
+            "last such request)"
+            if p.wake_hold
+            else f"; requests do not wake {p.name} (wakeOnRequest: false)"
+        )
+        lines += [
+            "",
+            f"Fallback: {p.fallback} answers {p.name}'s requests while its floor is 0: "
+            f"{p.fallback_hours:.1f} h of the period{wake}.",
+        ]
     if recorded is not None:
         lines += ["", *_recorded_lines(p, recorded)]
     return "\n".join(lines) + "\n"

@@ -155,6 +155,16 @@ class Preview:
     firings: tuple[Firing, ...]
     transitions: tuple[Transition, ...]
     overlaps: tuple[Overlap, ...]
+    # spec.fallback: the service that answers while the floor is 0, and the wake's hold ("" and
+    # None without one, or with wakeOnRequest off).
+    fallback: str = ""
+    wake_hold: str | None = None
+
+    @property
+    def fallback_hours(self) -> float:
+        """Hours of the period at floor 0, when the fallback's pods answer (until a request
+        wakes the pool)."""
+        return sum(s.hours for s in self.segments if s.floor == 0) if self.fallback else 0.0
 
     @property
     def replica_hours(self) -> float:
@@ -240,6 +250,10 @@ def build_preview(
             )
         ),
         transitions=dst_transitions(_zones(windows, cronjobs, zone), start, end),
+        fallback=spec.fallback.service if spec.fallback else "",
+        wake_hold=spec.fallback.wake_hold
+        if spec.fallback and spec.fallback.wake_on_request
+        else None,
         overlaps=overlaps(found),
     )
 
