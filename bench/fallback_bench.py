@@ -155,6 +155,14 @@ def _url(cluster: Cluster, name: str) -> str:
     return f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
 
 
+def _health(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def _patch(cluster: Cluster, name: str, spec: dict[str, Any]) -> None:
     cluster.kubectl(
         "patch", "evs", name, "-n", NS, "--type=merge", "-p", json.dumps({"spec": spec})
@@ -222,9 +230,14 @@ def measure(cluster: Cluster, images: dict[str, str], cache: Path) -> dict[str, 
     create_service(cluster, NS, primary, cache, wait=False)
     wait_for(lambda: (_status(cluster, PRIMARY).get("routing") or {}).get("pool") == FALLBACK,
              timeout=120, interval=1)  # fmt: skip
-    with Client(_url(cluster, PRIMARY)) as client:
+    # A Service just created takes kube-proxy a moment to program (a first run lost its very
+    # first request to that, not to the fallback): start once the Service answers /health,
+    # which the wake does not count (only speech requests are).
+    url = _url(cluster, PRIMARY)
+    wait_for(lambda: _health(url), timeout=60, interval=0.2, what="the primary's Service")
+    with Client(url) as client:
         wait_for(lambda: client.answers, timeout=60, interval=0.2)
-        first = client.answers[0]
+        first = next((a for a in client.answers if a.outcome == "200"), client.answers[0])
         ready_pod = wait_for(lambda: _pods(cluster, PRIMARY), timeout=PHASE_LIMIT_S - 60,
                              interval=0.1)  # fmt: skip
         ready_at = time.time()
@@ -310,6 +323,9 @@ def report(result: dict[str, Any]) -> dict[str, float]:
         "failed through the Service, rollout": float(result["rollout"]["failed"]),
         "idle status writes (30 s)": float(result["idle_status_writes_30s"]),
     }
+    undrained = result["pod_leaves_drain_0"]["pod_ip_refused_in_first_5s"]
+    print(f"\nto the leaving pod's IP in its first 5 s: {drained['pod_ip_refused_in_first_5s']} "
+          f"failed with drainSeconds {DRAIN_S}, {undrained} with drainSeconds 0")  # fmt: skip
     targets = {
         "failed at zero with the fallback": 0,
         "first answer / fallback steady": 1.5,
