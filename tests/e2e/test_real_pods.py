@@ -605,3 +605,44 @@ def test_a_leaving_pod_answers_every_request_sent_to_its_own_ip_during_the_drain
         f"the deletion ({len(refused)} failures after the drain, as expected); through the "
         f"Service {len(service)} requests, 0 failed"
     )
+
+
+def test_a_wrong_credential_is_named_in_the_status_with_its_exit_code(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    restricted_namespace: str,
+    cache_root: Path,
+) -> None:
+    """A fetch step the store refuses fails with exit 3 and the kubelet retries it in a back-off
+    (CrashLoopBackOff: the cause is then only in lastState). status.message names the exit
+    code, its meaning from the fetch step's own table and the store's answer, not the back-off."""
+    from emotivoice_fetch.errors import MEANINGS, ExitCode
+
+    ns = restricted_namespace
+    real_cluster.kubectl(
+        "create", "secret", "generic", "wrong-credentials", "-n", ns,
+        f"--from-literal=AWS_ACCESS_KEY_ID={model_store.spec.access_key}",
+        "--from-literal=AWS_SECRET_ACCESS_KEY=not-the-secret-key-0123456789",
+    )  # fmt: skip
+    manifest = evs_manifest("tts-denied", model_store)
+    manifest["spec"]["model"]["source"]["credentialsSecret"] = {"name": "wrong-credentials"}
+    create_service(real_cluster, ns, manifest, cache_root, wait=False)
+    code = int(ExitCode.CREDENTIALS)
+    message = wait_for(
+        lambda: f"exit {code}" in (m := _status(real_cluster, ns, "tts-denied").get("message", ""))
+        and m,
+        timeout=180, interval=2, what="the fetch step's exit code in status.message",
+    )  # fmt: skip
+    assert MEANINGS[ExitCode.CREDENTIALS] in message, message
+    # Once the kubelet backs off, the cause is still named (read from lastState).
+    backed_off = wait_for(
+        lambda: "CrashLoopBackOff" in (m := _status(real_cluster, ns, "tts-denied").get("message", ""))
+        and m,
+        timeout=180, interval=2, what="the back-off in status.message",
+    )  # fmt: skip
+    assert f"exit {code} ({MEANINGS[ExitCode.CREDENTIALS]})" in backed_off, backed_off
+
+
+def _status(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    return cluster.get_json("evs", name, "-n", ns).get("status") or {}
