@@ -9,7 +9,9 @@ stand in for the watch's copy until it shows them (controller/expectations.py), 
 after a write does not write again.
 
 A pass reads the status back as its memory (memory.py), asks the pods that just turned Ready
-for their phases (tuning/prober.py), gathers what it saw (observe.py), posts the Events and
+for their phases (tuning/prober.py), reads what spec.fallback needs (traffic.py: which pool
+serves, and where a request can wake the service, the serving pods' request counters),
+gathers what it saw (observe.py), posts the Events and
 metrics through one ``Reporter`` (report.py) and writes the status (status.py). Like
 controller-runtime's ``Result{RequeueAfter}``, it returns when time alone next changes the
 service (``Outcome.next_edge``, edges.py); it never queues anything itself.
@@ -39,9 +41,10 @@ from emotivoice_operator.reconcile.observe import Findings, observe
 from emotivoice_operator.reconcile.ownership import conflict_message, is_ours
 from emotivoice_operator.reconcile.report import EventPoster, Reporter
 from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
+from emotivoice_operator.reconcile.traffic import TrafficReader, status_fields
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
-from emotivoice_operator.tuning import coldstarts, counters, prober
+from emotivoice_operator.tuning import coldstarts, prober
 
 SERVICE_KIND = "EmotiVoiceService"
 # Timer periods between passes of a service with no time edge sooner: the pass that catches
@@ -67,8 +70,7 @@ class Reconciler:
     def __post_init__(self) -> None:
         self.children = Children(self.api, self.settings, self.expectations)
         self.custom = client.CustomObjectsApi(self.api)
-        # spec.fallback: the request counters last read for each service, by pod uid.
-        self.counters: dict[tuple[str, str], dict[str, float]] = {}
+        self.traffic = TrafficReader(self.settings.ask_servers)
 
     def reconcile(self, snap: Snapshot, post: EventPoster) -> Outcome | None:
         """One pass over ``snap``; None when the service is gone or being deleted."""
@@ -90,7 +92,8 @@ class Reconciler:
         horizon = timedelta(seconds=self.settings.timer_interval * HORIZON_PERIODS)
         cache = names.model_cache(owner.name)
         shared = self.children.current(owner, "PersistentVolumeClaim", cache, snap)
-        traffic, polling = self._traffic(owner, body.get("spec") or {}, snap, memory, now)
+        key = (owner.namespace, owner.name)
+        traffic, polling = self.traffic.read(key, body.get("spec") or {}, snap, memory, now)
         try:
             desired = desired_state(
                 body.get("spec") or {}, owner, now, memory.warm_requests, self.settings,
@@ -148,7 +151,7 @@ class Reconciler:
             conflict=conflict,
             request_fixes=memory.request_fixes(desired.warm_requests),
             claims=(kept_claims, deleted_claims),
-            **_fallback_status(desired, memory, now, applied=not (conflict or apply_error)),
+            **status_fields(desired, memory, now, applied=not (conflict or apply_error)),
         )
         report.findings(desired, findings)
         status = self._write_status(body, memory, observed, report)
@@ -165,47 +168,6 @@ class Reconciler:
             # Requests to a pool at zero reach the fallback: read its counters again soon.
             edge = min(edge, now + timedelta(seconds=fb.POLL_SECONDS))
         return Outcome(status, edge)
-
-    def _traffic(
-        self,
-        owner: Owner,
-        spec: dict[str, Any],
-        snap: Snapshot,
-        memory: Memory,
-        now: datetime,
-    ) -> tuple[fb.Traffic, bool]:
-        """What spec.fallback needs from this pass (see fallback.Traffic), and whether the
-        request counters are being read (then the timer comes back within POLL_SECONDS).
-
-        The counters are read only where a request can wake the service: its traffic goes to
-        the fallback while its floor is 0, or it is woken (then of the pool serving it). No
-        other pool is ever read, and no read happens without spec.fallback."""
-        key = (owner.namespace, owner.name)
-        wanted = spec.get("fallback") or {}
-        if not wanted.get("service"):
-            self.counters.pop(key, None)
-            return fb.Traffic(), False
-        own = counters.ready_pods(snap.pods)
-        woken = memory.wake is not None and memory.wake.active(now)
-        at_zero = not own and int(memory.status.get("warmFloor") or 0) == 0
-        polling = (
-            wanted.get("wakeOnRequest", True)
-            and self.settings.ask_servers
-            and snap.fallback is not None
-            and (at_zero or woken)
-        )
-        seen = False
-        if polling:
-            serving = own or counters.ready_pods(snap.fallback_pods)
-            before = self.counters.get(key, {})
-            read = counters.read(serving)
-            seen = fb.counters_rose(before, read)
-            # Pods that did not answer keep their last count; pods gone are forgotten.
-            alive = {p["metadata"].get("uid") for p in serving}
-            self.counters[key] = {u: c for u, c in {**before, **read}.items() if u in alive}
-        else:
-            self.counters.pop(key, None)
-        return fb.Traffic(len(own), snap.fallback, memory.wake, seen), bool(polling)
 
     def _observe(
         self,
@@ -245,33 +207,6 @@ class Reconciler:
         )
         self.expectations.expect((meta["namespace"], meta["name"]), answer)
         return status
-
-
-def _fallback_status(
-    desired: DesiredState, memory: Memory, now: datetime, applied: bool
-) -> dict[str, Any]:
-    """status.routing and status.wake for Observed: the route in force once applied (its
-    ``since`` kept while the pool stays), the wake, and the keys to remove when gone."""
-    out: dict[str, Any] = {}
-    clear = []
-    route = desired.route
-    if route is not None and applied:
-        same = memory.routing.get("pool") == route.pool and memory.routing.get("since")
-        out["routing"] = (
-            {**route.to_status(now), "since": memory.routing["since"]}
-            if same
-            else route.to_status(now)
-        )
-        if desired.fallback_note:
-            out["routing"]["note"] = desired.fallback_note
-    elif route is None and memory.routing:
-        clear.append("routing")
-    if desired.wake is not None:
-        out["wake"] = desired.wake.to_status()
-    elif memory.status.get("wake"):
-        clear.append("wake")
-    out["clear"] = tuple(clear)
-    return out
 
 
 def _api_reason(exc: ApiException) -> str:
