@@ -60,7 +60,7 @@ def operator_release(real_cluster: Cluster, images: dict[str, str]) -> Iterator[
     )
     yield SYSTEM_NAMESPACE
     uninstall_operator(real_cluster, RELEASE, SYSTEM_NAMESPACE)
-    real_cluster.kubectl("delete", "namespace", SYSTEM_NAMESPACE, "--wait=false", check=False)
+    _delete_namespace(real_cluster, SYSTEM_NAMESPACE)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,16 @@ def model_store(
 ) -> Iterator[ModelStore]:
     store = deploy_model_store(real_cluster, images["s3"], tmp_path_factory.mktemp("e2e-model"))
     yield store
-    real_cluster.kubectl("delete", "namespace", store.spec.namespace, "--wait=false", check=False)
+    _delete_namespace(real_cluster, store.spec.namespace)
+
+
+def _delete_namespace(cluster: Cluster, name: str) -> None:
+    """Deletes a module's namespace and waits until it is gone (bounded): the next module
+    installs the same release and store into a namespace of the same name, and neither Helm nor
+    kubectl can create in one that is still terminating."""
+    cluster.kubectl(
+        "delete", "namespace", name, "--wait=true", "--timeout=180s", check=False, timeout=200
+    )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.support.cluster import REPO, Cluster, build_binaries
+from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries
 from tests.support.realnode import REAL_NODE_TOLERATION
 
 CHART = REPO / "charts" / "emotivoice-operator"
@@ -37,12 +37,14 @@ def install_operator(
         "tolerations": [REAL_NODE_TOLERATION],
         "extraPodTolerations": [REAL_NODE_TOLERATION],
     }
-    subprocess.run(
+    result = subprocess.run(
         [str(helm), "upgrade", "--install", release, str(CHART), "--namespace", namespace,
          "--create-namespace", "--kubeconfig", str(cluster.kubeconfig), "--wait",
          "--timeout", "5m", "--values", "-"],
-        input=json.dumps(values), check=True, capture_output=True, text=True, timeout=360,
+        input=json.dumps(values), check=False, capture_output=True, text=True, timeout=360,
     )  # fmt: skip
+    if result.returncode != 0:
+        raise ClusterError(f"helm upgrade --install {release} failed: {result.stderr.strip()}")
 
 
 def uninstall_operator(cluster: Cluster, release: str, namespace: str) -> None:
