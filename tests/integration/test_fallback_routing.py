@@ -58,12 +58,16 @@ def _routed_events(cluster: Cluster, namespace: str, name: str) -> list[str]:
 def test_the_service_follows_the_own_pool_and_stands_on_the_fallback_at_zero(
     cluster: Cluster, operator: OperatorProcess, namespace: str
 ) -> None:
-    cluster.apply(_service("tts-cpu", 1), namespace=namespace)
+    # The primary first: its fallback does not exist yet, so its own pods stay selected.
     cluster.apply(_service("tts-gpu", 0, fallback="tts-cpu"), namespace=namespace)
-
-    # At zero: the Service selects the fallback's pods.
-    wait_for(lambda: _routing(cluster, namespace, "tts-gpu").get("pool") == "tts-cpu", timeout=90,
-             what="routing to the fallback")  # fmt: skip
+    note = wait_for(lambda: _routing(cluster, namespace, "tts-gpu").get("note"), timeout=60,
+                    what="the missing fallback noted")  # fmt: skip
+    assert "does not exist" in note and _selected(cluster, namespace, "tts-gpu") == "tts-gpu"
+    # The fallback appears: the primary's pass follows at once (the fallbacks index), not at
+    # the timer's horizon (20 periods of 3 s here).
+    cluster.apply(_service("tts-cpu", 1), namespace=namespace)
+    wait_for(lambda: _routing(cluster, namespace, "tts-gpu").get("pool") == "tts-cpu", timeout=20,
+             what="routing to the fallback once it exists")  # fmt: skip
     assert _selected(cluster, namespace, "tts-gpu") == "tts-cpu"
     assert _routing(cluster, namespace, "tts-gpu")["reason"] == "Fallback"
     wide = cluster.kubectl("get", "evs", "tts-gpu", "-n", namespace, "-o", "wide").stdout

@@ -34,6 +34,7 @@ from emotivoice_operator.controller.queue import FairQueue, Key
 from emotivoice_operator.controller.selectors import (
     CHILD_INDEXES,
     CHILD_KINDS,
+    FALLBACKS_INDEX,
     PODS_INDEX,
     SERVER_PODS,
     SERVICES_INDEX,
@@ -108,7 +109,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     memo.expectations = Expectations()
     memo.reconciler = Reconciler(api, SETTINGS, expectations=memo.expectations)
     # The indexes, as kopf passes them to every handler (by handler id).
-    memo.indexes = {name: kwargs[name] for name in (SERVICES_INDEX, PODS_INDEX, *CHILD_INDEXES)}
+    memo.indexes = {
+        name: kwargs[name] for name in (SERVICES_INDEX, PODS_INDEX, FALLBACKS_INDEX, *CHILD_INDEXES)
+    }
     memo.timer = Timer()
     # Tasks of the operator's own, started by the first handler (``_trigger``).
     memo.tasks = {}
@@ -190,6 +193,12 @@ async def _index_service(namespace: str, name: str, body: kopf.Body, **_: Any) -
     return {(namespace, name): pack(body)}
 
 
+@kopf.index(GROUP, VERSION, PLURAL, id=FALLBACKS_INDEX)
+async def _index_fallback(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    target = (spec.get("fallback") or {}).get("service")
+    return {(namespace, target): name} if isinstance(target, str) and target else None
+
+
 @kopf.index("", "v1", "pods", labels=SERVER_PODS, id=PODS_INDEX)
 async def _index_pod(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
@@ -204,6 +213,10 @@ async def on_service_event(
     event: dict[str, Any], namespace: str, name: str, memo: kopf.Memo, **_: Any
 ) -> None:
     key = (namespace, name)
+    # The services standing on this one as their fallback see it appear, change or go.
+    if "queue" in memo:
+        for primary in memo.indexes[FALLBACKS_INDEX].get(key, ()):
+            _trigger(memo, (namespace, primary))
     if event.get("type") == "DELETED":
         if "queue" in memo:
             memo.queue.forget(key)

@@ -33,4 +33,7 @@ SERVER_PODS = {
 # The kopf index ids (kopf passes each index to every handler under its id).
 SERVICES_INDEX = "evs_services"
 PODS_INDEX = "evs_pods"
+# (namespace, fallback) -> the services that name it in spec.fallback: a fallback that appears,
+# changes or goes brings their passes, not only its own.
+FALLBACKS_INDEX = "evs_fallbacks"
 CHILD_INDEXES = tuple(f"evs_{plural}" for _, _, plural, _ in CHILD_KINDS)
