@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec, SpecError
+from emotivoice_operator.tuning.coldstarts import stamp
 
 # Why the Service selects the pool it does (status.routing.reason, the Routed events).
 OWN = "Own"
@@ -193,7 +194,3 @@ def counters_rose(previous: Mapping[str, float], current: Mapping[str, float]) -
         if before is not None and (count > before or 0 < count < before):
             return True
     return False
-
-
-def stamp(when: datetime) -> str:
-    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
