@@ -4,7 +4,8 @@
 #
 #   hack/build-binaries.sh [NAME...]
 #     NAME in: versitygw kwok helm etcd kube-apiserver kube-controller-manager kube-scheduler
-#              kubectl kubelet kube-proxy coredns registry, or the groups `cluster` (everything
+#              kubectl kubelet kube-proxy coredns registry prometheus promtool, or the groups
+#              `cluster` (everything
 #              hack/cluster.sh runs for the control plane and its simulated nodes) and `node`
 #              (what the real node adds: kubelet, kube-proxy, CoreDNS, the image registry)
 #     (default: all)
@@ -29,6 +30,9 @@ ETCD_VERSION=v3.6.16
 # The real node's cluster DNS and the local image registry the node pulls from.
 COREDNS_VERSION=v1.15.0
 DISTRIBUTION_VERSION=v3.0.0
+# Prometheus 3.x (its Go module is tagged v0.3XX.0 for Prometheus 3.XX): the recommendation's
+# history and the chart's alert rules are tested against it.
+PROMETHEUS_VERSION=v0.316.0
 
 K8S_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 # The real node's binaries: their own `go build` and cache directory, so adding them never
@@ -36,7 +40,7 @@ K8S_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 K8S_NODE_NAMES=(kubelet kube-proxy)
 CLUSTER_NAMES=(etcd "${K8S_NAMES[@]}" kwok)
 NODE_GROUP=("${K8S_NODE_NAMES[@]}" coredns registry)
-ALL_NAMES=(versitygw kwok helm etcd "${K8S_NAMES[@]}" "${NODE_GROUP[@]}")
+ALL_NAMES=(versitygw kwok helm etcd "${K8S_NAMES[@]}" "${NODE_GROUP[@]}" prometheus promtool)
 
 log() { echo ">> $*" >&2; }
 
@@ -175,6 +179,9 @@ build_one() {
     kubelet | kube-proxy) with_lock k8s-node build_k8s k8s-node "${K8S_NODE_NAMES[@]}" ;;
     coredns) with_lock coredns go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
     registry) with_lock registry go_install registry github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_VERSION" ;;
+    # promtool first: it fetches the modules prometheus shares (about 4 min, then 1 min).
+    promtool) with_lock promtool go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" ;;
+    prometheus) with_lock prometheus go_install prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION" ;;
     *) echo "unknown binary '$1' (known: ${ALL_NAMES[*]} cluster node)" >&2; exit 2 ;;
   esac
 }
@@ -193,14 +200,16 @@ bin_dir() {
     kubelet | kube-proxy) echo "$CACHE/k8s-node-$K8S_VERSION" ;;
     coredns) echo "$CACHE/coredns-$COREDNS_VERSION" ;;
     registry) echo "$CACHE/registry-$DISTRIBUTION_VERSION" ;;
+    promtool) echo "$CACHE/promtool-$PROMETHEUS_VERSION" ;;
+    prometheus) echo "$CACHE/prometheus-$PROMETHEUS_VERSION" ;;
   esac
 }
 
 if [ "${1:-}" = "--versions" ]; then
   # For scripts and docs that state the versions: one NAME=VERSION per line.
-  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\nCOREDNS_VERSION=%s\nDISTRIBUTION_VERSION=%s\n' \
+  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\nCOREDNS_VERSION=%s\nDISTRIBUTION_VERSION=%s\nPROMETHEUS_VERSION=%s\n' \
     "$K8S_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$VERSITYGW_VERSION" \
-    "$COREDNS_VERSION" "$DISTRIBUTION_VERSION"
+    "$COREDNS_VERSION" "$DISTRIBUTION_VERSION" "$PROMETHEUS_VERSION"
   exit 0
 fi
 
