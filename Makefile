@@ -27,7 +27,7 @@ test: venv lint tools node-tools
 ## tools: the Go-built binaries the tests use (cached in ~/.cache/emotivoice-operator; progress on first build)
 tools:
 	@bash hack/system-deps.sh
-	@bash hack/build-binaries.sh cluster helm versitygw >/dev/null
+	@bash hack/build-binaries.sh cluster helm versitygw prometheus promtool >/dev/null
 
 ## node-tools: where the real node can run (root on Linux): its Debian packages, its binaries
 ## and our images (first time: minutes, with progress; cached by content hash, then seconds)
