@@ -138,7 +138,7 @@ class Downloader:
                 return
             before = seg.pos
             try:
-                body = self.store.open_range(obj.key, seg.pos, seg.end, obj.etag)
+                body = self.store.open_range(obj.key, seg.pos, seg.end, obj.etag, obj.size)
                 with contextlib.closing(body):
                     while n > 0:
                         chunk = body.read(n)

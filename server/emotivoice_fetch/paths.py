@@ -14,6 +14,12 @@ RESERVED_PREFIX = ".emotivoice-"
 MARKER_NAME = ".emotivoice-complete.json"
 LOCK_NAME = ".emotivoice-lock"
 STAGING_NAME = ".emotivoice-partial"  # downloads in progress, journals, previous marker
+# A file name's limit on Linux file systems (NAME_MAX), in bytes.
+MAX_COMPONENT_BYTES = 255
+# S3's own limit on a key's length; a longer relative path can only come from a store that is
+# not S3 (or a hostile listing), and together with the cache's mount point and the staging area's
+# suffixes it could exceed the system's path limit (PATH_MAX, 4096) midway through a download.
+MAX_RELPATH_BYTES = 1024
 
 
 def marker_path(dest: Path) -> Path:
@@ -47,6 +53,19 @@ def check_relpath(relpath: str, where: str) -> str:
             ExitCode.USAGE,
             f"{where}: {relpath!r} is not a safe relative path (no leading '/', no '.', '..' "
             "or empty components)",
+        )
+    longest = max(parts, key=lambda p: len(p.encode()))
+    if len(longest.encode()) > MAX_COMPONENT_BYTES:
+        raise FetchError(
+            ExitCode.USAGE,
+            f"{where}: component {longest[:40]!r}... is {len(longest.encode())} bytes long; a "
+            f"file name has at most {MAX_COMPONENT_BYTES}: rename the object in the store",
+        )
+    if len(relpath.encode()) > MAX_RELPATH_BYTES:
+        raise FetchError(
+            ExitCode.USAGE,
+            f"{where}: the path is {len(relpath.encode())} bytes long, more than the "
+            f"{MAX_RELPATH_BYTES} an S3 key may have: rename the object in the store",
         )
     if parts[0].startswith(RESERVED_PREFIX):
         raise FetchError(

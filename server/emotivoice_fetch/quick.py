@@ -165,5 +165,5 @@ class QuickS3:
             raise QuickMiss("manifest too large")
         return body
 
-    def open_range(self, key: str, start: int, end: int, etag: str | None):  # type: ignore[no-untyped-def]
+    def open_range(self, key: str, start: int, end: int, etag: str | None, size: int):  # type: ignore[no-untyped-def]
         raise QuickMiss("the quick path does not download")

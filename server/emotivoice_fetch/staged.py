@@ -94,7 +94,10 @@ def load_journal(job: FileJob, now: str | None = THIS_BOOT) -> list[Range]:
     try:
         lines = job.journal_path.read_text().splitlines()
         data_size = job.data_path.stat().st_size
-    except (FileNotFoundError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError):
+        # Missing, unreadable or (whatever the paths' checks missed) unnamable: no journal to
+        # trust, so the file is downloaded afresh, and any real problem with the path surfaces
+        # where the file is opened for writing, as a fetch error.
         return []
     if not lines or data_size != job.obj.size:
         return []

@@ -46,7 +46,9 @@ class ObjectStore(Protocol):
 
     def read_small(self, key: str, limit: int) -> bytes: ...
 
-    def open_range(self, key: str, start: int, end: int, etag: str | None) -> RangeReader: ...
+    def open_range(
+        self, key: str, start: int, end: int, etag: str | None, size: int
+    ) -> RangeReader: ...
 
 
 class RangeReader(Protocol):
@@ -135,8 +137,15 @@ class S3Store:
                 )
             return resp["Body"].read()
 
-    def open_range(self, key: str, start: int, end: int, etag: str | None) -> RangeReader:
-        """Start a GET of bytes [start, end) of an object; ObjectChanged if its ETag moved."""
+    def open_range(
+        self, key: str, start: int, end: int, etag: str | None, size: int
+    ) -> RangeReader:
+        """Start a GET of bytes [start, end) of an object of ``size`` bytes (the listing's);
+        ObjectChanged if its ETag moved or the store's own answer gives another size.
+
+        Without a manifest or pins the size is all a file is checked by, so the listing's word
+        is not enough: the GET's Content-Range states the object's total too, and a file cut to
+        a listing that contradicts it would otherwise be accepted."""
         what = f"downloading s3://{self.source.bucket}/{key}"
         with self._translated(what, key=key):
             resp = self._client.get_object(
@@ -151,6 +160,13 @@ class S3Store:
                 ExitCode.UNEXPECTED,
                 f"{what}: asked for {end - start} bytes at {start}, the store sent "
                 f"{resp['ContentLength']} (ranged GETs unsupported?)",
+            )
+        total = _range_total(str(resp.get("ContentRange") or ""))
+        if total is not None and total != size:
+            resp["Body"].close()
+            raise ObjectChanged(
+                f"{what}: the listing says {size} bytes but the store's GET says the object has "
+                f"{total} (Content-Range: {resp['ContentRange']}); the two sizes disagree"
             )
         return _S3Range(self, resp["Body"], end - start, what, key)
 
@@ -215,3 +231,10 @@ class _S3Range:
     def close(self) -> None:
         if self._left:
             self._body.close()  # a half-read connection must not go back to the pool
+
+
+def _range_total(content_range: str) -> int | None:
+    """The object's size a Content-Range header states (``bytes 0-4/11``: 11); None when it
+    does not say (no header, or ``*``)."""
+    _, _, total = content_range.rpartition("/")
+    return int(total) if total.isdigit() else None
