@@ -26,6 +26,8 @@ from typing import Any
 
 from emotivoice_fetch import errors as fetch_errors
 
+# Present while spec.warmPool.calendars names any: False while one is missing or invalid.
+CALENDARS_CONDITION = "CalendarsFound"
 # The longest fetch error a status message quotes (a service's message joins up to 3 pods').
 MAX_DETAIL = 300
 
@@ -59,6 +61,10 @@ class Observed:
     routing: dict[str, Any] | None = None
     wake: dict[str, Any] | None = None
     clear: tuple[str, ...] = ()
+    # status.calendar (windows/calendar.py: Calendar.status; None: no dates in use), and the
+    # CalendarsFound condition: None without named calendars, else (found all, message).
+    calendar: dict[str, Any] | None = None
+    calendars_found: tuple[bool, str] | None = None
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -200,6 +206,11 @@ def compute_status(obs: Observed) -> dict[str, Any]:
             obs.cache_warning or "every replica the spec allows can mount its cache", gen,
         ),
     ]  # fmt: skip
+    if obs.calendars_found is not None:
+        found, text = obs.calendars_found
+        conditions.append(
+            _condition(CALENDARS_CONDITION, found, "Found" if found else "CalendarMissing", text, gen)
+        )
     fixes = {"warmRequests": dict(obs.warm_request_fixes)} if obs.warm_request_fixes else {}
     return {
         **fixes,
@@ -222,6 +233,8 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         **dict.fromkeys(obs.clear),
         **({"routing": obs.routing} if obs.routing is not None else {}),
         **({"wake": obs.wake} if obs.wake is not None else {}),
+        # Always written: None removes a calendar no longer in use (a merge patch).
+        "calendar": obs.calendar,
         "conditions": conditions,
     }
 
