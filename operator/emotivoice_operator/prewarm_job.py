@@ -42,7 +42,7 @@ from emotivoice_server import prime as priming
 log = logging.getLogger("emotivoice-prewarm")
 
 
-class SkippedOccurrence(Exception):  # noqa: N818 (an outcome, not an error)
+class SkippedOccurrence(Exception):
     """The occurrence this run pre-warms is skipped by the pool's dates: nothing to request."""
 
 

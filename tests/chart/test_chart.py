@@ -97,7 +97,9 @@ def _cluster_roles(docs: list[dict[str, Any]], calendars: bool) -> list[dict[str
     ]
 
 
-@pytest.mark.parametrize("values", [[], ["watchNamespaces={voice}"], ["watchNamespacePatterns={team-*}"]])
+@pytest.mark.parametrize(
+    "values", [[], ["watchNamespaces={voice}"], ["watchNamespacePatterns={team-*}"]]
+)
 def test_calendars_are_readable_cluster_wide_whatever_the_namespaces_watched(
     helm: Path, values: list[str]
 ) -> None:

@@ -6,6 +6,7 @@ winter)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,7 +83,9 @@ def test_a_holiday_keeps_the_floor_at_replicas_min_through_the_window() -> None:
 
 
 def test_a_sale_day_brings_its_datesonly_window_and_only_the_windows_it_names() -> None:
-    p = pool(SALE, PEAK, dates=[{"date": "2027-11-26", "name": "Black Friday", "windows": ["sale"]}])
+    p = pool(
+        SALE, PEAK, dates=[{"date": "2027-11-26", "name": "Black Friday", "windows": ["sale"]}]
+    )
     assert floor(p, berlin("2027-11-26T09:00")) == 8
     assert floor(p, berlin("2027-11-26T22:00")) == 8  # sale runs to 23:00, the peak would not
     # weekday-peak does not apply that Friday: the entry names sale only (from 07:50, the lead).
@@ -118,7 +121,8 @@ def test_on_a_dst_day_the_start_in_the_gap_is_judged_by_its_local_date() -> None
     assert floor(sale, at, minimum=0) == 4
     (w,) = windows_of(sale)
     assert latest_occurrence(w, at) == (
-        datetime(2027, 3, 28, 1, 0, tzinfo=UTC), datetime(2027, 3, 28, 3, 0, tzinfo=UTC)
+        datetime(2027, 3, 28, 1, 0, tzinfo=UTC),
+        datetime(2027, 3, 28, 3, 0, tzinfo=UTC),
     )
 
 
@@ -259,7 +263,8 @@ def test_the_jobs_spec_dates_override_what_status_says_of_calendars() -> None:
     p = WarmPoolSpec.model_validate(apply_defaults(spec_schema()["properties"]["warmPool"],
                                                    body["spec"]["warmPool"]))  # fmt: skip
     assert [e.day for e in calendar_from_status(p, status).entries] == [
-        date(2027, 11, 26), date(2027, 12, 24)
+        date(2027, 11, 26),
+        date(2027, 12, 24),
     ]
 
 
@@ -279,7 +284,9 @@ def test_the_jobs_spec_dates_override_what_status_says_of_calendars() -> None:
         ({}, "warmPool.windows[1].datesOnly", "never apply"),
     ],
 )  # fmt: skip
-def test_bad_dates_are_refused_naming_the_field(extra: dict[str, Any], field: str, says: str) -> None:
+def test_bad_dates_are_refused_naming_the_field(
+    extra: dict[str, Any], field: str, says: str
+) -> None:
     p = pool(PEAK, SALE, **extra)
     with pytest.raises(SpecError) as refused:
         windows_of(p)
@@ -301,3 +308,60 @@ def test_the_calendar_crd_shares_the_services_date_entry_schema() -> None:
     assert CALENDAR_CRD["spec"]["scope"] == "Cluster"
     assert CALENDAR_CRD["spec"]["names"]["shortNames"] == ["evcal"]
     assert yaml.safe_dump(calendar["items"])  # a plain structure
+
+
+# --- preview ----------------------------------------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "holiday-calendar.yaml"
+
+
+def test_preview_lists_the_dates_and_its_floor_honours_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """From the example, with its calendar from --calendar: the holidays and the sale day are
+    listed with what applies, the floor stays at replicas.min on them, the sale's 8 hold on its
+    date, and the plot marks each dated day."""
+    from emotivoice_operator.main import main
+    from emotivoice_operator.preview import plot
+
+    png = tmp_path / "p.png"
+    args = ["preview", "-f", str(EXAMPLE), "--calendar", str(EXAMPLE), "--start",
+            "2027-12-23T00:00", "--days", "4"]  # fmt: skip
+    assert main([*args, "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "Fri 2027-12-24  Heiligabend: no window applies  (spec.warmPool.dates[1])" in out
+    assert (
+        "Sat 2027-12-25  1. Weihnachtstag: no window applies  (calendar de-public-holidays)" in out
+    )
+    assert "Thu 2027-12-23 18:00 -> Mon 2027-12-27 00:00   1" in out
+    assert "skips: Heiligabend (spec.warmPool.dates[1]) (no request)" in out
+    assert png.stat().st_size > 0
+
+    from emotivoice_operator.cli_preview import load_calendars
+    from emotivoice_operator.cli_render import load_services
+    from emotivoice_operator.preview.timeline import build_preview
+
+    (body,) = load_services([EXAMPLE])
+    p = build_preview(body, berlin("2027-11-25T00:00"), 3, OperatorSettings(),
+                      calendars=load_calendars([EXAMPLE]))  # fmt: skip
+    assert p.floor_at(berlin("2027-11-26T20:00")) == 8
+    assert p.floor_at(berlin("2027-11-25T20:00")) == 1
+    assert [e.name for e in p.dates] == ["Black Friday"]
+    fig = plot.figure(p)
+    assert [
+        a.get_gid() for a in fig.findobj() if (a.get_gid() or "").startswith(plot.GID_DATE)
+    ] == [plot.GID_DATE + "2027-11-26"]
+
+
+def test_preview_without_the_calendar_counts_it_empty_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emotivoice_operator.main import main
+
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))  # no cluster to read it from
+    assert main(["preview", "-f", str(EXAMPLE), "--start", "2027-12-24T00:00", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "spec.warmPool.calendars[0]: EmotiVoiceCalendar 'de-public-holidays' does not exist" in out
+    )
+    assert "Sat 2027-12-25" not in out.split("Warm floor")[0]

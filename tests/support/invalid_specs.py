@@ -173,7 +173,9 @@ CASES = [
         "spec.warmPool.dates[0].date",
     ),
     InvalidCase(
-        "date-format", {"spec.warmPool.dates": [{"date": "24.12.2027"}]}, "spec.warmPool.dates[0].date"
+        "date-format",
+        {"spec.warmPool.dates": [{"date": "24.12.2027"}]},
+        "spec.warmPool.dates[0].date",
     ),
     InvalidCase(
         "date-year-2100",

@@ -209,7 +209,9 @@ def compute_status(obs: Observed) -> dict[str, Any]:
     if obs.calendars_found is not None:
         found, text = obs.calendars_found
         conditions.append(
-            _condition(CALENDARS_CONDITION, found, "Found" if found else "CalendarMissing", text, gen)
+            _condition(
+                CALENDARS_CONDITION, found, "Found" if found else "CalendarMissing", text, gen
+            )
         )
     fixes = {"warmRequests": dict(obs.warm_request_fixes)} if obs.warm_request_fixes else {}
     return {

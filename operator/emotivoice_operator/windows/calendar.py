@@ -174,7 +174,9 @@ def parse_date(text: str, field: str) -> date:
     return day
 
 
-def parse_dates(specs: Sequence[DateSpec], field: str, source: str | None = None) -> list[DateEntry]:
+def parse_dates(
+    specs: Sequence[DateSpec], field: str, source: str | None = None
+) -> list[DateEntry]:
     """Validated entries of a ``dates`` list written at ``field`` (``warmPool.dates``, or
     ``dates`` of a calendar); ``source`` labels them (default: each its own field)."""
     seen: dict[date, int] = {}
@@ -190,7 +192,9 @@ def parse_dates(specs: Sequence[DateSpec], field: str, source: str | None = None
             )
         seen[day] = i
         out.append(
-            DateEntry(day, spec.name or "", frozenset(spec.windows or ()), source or f"spec.{where}")
+            DateEntry(
+                day, spec.name or "", frozenset(spec.windows or ()), source or f"spec.{where}"
+            )
         )
     return out
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 
-from emotivoice_operator.windows.clock import local_to_utc, to_utc
 from emotivoice_operator.windows.calendar import DateEntry
+from emotivoice_operator.windows.clock import local_to_utc, to_utc
 from emotivoice_operator.windows.model import WarmRequest, Window
 
 # Every parsed cron expression fires at least once in 8 years (the rarest: 29 February).
