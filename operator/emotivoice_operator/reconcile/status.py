@@ -16,6 +16,9 @@ the module that computes it, and described in the CRD's status schema:
   ``recent[]`` (<= 10) {window, at, until, required, ready, short, lateSeconds, open};
 - ``leadTime`` (tuning/lead.py, only with ``leadTime: auto`` windows): ``mode`` (initial |
   learned), ``seconds``, ``duration``, ``basis``, ``samples``, ``p95Seconds``.
+- ``calendar`` (windows/calendar.py, only with warmPool.dates or calendars): ``calendars``
+  (found), ``missing``, ``upcoming[]`` {date, name, windows, source} from yesterday to 14 days
+  ahead: what the pre-warm jobs read, since their Role cannot read calendars.
 """
 
 from __future__ import annotations
