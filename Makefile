@@ -75,9 +75,9 @@ bench-model: test-model-full
 
 bench: bench-model
 
-## sync-crd: copy the CRD into the Helm chart (a test fails if the two differ)
+## sync-crd: copy the CRDs into the Helm chart (a test fails if they differ)
 sync-crd:
-	@cp crds/emotivoiceservice.yaml charts/emotivoice-operator/crds/emotivoiceservice.yaml
+	@cp crds/emotivoiceservice.yaml crds/emotivoicecalendar.yaml charts/emotivoice-operator/crds/
 
 ## bench-server: cold start of the server, lazy load vs. our eager load + warm-up (full-size model)
 .PHONY: bench-server

@@ -36,7 +36,7 @@ KUBECTL="$(bash hack/build-binaries.sh kubectl 2>/dev/null | tail -1)/kubectl"
 k() { "$KUBECTL" "$@"; }
 
 step "CRD"
-k apply --server-side --force-conflicts -f crds/emotivoiceservice.yaml
+k apply --server-side --force-conflicts -f crds/
 # Right after the create, the CRD's status may have no conditions yet, which `kubectl wait`
 # reports as an error instead of waiting: ask again, bounded.
 for attempt in $(seq 30); do

@@ -6,6 +6,11 @@ windows, and the replica-hours the schedule costs against a flat floor of its pe
 with ``--plot PATH`` as a PNG. With ``--name`` it reads the resource from the cluster
 (KUBECONFIG) and overlays the cold starts and misses its status recorded; ``-f`` and ``--name``
 together preview an edited manifest against what the running resource went through.
+
+Calendars (``warmPool.calendars``): read from ``--calendar FILE`` (EmotiVoiceCalendar manifests,
+repeatable) when given, which wins; else from the cluster when a kubeconfig works; a calendar
+found in neither counts as empty, as the operator would count a missing one, and the preview
+says so.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from emotivoice_operator.cli_render import load_services
-from emotivoice_operator.crd import GROUP, KIND, PLURAL, VERSION
+from emotivoice_operator.crd import CALENDAR_KIND, CALENDAR_PLURAL, GROUP, KIND, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.preview.recorded import Recorded, read_recorded
 from emotivoice_operator.preview.text import render_text
@@ -65,6 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_days,
         default=DEFAULT_DAYS,
         help=f"local days to preview, 1-{MAX_DAYS} (default {DEFAULT_DAYS})",
+    )
+    parser.add_argument(
+        "--calendar",
+        dest="calendar_paths",
+        action="append",
+        type=Path,
+        default=[],
+        help="EmotiVoiceCalendar manifest file or directory (repeatable) for the calendars "
+        "warmPool.calendars names; without it they are read from the cluster (KUBECONFIG) when "
+        "one is reachable; a calendar found nowhere counts as empty (the preview says so)",
     )
     parser.add_argument("--plot", type=Path, help="also draw the preview as a PNG at this path")
 
@@ -146,14 +163,49 @@ def _previews(args: argparse.Namespace, now: datetime) -> list[tuple[Preview, Re
                 f"with kind: {KIND}"
             )
     settings = OperatorSettings.from_env()
+    given = load_calendars(getattr(args, "calendar_paths", []) or [])
     out = []
     for body in bodies:
         spec = body.get("spec") or {}
         start = resolve_start(args.start, pool_zone(spec), now, args.days, args.name is not None)
-        out.append(
-            (build_preview(body, start, args.days, settings, args.namespace or "default"), recorded)
+        calendars = {n: given.get(n) or fetch_calendar(n) for n in _calendar_names(spec)}
+        preview = build_preview(
+            body, start, args.days, settings, args.namespace or "default", calendars
         )
+        out.append((preview, recorded))
     return out
+
+
+def _calendar_names(spec: dict[str, Any]) -> list[str]:
+    names = (spec.get("warmPool") or {}).get("calendars") or []
+    return [n for n in names if isinstance(n, str)]
+
+
+def load_calendars(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """The EmotiVoiceCalendars in ``paths`` (files or directories of YAML), by name."""
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.yaml")))
+    docs = [d for f in files for d in yaml.safe_load_all(f.read_text(encoding="utf-8")) if d]
+    return {
+        d["metadata"]["name"]: d
+        for d in docs
+        if d.get("kind") == CALENDAR_KIND and (d.get("metadata") or {}).get("name")
+    }
+
+
+def fetch_calendar(name: str) -> dict[str, Any] | None:
+    """The EmotiVoiceCalendar ``name`` from the cluster; None when it does not exist or no
+    cluster can be read (the preview then counts it empty and says so)."""
+    from kubernetes import client, config
+    from urllib3.exceptions import HTTPError
+
+    try:
+        config.load_kube_config()
+        api = client.CustomObjectsApi(client.ApiClient())
+        return dict(
+            api.get_cluster_custom_object(GROUP, VERSION, CALENDAR_PLURAL, name, _request_timeout=5)
+        )
+    except (config.ConfigException, OSError, client.ApiException, HTTPError):
+        return None
 
 
 def fetch_service(name: str, namespace: str | None) -> dict[str, Any]:

@@ -45,6 +45,8 @@ class DesiredState:
     route: fb.Route | None = None
     fallback_note: str = ""
     wake: fb.Wake | None = None
+    # The pool's dates as resolved (inline and the named calendars; those missing counted empty).
+    calendar: win.Calendar | None = None
 
     @property
     def next_window_text(self) -> str:
@@ -66,6 +68,7 @@ def desired_state(
     *,
     shared_claim_exists: bool = False,
     traffic: fb.Traffic | None = None,
+    calendars: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> DesiredState:
     """Raises ``SpecError`` for a spec that cannot be honoured (naming the field).
 
@@ -75,14 +78,18 @@ def desired_state(
     ``shared_claim_exists``: the claim NAME-model exists and is ours, which keeps an unset cache
     scope Shared. ``traffic``: what the pass saw for ``spec.fallback`` (its own Ready pods, the
     fallback, the wake so far, whether requests were answered since the last read); without
-    it the Service selects the owner's pods and no wake is raised.
+    it the Service selects the owner's pods and no wake is raised. ``calendars``: the bodies of
+    the EmotiVoiceCalendars spec.warmPool.calendars names, by name (absent or None: it does not
+    exist, and counts as empty).
     """
     spec = parse_spec(raw_spec)
     cache = decide_scope(spec, owner.name, shared_claim_exists)
     lead: LeadDecision | None = None
     windows: list[win.Window] = []
+    calendar: win.Calendar | None = None
     if spec.warm_pool:
-        windows, lead = _windows(spec.warm_pool, list(cold_start_seconds), lead_in_force)
+        calendar = pool_calendar(spec.warm_pool, calendars or {})
+        windows, lead = _windows(spec.warm_pool, list(cold_start_seconds), lead_in_force, calendar)
     honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
     floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
     route, note, wake = _fallback(spec, owner.name, traffic or fb.Traffic(), floor, now)
@@ -114,7 +121,16 @@ def desired_state(
         route=route,
         fallback_note=note,
         wake=wake,
+        calendar=calendar,
     )
+
+
+def pool_calendar(
+    pool: WarmPoolSpec, bodies: Mapping[str, Mapping[str, Any] | None]
+) -> win.Calendar:
+    """The pool's dates: its own over the calendars it names, read from ``bodies`` by name."""
+    named = pool.calendars or []
+    return win.resolve_calendar(pool, {n: win.shared_calendar(n, bodies.get(n)) for n in named})
 
 
 def _fallback(
@@ -133,7 +149,10 @@ def _fallback(
 
 
 def _windows(
-    pool: WarmPoolSpec, samples: list[float], in_force: timedelta | None
+    pool: WarmPoolSpec,
+    samples: list[float],
+    in_force: timedelta | None,
+    calendar: win.Calendar,
 ) -> tuple[list[win.Window], LeadDecision | None]:
     """The windows with the lead ``leadTime: auto`` ones learn now.
 
@@ -142,16 +161,16 @@ def _windows(
     the basis says why, rather than the service failing over a number it did not choose.
     """
     if not any(w.lead_time == AUTO for w in pool.windows):
-        return win.parse_windows(pool), None
+        return win.parse_windows(pool, None, calendar), None
     decision = learn_lead(LeadBounds.from_spec(pool.auto_lead_time), samples, in_force)
     try:
-        return win.parse_windows(pool, decision.lead), decision
+        return win.parse_windows(pool, decision.lead, calendar), decision
     except SpecError as exc:
         for fallback in (in_force, None):
             if fallback == decision.lead:
                 continue
             try:
-                windows = win.parse_windows(pool, fallback)
+                windows = win.parse_windows(pool, fallback, calendar)
             except SpecError:
                 continue
             kept = next(w.lead for w in windows if w.auto_lead)

@@ -11,6 +11,13 @@ opens.
 
 Run by hand (``kubectl create job --from=cronjob/NAME-warm-WINDOW``) it pre-warms at once for
 the window's length.
+
+A CronJob cannot skip a date, so the job checks the pool's dates itself: when the occurrence it
+pre-warms is skipped (a holiday, or a datesOnly window on a date that does not name it) it logs
+one line and exits 0 without a request. Its Role cannot read the cluster-scoped calendars, so it
+reads them as the operator resolved them into ``status.calendar.upcoming``, under the spec's own
+``warmPool.dates``. (Suspending the CronJob for such a date instead would race: un-suspending a
+CronJob may start the schedule it missed, if still within startingDeadlineSeconds.)
 """
 
 from __future__ import annotations
@@ -28,10 +35,15 @@ from emotivoice_operator import windows as win
 from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError, parse_spec
 from emotivoice_operator.reconcile.memory import lead_in_force
-from emotivoice_operator.windows.schedule import occurrence_end
+from emotivoice_operator.windows.calendar import calendar_from_status
+from emotivoice_operator.windows.schedule import DST_SLACK, occurrence_end, skipped_occurrence
 from emotivoice_server import prime as priming
 
 log = logging.getLogger("emotivoice-prewarm")
+
+
+class SkippedOccurrence(Exception):
+    """The occurrence this run pre-warms is skipped by the pool's dates: nothing to request."""
 
 
 class UnknownWindowError(ValueError):
@@ -45,17 +57,28 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> win.W
     A function of its arguments (no clock, no API, no exit): ``main`` turns its errors into the
     job's exit. Inside the window (or its lead time) the request ends with the window; a run
     outside it (by hand, or a late start) holds for lead time + duration from now. Raises
-    ``UnknownWindowError`` (or ``SpecError`` for a spec that cannot be honoured).
+    ``SkippedOccurrence`` when the pool's dates skip the occurrence warm at ``now`` (its message:
+    the one line the job logs), ``UnknownWindowError`` (or ``SpecError`` for a spec that cannot be
+    honoured).
     """
     spec = parse_spec(body.get("spec") or {})
     learned = lead_in_force(body.get("status"))
-    windows = win.parse_windows(spec.warm_pool, learned) if spec.warm_pool else []
+    windows: list[win.Window] = []
+    if spec.warm_pool:
+        calendar = calendar_from_status(spec.warm_pool, body.get("status"))
+        windows = win.parse_windows(spec.warm_pool, learned, calendar)
     window = next((w for w in windows if w.name == window_name), None)
     if window is None:
         known = ", ".join(w.name for w in windows) or "none"
         raise UnknownWindowError(
             f"window {window_name!r} is not in spec.warmPool.windows (known: {known})"
         )
+    skipped = skipped_occurrence(window, now, early=DST_SLACK)
+    if skipped is not None:
+        start, entry = skipped
+        day = start.astimezone(window.calendar.zone).date()
+        why = entry.label if entry else "the window is datesOnly and no date entry names it"
+        raise SkippedOccurrence(f"window {window.name} skipped on {day.isoformat()}: {why}")
     expires = occurrence_end(window, now) or now + win.window_hold(window)
     return win.WarmRequest(window.replicas, expires)
 
@@ -121,6 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
     try:
         request = warm_request(body, args.window, datetime.now(UTC))
+    except SkippedOccurrence as skipped:
+        log.info("%s", skipped)
+        return 0
     except (UnknownWindowError, SpecError) as exc:
         # The job's one line of output: what is wrong and nothing to retry (backoff would not
         # change the spec).

@@ -34,10 +34,10 @@ def _template(helm: Path, *values: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
-def test_chart_crd_is_the_crd() -> None:
-    """`make sync-crd` copies it; this fails when someone forgets."""
-    chart_crd = CHART / "crds" / "emotivoiceservice.yaml"
-    assert chart_crd.read_bytes() == (REPO / "crds" / "emotivoiceservice.yaml").read_bytes()
+@pytest.mark.parametrize("name", ["emotivoiceservice.yaml", "emotivoicecalendar.yaml"])
+def test_chart_crd_is_the_crd(name: str) -> None:
+    """`make sync-crd` copies them; this fails when someone forgets."""
+    assert (CHART / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes()
 
 
 def test_helm_lint_is_clean(helm: Path) -> None:
@@ -80,12 +80,44 @@ def test_rendered_objects_validate_against_kubernetes_schemas(
 
 def test_rbac_is_the_shared_rules_file(helm: Path) -> None:
     rules = yaml.safe_load((CHART / "files" / "operator-rules.yaml").read_text())
-    (cluster_role,) = [d for d in _template(helm) if d["kind"] == "ClusterRole"]
+    (cluster_role,) = _cluster_roles(_template(helm), calendars=False)
     assert cluster_role["rules"] == rules
     roles = [d for d in _template(helm, "watchNamespaces={voice,speech}") if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["speech", "voice"]
     assert all(r["rules"] == rules for r in roles)
-    assert not any(d["kind"] == "ClusterRole" for d in _template(helm, "watchNamespaces={voice}"))
+    assert not _cluster_roles(_template(helm, "watchNamespaces={voice}"), calendars=False)
+
+
+def _cluster_roles(docs: list[dict[str, Any]], calendars: bool) -> list[dict[str, Any]]:
+    """The ClusterRoles rendered: the calendars' own, or the others."""
+    return [
+        d
+        for d in docs
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-calendars") == calendars
+    ]
+
+
+@pytest.mark.parametrize(
+    "values", [[], ["watchNamespaces={voice}"], ["watchNamespacePatterns={team-*}"]]
+)
+def test_calendars_are_readable_cluster_wide_whatever_the_namespaces_watched(
+    helm: Path, values: list[str]
+) -> None:
+    """EmotiVoiceCalendars are cluster-scoped: only a ClusterRole grants them, read-only, also
+    when the operator's other permissions are Roles in the namespaces it watches."""
+    docs = _template(helm, *values)
+    (role,) = _cluster_roles(docs, calendars=True)
+    assert role["rules"] == [
+        {"apiGroups": ["tts.emotivoice.io"], "resources": ["emotivoicecalendars"],
+         "verbs": ["get", "list", "watch"]}
+    ]  # fmt: skip
+    (binding,) = [
+        d for d in docs
+        if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == role["metadata"]["name"]
+    ]  # fmt: skip
+    assert binding["subjects"][0]["name"] == "evo-emotivoice-operator"
+    crds = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert "emotivoicecalendars.tts.emotivoice.io" in crds
 
 
 def test_least_privilege_rules() -> None:
@@ -234,7 +266,7 @@ def test_namespace_patterns_keep_a_cluster_role_that_follows_namespaces(helm: Pa
     """Globs cannot name Roles in advance: a ClusterRole, plus the namespace watch kopf needs to
     follow the matching namespaces; the operator is told each pattern."""
     docs = _template(helm, "watchNamespacePatterns={team-*,!team-old}")
-    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    (cluster_role,) = _cluster_roles(docs, calendars=False)
     assert {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]} in (
         cluster_role["rules"]
     )
@@ -242,7 +274,7 @@ def test_namespace_patterns_keep_a_cluster_role_that_follows_namespaces(helm: Pa
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-*" in args and "--namespace=!team-old" in args
     # Without patterns the operator may not list namespaces.
-    (plain,) = [d for d in _template(helm) if d["kind"] == "ClusterRole"]
+    (plain,) = _cluster_roles(_template(helm), calendars=False)
     assert not any("namespaces" in r["resources"] for r in plain["rules"])
 
 

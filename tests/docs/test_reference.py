@@ -149,9 +149,12 @@ def posted_reasons() -> dict[str, str]:
 def conditions() -> dict[str, set[str]]:
     """Every condition type ``compute_status`` writes, with the reasons it can carry."""
     out: dict[str, set[str]] = {}
+    constants = _string_constants()
     for node in ast.walk(ast.parse(STATUS.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_condition":
             type_ = node.args[0]
+            if isinstance(type_, ast.Name) and type_.id in constants:  # a module constant
+                type_ = ast.Constant(constants[type_.id])
             assert isinstance(type_, ast.Constant), ast.unparse(node)
             out[type_.value] = _texts(node.args[2], f"status.py:{node.lineno}", {})
     return out

@@ -26,12 +26,19 @@ _K8S_KEYWORDS = (
 )
 
 
+# The formats the API server checks that our CRDs use: ``date`` (a real calendar date).
+_FORMATS = jsonschema.FormatChecker(formats=["date"])
+
+
 def validate(resource: dict[str, Any]) -> list[str]:
     """Returns the problems, each prefixed with the path of the field; empty when valid."""
     schema = root_schema()
     resource = apply_defaults(schema, resource)
     problems = [
-        _describe(err) for err in jsonschema.Draft7Validator(_plain(schema)).iter_errors(resource)
+        _describe(err)
+        for err in jsonschema.Draft7Validator(_plain(schema), format_checker=_FORMATS).iter_errors(
+            resource
+        )
     ]
     if problems:
         return problems

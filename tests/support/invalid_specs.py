@@ -168,6 +168,27 @@ CASES = [
     ),
     InvalidCase("model-missing", {"spec.model": DELETE}, "spec.model"),
     InvalidCase(
+        "date-february-30",
+        {"spec.warmPool.dates": [{"date": "2027-02-30"}]},
+        "spec.warmPool.dates[0].date",
+    ),
+    InvalidCase(
+        "date-format",
+        {"spec.warmPool.dates": [{"date": "24.12.2027"}]},
+        "spec.warmPool.dates[0].date",
+    ),
+    InvalidCase(
+        "date-year-2100",
+        {"spec.warmPool.dates": [{"date": "2100-01-01"}]},
+        "spec.warmPool.dates[0].date",
+    ),
+    InvalidCase(
+        "date-names-unknown-window",
+        {"spec.warmPool.dates": [{"date": "2027-12-24", "windows": ["evening"]}]},
+        "not in warmPool.windows",
+        operator="spec.warmPool.dates[0].windows[0]",
+    ),
+    InvalidCase(
         "fallback-itself",
         {"spec.fallback": {"service": "tts-invalid"}},
         "spec.fallback.service names this service itself",

@@ -32,7 +32,7 @@ from tests.support.cluster import (
 )
 
 CHART = REPO / "charts" / "emotivoice-operator"
-CRD = REPO / "crds" / "emotivoiceservice.yaml"
+CRDS = REPO / "crds"
 SYSTEM_NAMESPACE = "emotivoice-system"
 RELEASE = "evo"
 ACCOUNT = "evo-emotivoice-operator"  # the chart's fullname for release "evo"
@@ -41,16 +41,17 @@ TEST_NAMESPACES = (f"{TEST_NAMESPACE_PREFIX}*",)
 
 
 def install_crd(cluster: Cluster) -> None:
-    """Applies the CRD and waits until it is Established.
+    """Applies the CRDs (crds/: EmotiVoiceService, EmotiVoiceCalendar) and waits until they are
+    Established.
 
     Right after the create, the CRD's status may hold no conditions yet, which `kubectl wait`
     reports as an error (".status.conditions accessor error") instead of waiting: it is asked
     again, bounded."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     wait_for(
         lambda: cluster.kubectl(
             "wait", "--for=condition=Established", "crd/emotivoiceservices.tts.emotivoice.io",
-            "--timeout=30s", check=False, timeout=40,
+            "crd/emotivoicecalendars.tts.emotivoice.io", "--timeout=30s", check=False, timeout=40,
         ).returncode == 0,
         timeout=90, interval=1, what="the CRD Established",
     )  # fmt: skip

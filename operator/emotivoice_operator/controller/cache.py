@@ -95,6 +95,9 @@ class Snapshot:
     # (None and [] without a fallback, or while it does not exist).
     fallback: dict[str, Any] | None = None
     fallback_pods: list[dict[str, Any]] = field(default_factory=list)
+    # The EmotiVoiceCalendars spec.warmPool.calendars names that exist, by name (a name absent
+    # here does not exist: its dates count as empty).
+    calendars: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def child(self, kind: str, name: str) -> dict[str, Any] | None:
         return next(

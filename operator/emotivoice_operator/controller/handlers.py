@@ -32,6 +32,8 @@ from emotivoice_operator.controller.cache import Snapshot, first, pack, unpacked
 from emotivoice_operator.controller.expectations import Expectations
 from emotivoice_operator.controller.queue import FairQueue, Key
 from emotivoice_operator.controller.selectors import (
+    CALENDAR_USERS_INDEX,
+    CALENDARS_INDEX,
     CHILD_INDEXES,
     CHILD_KINDS,
     FALLBACKS_INDEX,
@@ -40,7 +42,7 @@ from emotivoice_operator.controller.selectors import (
     SERVICES_INDEX,
 )
 from emotivoice_operator.controller.timer import Timer
-from emotivoice_operator.crd import GROUP, PLURAL, VERSION
+from emotivoice_operator.crd import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
 from emotivoice_operator.reconcile.children import requests_in_flight
 from emotivoice_operator.reconcile.reconciler import Reconciler
 from emotivoice_operator.render import names
@@ -110,8 +112,12 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     memo.reconciler = Reconciler(api, SETTINGS, expectations=memo.expectations)
     # The indexes, as kopf passes them to every handler (by handler id).
     memo.indexes = {
-        name: kwargs[name] for name in (SERVICES_INDEX, PODS_INDEX, FALLBACKS_INDEX, *CHILD_INDEXES)
-    }
+        name: kwargs[name]
+        for name in (
+            SERVICES_INDEX, PODS_INDEX, FALLBACKS_INDEX, CALENDARS_INDEX, CALENDAR_USERS_INDEX,
+            *CHILD_INDEXES,
+        )
+    }  # fmt: skip
     memo.timer = Timer()
     # Tasks of the operator's own, started by the first handler (``_trigger``).
     memo.tasks = {}
@@ -140,13 +146,25 @@ def _snapshot(indexes: dict[str, Any], key: Key) -> Snapshot:
     body = first(indexes[SERVICES_INDEX].get(key))
     target = (((body or {}).get("spec") or {}).get("fallback") or {}).get("service")
     fallback_key = (key[0], target) if isinstance(target, str) and target != key[1] else None
+    calendars = {}
+    for name in _calendar_names((body or {}).get("spec") or {}):
+        found = first(indexes[CALENDARS_INDEX].get(name))
+        if found is not None:
+            calendars[name] = found
     return Snapshot(
         body=body,
         children=children,
         pods=unpacked(indexes[PODS_INDEX].get(key)),
         fallback=first(indexes[SERVICES_INDEX].get(fallback_key)) if fallback_key else None,
         fallback_pods=unpacked(indexes[PODS_INDEX].get(fallback_key)) if fallback_key else [],
+        calendars=calendars,
     )
+
+
+def _calendar_names(spec: Any) -> list[str]:
+    """spec.warmPool.calendars, as far as it is a list of names (the pass judges the rest)."""
+    names = ((spec.get("warmPool") or {}).get("calendars")) or []
+    return [n for n in names if isinstance(n, str) and n] if isinstance(names, list) else []
 
 
 def _poster(body: dict[str, Any]):
@@ -197,6 +215,26 @@ async def _index_service(namespace: str, name: str, body: kopf.Body, **_: Any) -
 async def _index_fallback(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> Any:
     target = (spec.get("fallback") or {}).get("service")
     return {(namespace, target): name} if isinstance(target, str) and target else None
+
+
+@kopf.index(GROUP, VERSION, PLURAL, id=CALENDAR_USERS_INDEX)
+async def _index_calendar_user(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    return {calendar: (namespace, name) for calendar in _calendar_names(spec)} or None
+
+
+# Cluster-scoped: kopf serves it cluster-wide also when the operator watches some namespaces
+# only (tests/integration/test_calendars.py checks it on a real API server).
+@kopf.index(GROUP, VERSION, CALENDAR_PLURAL, id=CALENDARS_INDEX)
+async def _index_calendar(name: str, body: kopf.Body, **_: Any) -> Any:
+    return {name: pack(body)}
+
+
+@kopf.on.event(GROUP, VERSION, CALENDAR_PLURAL)
+async def on_calendar_event(name: str, memo: kopf.Memo, **_: Any) -> None:
+    """The services naming this calendar see it appear, change or go."""
+    if "queue" in memo:
+        for service in memo.indexes[CALENDAR_USERS_INDEX].get(name, ()):
+            _trigger(memo, service)
 
 
 @kopf.index("", "v1", "pods", labels=SERVER_PODS, id=PODS_INDEX)

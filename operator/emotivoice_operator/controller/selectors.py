@@ -36,4 +36,9 @@ PODS_INDEX = "evs_pods"
 # (namespace, fallback) -> the services that name it in spec.fallback: a fallback that appears,
 # changes or goes brings their passes, not only its own.
 FALLBACKS_INDEX = "evs_fallbacks"
+# EmotiVoiceCalendars (cluster-scoped) by name, and calendar name -> the services (namespace,
+# name) naming it in spec.warmPool.calendars: a calendar that appears, changes or goes brings
+# their passes, not only at the timer's horizon.
+CALENDARS_INDEX = "evs_calendars"
+CALENDAR_USERS_INDEX = "evs_calendar_users"
 CHILD_INDEXES = tuple(f"evs_{plural}" for _, _, plural, _ in CHILD_KINDS)

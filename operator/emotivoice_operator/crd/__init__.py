@@ -4,6 +4,24 @@ Everything here is read from ``crds/emotivoiceservice.yaml`` so the CRD stays th
 truth for names, defaults and field lists.
 """
 
-from emotivoice_operator.crd.schema import CRD, GROUP, KIND, PLURAL, VERSION, api_version
+from emotivoice_operator.crd.schema import (
+    CALENDAR_KIND,
+    CALENDAR_PLURAL,
+    CRD,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    api_version,
+)
 
-__all__ = ["CRD", "GROUP", "KIND", "PLURAL", "VERSION", "api_version"]
+__all__ = [
+    "CALENDAR_KIND",
+    "CALENDAR_PLURAL",
+    "CRD",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "api_version",
+]

@@ -30,6 +30,15 @@ PLURAL: str = CRD["spec"]["names"]["plural"]
 VERSION: str = next(v["name"] for v in CRD["spec"]["versions"] if v.get("storage"))
 
 
+# EmotiVoiceCalendar: cluster-scoped dates that services name in spec.warmPool.calendars (same
+# group and version).
+CALENDAR_CRD_PATH = Path(__file__).with_name("emotivoicecalendar.yaml")
+with CALENDAR_CRD_PATH.open(encoding="utf-8") as _f:
+    CALENDAR_CRD: dict[str, Any] = yaml.safe_load(_f)
+CALENDAR_KIND: str = CALENDAR_CRD["spec"]["names"]["kind"]
+CALENDAR_PLURAL: str = CALENDAR_CRD["spec"]["names"]["plural"]
+
+
 def api_version() -> str:
     return f"{GROUP}/{VERSION}"
 

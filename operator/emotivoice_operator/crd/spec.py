@@ -123,6 +123,15 @@ class WarmWindowSpec(_Model):
     lead_time: str
     replicas: int
     time_zone: str | None = None
+    dates_only: bool
+
+
+class DateSpec(_Model):
+    """One entry of ``warmPool.dates`` or of an EmotiVoiceCalendar's ``spec.dates``."""
+
+    date: str
+    name: str | None = None
+    windows: list[str] | None = None
 
 
 class AutoLeadTimeSpec(_Model):
@@ -137,6 +146,8 @@ class WarmPoolSpec(_Model):
     time_zone: str
     windows: list[WarmWindowSpec]
     auto_lead_time: AutoLeadTimeSpec
+    calendars: list[str] | None = None
+    dates: list[DateSpec] | None = None
 
 
 class FallbackSpec(_Model):

@@ -8,13 +8,14 @@ holds instead of comparing pixels, which differ with fonts.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from emotivoice_operator.preview.recorded import Recorded
 from emotivoice_operator.preview.timeline import Preview
 from emotivoice_operator.windows import format_local
+from emotivoice_operator.windows.clock import local_to_utc
 from emotivoice_operator.windows.model import format_duration
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ GID_PREWARM = "prewarm:"  # + CronJob name: its runs
 GID_SKIPPED = "prewarm-skipped"
 GID_COLD_STARTS = "cold-starts"
 GID_MISSES = "misses"
+GID_DATE = "date:"  # + YYYY-MM-DD: a day with an entry in warmPool.dates or a calendar
 DPI = 100
 
 
@@ -96,6 +98,23 @@ def figure(preview: Preview, recorded: Recorded | None = None) -> Figure:
             patch(
                 facecolor="none", edgecolor="0.3", hatch="////", label="lead: pre-warm before start"
             )
+        )
+
+    for e in p.dates:
+        # The dated day, midnight to midnight in the pool's zone, marked under everything else.
+        day_start = local_to_utc(datetime.combine(e.day, time()), zone)
+        day_end = local_to_utc(datetime.combine(e.day + timedelta(days=1), time()), zone)
+        ax.axvspan(
+            max(day_start, p.start), min(day_end, p.end), facecolor="none", edgecolor="0.4",
+            hatch="..", lw=0, alpha=0.5, zorder=0,
+        ).set_gid(GID_DATE + e.day.isoformat())  # fmt: skip
+        ax.text(
+            max(day_start, p.start) + timedelta(hours=1), 0.15, e.name or e.day.isoformat(),
+            fontsize=7, color="0.25", rotation=90, va="bottom", clip_on=True,
+        )  # fmt: skip
+    if p.dates:
+        legend.append(
+            patch(facecolor="none", edgecolor="0.4", hatch="..", label="dated day (calendar)")
         )
 
     xs = [s.start for s in p.segments] + [p.end]

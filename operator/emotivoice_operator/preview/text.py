@@ -9,6 +9,7 @@ from emotivoice_operator.preview.recorded import Recorded
 from emotivoice_operator.preview.timeline import Preview
 from emotivoice_operator.windows import Window, format_local
 from emotivoice_operator.windows.model import format_duration
+from emotivoice_operator.windows.schedule import DST_SLACK, skipped_occurrence
 
 
 def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
@@ -23,8 +24,8 @@ def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
             else "no warm windows: the floor is replicas.min throughout"
         ),
         "",
-        f"Warm floor ({zone.key}):",
     ]
+    lines += [*_date_lines(p), f"Warm floor ({zone.key}):"]
     for s in p.segments:
         names = f"  {' + '.join(s.windows)}" if s.windows else ""
         if p.fallback and s.floor == 0:
@@ -38,6 +39,7 @@ def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
             when = _local(f.instants[0], f.zone) if f.instants else _wall(f.wall) + " (skipped)"
             in_zone = "" if f.zone.key == zone.key else f" {f.zone.key}"
             note = f"  {f.note}" if f.note else ""
+            note += _skip_note(p, f.window, f.instants[0] if f.instants else None)
             lines.append(f"  {when}{in_zone}  {f.cronjob}{note}")
     lines += ["", "DST changes:"]
     zones = sorted({zone.key, *(w.zone.key for w in p.windows)})
@@ -80,6 +82,36 @@ def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
     if recorded is not None:
         lines += ["", *_recorded_lines(p, recorded)]
     return "\n".join(lines) + "\n"
+
+
+def _skip_note(p: Preview, window: str, instant: datetime | None) -> str:
+    """What the job run at ``instant`` finds when the pool's dates skip its occurrence (it exits
+    without a request; prewarm_job.py), as the run's note; empty otherwise."""
+    w = next((w for w in p.windows if w.name == window), None)
+    if w is None or instant is None:
+        return ""
+    skipped = skipped_occurrence(w, instant, early=DST_SLACK)
+    if skipped is None:
+        return ""
+    entry = skipped[1]
+    return f"  skips: {entry.label if entry else 'datesOnly, no date names it'} (no request)"
+
+
+def _date_lines(p: Preview) -> list[str]:
+    """A line per dated day of the period (its name, what applies, where it comes from), and
+    the named calendars counted empty; nothing when the pool has no dates."""
+    if not p.dates and not p.calendar_problems:
+        return []
+    lines = [f"Dates ({p.zone.key}, warmPool.dates and calendars):"]
+    names = {w.name for w in p.windows}
+    for e in p.dates:
+        mine = sorted(e.windows & names)
+        applies = f"only {', '.join(mine)} applies" if mine else "no window applies"
+        lines.append(f"  {e.day:%a %Y-%m-%d}  {e.name or 'unnamed'}: {applies}  ({e.source})")
+    if not p.dates:
+        lines.append("  none in the period")
+    lines += [f"  {problem}" for problem in p.calendar_problems]
+    return [*lines, ""]
 
 
 def _recorded_lines(p: Preview, recorded: Recorded) -> list[str]:

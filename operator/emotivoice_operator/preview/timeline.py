@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd.spec import SpecError, parse_spec
-from emotivoice_operator.desired import desired_state
+from emotivoice_operator.desired import desired_state, pool_calendar
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
 from emotivoice_operator.windows.clock import UnknownZoneError, local_to_utc, lookup_zone, to_utc
@@ -159,6 +159,10 @@ class Preview:
     # None without one, or with wakeOnRequest off).
     fallback: str = ""
     wake_hold: str | None = None
+    # The pool's date entries on the period's local dates, and the named calendars that count
+    # as empty (missing, or not given to the preview), each with its message.
+    dates: tuple[win.DateEntry, ...] = ()
+    calendar_problems: tuple[str, ...] = ()
 
     @property
     def fallback_hours(self) -> float:
@@ -205,8 +209,10 @@ def build_preview(
     days: int,
     settings: OperatorSettings,
     namespace: str = "default",
+    calendars: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> Preview:
-    """The preview of one EmotiVoiceService manifest over ``days`` from ``start``.
+    """The preview of one EmotiVoiceService manifest over ``days`` from ``start``; ``calendars``:
+    the EmotiVoiceCalendars it names, by name (absent: counted empty, as the operator would).
 
     Raises ``SpecError`` (naming the field) for a spec the operator would refuse, since the
     operator renders nothing for it either.
@@ -221,9 +227,17 @@ def build_preview(
     end = local_to_utc(local_start + timedelta(days=days), zone)
     meta = body.get("metadata") or {}
     owner = Owner(meta.get("name", "unnamed"), meta.get("namespace", namespace), OFFLINE_UID)
-    desired = desired_state(raw_spec, owner, start, {}, settings)
+    desired = desired_state(raw_spec, owner, start, {}, settings, calendars=calendars)
     spec = parse_spec(raw_spec)
-    windows = tuple(win.parse_windows(spec.warm_pool)) if spec.warm_pool else ()
+    windows: tuple[win.Window, ...] = ()
+    dates: tuple[win.DateEntry, ...] = ()
+    problems: tuple[str, ...] = ()
+    if spec.warm_pool:
+        calendar = pool_calendar(spec.warm_pool, calendars or {})
+        windows = tuple(win.parse_windows(spec.warm_pool, None, calendar))
+        last_day = (end - timedelta(microseconds=1)).astimezone(calendar.zone).date()
+        dates = tuple(calendar.between(start.astimezone(calendar.zone).date(), last_day))
+        problems = tuple(p.message for p in calendar.problems)
     found = tuple(
         o
         for w in windows
@@ -255,6 +269,8 @@ def build_preview(
         if spec.fallback and spec.fallback.wake_on_request
         else None,
         overlaps=overlaps(found),
+        dates=dates,
+        calendar_problems=problems,
     )
 
 

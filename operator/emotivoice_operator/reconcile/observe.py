@@ -77,6 +77,8 @@ def observe(
         routing=routing,
         wake=wake,
         clear=clear,
+        calendar=_calendar_status(desired, clock()),
+        calendars_found=calendars_found(desired),
     )
     return observed, findings
 
@@ -116,3 +118,21 @@ def _cache_status(
     if deleted or memory.deleted_claims:
         out["deletedClaims"] = deleted or memory.deleted_claims
     return out
+
+
+def _calendar_status(desired: DesiredState | None, now: datetime) -> dict[str, Any] | None:
+    """status.calendar: the dates in force from the pool's today on (None: no dates in use)."""
+    calendar = desired.calendar if desired else None
+    if calendar is None or not calendar.in_use:
+        return None
+    return calendar.status(now.astimezone(calendar.zone).date())
+
+
+def calendars_found(desired: DesiredState | None) -> tuple[bool, str] | None:
+    """The CalendarsFound condition's status and message; None when no calendar is named."""
+    calendar = desired.calendar if desired else None
+    if calendar is None or not (calendar.found or calendar.problems):
+        return None
+    if calendar.problems:
+        return False, "; ".join(p.message for p in calendar.problems)
+    return True, f"calendars found: {', '.join(calendar.found)}"

@@ -100,7 +100,7 @@ class Reconciler:
                 cold_start_seconds=memory.cold_start_seconds,
                 lead_in_force=memory.lead_in_force,
                 shared_claim_exists=shared is not None and is_ours(shared, owner.uid, owner.name),
-                traffic=traffic,
+                traffic=traffic, calendars=snap.calendars,
             )  # fmt: skip
         except SpecError as exc:
             report.invalid_spec(str(exc))
@@ -156,6 +156,8 @@ class Reconciler:
         report.findings(desired, findings)
         status = self._write_status(body, memory, observed, report)
         report.cache_unreachable(desired.cache.warning)
+        found = observed.calendars_found
+        report.calendar_missing(found[1] if found and not found[0] else None)
         report.phase(status)
         if conflict or apply_error:
             # Someone else's object carries none of our labels, so no watch tells when it goes;

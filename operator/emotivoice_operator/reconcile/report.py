@@ -20,6 +20,7 @@ from emotivoice_operator.desired import DesiredState
 from emotivoice_operator.reconcile.apply import ApplyResult
 from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.observe import Findings
+from emotivoice_operator.reconcile.status import CALENDARS_CONDITION
 from emotivoice_operator.render import Owner
 from emotivoice_operator.tuning import coldstarts, misses
 
@@ -34,6 +35,8 @@ REASON_INVALID_SPEC = "InvalidSpec"
 REASON_NAME_CONFLICT = "NameConflict"
 REASON_APPLY_FAILED = "ApplyFailed"
 REASON_CACHE_UNREACHABLE = "CacheUnreachable"
+# A calendar named in spec.warmPool.calendars is missing or invalid (its dates count as empty).
+REASON_CALENDAR_MISSING = "CalendarMissing"
 # Children: what one pass created (one Event), updated (one each), deleted (one each).
 REASON_CREATED = "Created"
 REASON_UPDATED = "Updated"
@@ -90,6 +93,10 @@ class Reporter:
     def cache_unreachable(self, warning: str | None) -> None:
         if warning and self.memory.condition_message("CacheReachable") != warning:
             self.post(WARNING, REASON_CACHE_UNREACHABLE, warning)
+
+    def calendar_missing(self, problem: str | None) -> None:
+        if problem and self.memory.condition_message(CALENDARS_CONDITION) != problem:
+            self.post(WARNING, REASON_CALENDAR_MISSING, problem)
 
     def phase(self, status: dict[str, Any]) -> None:
         if status.get("phase") != self.memory.phase:

@@ -16,6 +16,9 @@ the module that computes it, and described in the CRD's status schema:
   ``recent[]`` (<= 10) {window, at, until, required, ready, short, lateSeconds, open};
 - ``leadTime`` (tuning/lead.py, only with ``leadTime: auto`` windows): ``mode`` (initial |
   learned), ``seconds``, ``duration``, ``basis``, ``samples``, ``p95Seconds``.
+- ``calendar`` (windows/calendar.py, only with warmPool.dates or calendars): ``calendars``
+  (found), ``missing``, ``upcoming[]`` {date, name, windows, source} from yesterday to 14 days
+  ahead: what the pre-warm jobs read, since their Role cannot read calendars.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 
 from emotivoice_fetch import errors as fetch_errors
 
+# Present while spec.warmPool.calendars names any: False while one is missing or invalid.
+CALENDARS_CONDITION = "CalendarsFound"
 # The longest fetch error a status message quotes (a service's message joins up to 3 pods').
 MAX_DETAIL = 300
 
@@ -59,6 +64,10 @@ class Observed:
     routing: dict[str, Any] | None = None
     wake: dict[str, Any] | None = None
     clear: tuple[str, ...] = ()
+    # status.calendar (windows/calendar.py: Calendar.status; None: no dates in use), and the
+    # CalendarsFound condition: None without named calendars, else (found all, message).
+    calendar: dict[str, Any] | None = None
+    calendars_found: tuple[bool, str] | None = None
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -200,6 +209,13 @@ def compute_status(obs: Observed) -> dict[str, Any]:
             obs.cache_warning or "every replica the spec allows can mount its cache", gen,
         ),
     ]  # fmt: skip
+    if obs.calendars_found is not None:
+        found, text = obs.calendars_found
+        conditions.append(
+            _condition(
+                CALENDARS_CONDITION, found, "Found" if found else "CalendarMissing", text, gen
+            )
+        )
     fixes = {"warmRequests": dict(obs.warm_request_fixes)} if obs.warm_request_fixes else {}
     return {
         **fixes,
@@ -222,6 +238,8 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         **dict.fromkeys(obs.clear),
         **({"routing": obs.routing} if obs.routing is not None else {}),
         **({"wake": obs.wake} if obs.wake is not None else {}),
+        # Always written: None removes a calendar no longer in use (a merge patch).
+        "calendar": obs.calendar,
         "conditions": conditions,
     }
 

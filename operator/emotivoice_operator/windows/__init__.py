@@ -3,10 +3,18 @@
 Pure time logic with the clock passed in: every function takes ``now`` (an aware datetime, read
 once by the caller in UTC) and never reads the real clock. Each window resolves its own IANA zone
 with ``zoneinfo``. Modules: ``cron`` (five-field expressions, robfig/cron's meaning), ``clock``
-(zones, DST-skipped and repeated wall times), ``model`` (``parse_windows``, ``WarmRequest``),
-``schedule`` (active windows, floor, next window).
+(zones, DST-skipped and repeated wall times), ``calendar`` (dates that skip windows or bring
+others: the occurrence rule), ``model`` (``parse_windows``, ``WarmRequest``), ``schedule``
+(active windows, floor, next window).
 """
 
+from emotivoice_operator.windows.calendar import (
+    Calendar,
+    DateEntry,
+    SharedCalendar,
+    resolve_calendar,
+    shared_calendar,
+)
 from emotivoice_operator.windows.clock import format_local
 from emotivoice_operator.windows.model import WarmRequest, Window, parse_windows
 from emotivoice_operator.windows.schedule import (
@@ -17,11 +25,15 @@ from emotivoice_operator.windows.schedule import (
     next_window,
     occurrence_end,
     prewarm_cron,
+    skipped_occurrence,
     warm_floor,
     window_hold,
 )
 
 __all__ = [
+    "Calendar",
+    "DateEntry",
+    "SharedCalendar",
     "WarmRequest",
     "Window",
     "active_windows",
@@ -33,6 +45,9 @@ __all__ = [
     "occurrence_end",
     "parse_windows",
     "prewarm_cron",
+    "resolve_calendar",
+    "shared_calendar",
+    "skipped_occurrence",
     "warm_floor",
     "window_hold",
 ]

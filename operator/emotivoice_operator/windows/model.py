@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from emotivoice_operator.crd.spec import AutoLeadTimeSpec, SpecError, WarmPoolSpec, WarmWindowSpec
+from emotivoice_operator.windows.calendar import NO_DATES, Calendar, DateEntry, resolve_calendar
 from emotivoice_operator.windows.clock import UnknownZoneError, lookup_zone, to_utc
 from emotivoice_operator.windows.cron import (
     MINUTES_PER_DAY,
@@ -61,6 +62,20 @@ class Window:
     cron: str | None = None
     # leadTime: auto: ``lead`` is the learned lead passed to ``parse_windows`` (or the initial).
     auto_lead: bool = False
+    # The pool's dates (windows/calendar.py) and whether this window applies only on dates
+    # that name it: ``applies_at`` is the one test every schedule function goes through.
+    dates_only: bool = False
+    calendar: Calendar = NO_DATES
+
+    def applies_at(self, start: datetime) -> bool:
+        """Whether the occurrence starting at the instant ``start`` applies: the calendar's rule
+        for its local date in the pool's zone."""
+        day = start.astimezone(self.calendar.zone).date()
+        return self.calendar.applies(self.name, self.dates_only, day)
+
+    def entry_at(self, start: datetime) -> DateEntry | None:
+        """The date entry of the occurrence starting at ``start`` (None: an ordinary day)."""
+        return self.calendar.entry(start.astimezone(self.calendar.zone).date())
 
     def start_schedule(self) -> CronSpec:
         """The window's starts as a cron schedule (start/end windows are one time on some days)."""
@@ -97,15 +112,27 @@ class Window:
             raise SpecError(f"{self.field}.cron", str(exc)) from None
 
 
-def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> list[Window]:
+def parse_windows(
+    pool: WarmPoolSpec, learned_lead: timedelta | None = None, calendar: Calendar | None = None
+) -> list[Window]:
     """``learned_lead``: the lead of ``leadTime: auto`` windows in force (status.leadTime); None
-    until one is learned, when ``autoLeadTime.initial`` applies."""
+    until one is learned, when ``autoLeadTime.initial`` applies. ``calendar``: the pool's dates
+    as resolved (``calendar.resolve_calendar``, with the named calendars); None: its own
+    ``warmPool.dates`` only, every named calendar counted as missing."""
     pool_zone = _zone(pool.time_zone, "warmPool.timeZone")
     auto = auto_lead(pool, learned_lead)
+    if calendar is None:
+        calendar = resolve_calendar(pool)
     windows: list[Window] = []
     for i, spec in enumerate(pool.windows):
         where = f"warmPool.windows[{i}]"
-        window = _parse_window(spec, pool_zone, where, auto)
+        window = replace(
+            _parse_window(spec, pool_zone, where, auto),
+            dates_only=spec.dates_only,
+            calendar=calendar,
+        )
+        if spec.dates_only:
+            _check_dates_only(pool, spec.name, where)
         if any(w.name == window.name for w in windows):
             raise SpecError(
                 f"{where}.name",
@@ -115,6 +142,21 @@ def parse_windows(pool: WarmPoolSpec, learned_lead: timedelta | None = None) -> 
         window.prewarm_schedule  # noqa: B018 (validates: raises SpecError when inexpressible)
         windows.append(window)
     return windows
+
+
+def _check_dates_only(pool: WarmPoolSpec, name: str, where: str) -> None:
+    """A datesOnly window that no inline date names, in a pool with no calendar, can never
+    apply: surely a mistake, so it is refused. With a calendar listed it is accepted, whatever
+    the calendar holds today: a shared calendar's dates are not this spec's to judge, and one
+    may gain the date later."""
+    if pool.calendars or any(name in (d.windows or []) for d in pool.dates or []):
+        return
+    raise SpecError(
+        f"{where}.datesOnly",
+        f"window {name!r} applies only on dates that name it, and no entry of warmPool.dates "
+        "names it while warmPool.calendars is empty: it would never apply; name it in a "
+        "date's windows, list a calendar, or set datesOnly: false",
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import date, datetime, timedelta
 
+from emotivoice_operator.windows.calendar import DateEntry
 from emotivoice_operator.windows.clock import local_to_utc, to_utc
 from emotivoice_operator.windows.model import WarmRequest, Window
 
@@ -19,6 +20,8 @@ from emotivoice_operator.windows.model import WarmRequest, Window
 _SEARCH_DAYS = 8 * 366 + 2
 # Slack for DST shifts between a wall-clock end and its instant, in whole days.
 _SLACK_DAYS = 2
+# The most a wall-clock pre-warm differs from start - lead in real time (a DST change between).
+DST_SLACK = timedelta(hours=1)
 
 
 def prewarm_cron(w: Window) -> str:
@@ -40,16 +43,64 @@ def window_hold(w: Window) -> timedelta:
 
 def occurrences(w: Window, first: date, last: date) -> Iterator[tuple[datetime, datetime]]:
     """(start, end) instants in UTC of the occurrences starting on local dates first..last,
-    in start order (two starts skipped by the same DST gap both resolve to its end)."""
+    in start order (two starts skipped by the same DST gap both resolve to its end), less those
+    the pool's dates skip (``Window.applies_at``): every schedule function below, and misses
+    and the preview, see only the occurrences that apply."""
+    for start, end in scheduled(w, first, last):
+        if w.applies_at(start):
+            yield start, end
+
+
+def scheduled(w: Window, first: date, last: date) -> Iterator[tuple[datetime, datetime]]:
+    """Every occurrence the window's times give, whether the pool's dates skip it or not."""
     schedule = w.start_schedule()
     times = schedule.times()
-    day = first
-    while day <= last:
+    for day in _days(w, first, last):
         if schedule.matches_date(day):
             for hour, minute in times:
                 wall = datetime(day.year, day.month, day.day, hour, minute)
                 yield local_to_utc(wall, w.zone), local_to_utc(wall + w.duration, w.zone)
+
+
+def _days(w: Window, first: date, last: date) -> Iterator[date]:
+    """The local dates (in the window's zone) that may hold an applying start: every day, or for
+    a datesOnly window only the days around the dates that name it (the window's zone may differ
+    from the pool's by a day either way), so searching years ahead stays cheap."""
+    if w.dates_only:
+        near = sorted(
+            {d + timedelta(days=k) for d in w.calendar.naming(w.name) for k in (-1, 0, 1)}
+        )
+        yield from (d for d in near if first <= d <= last)
+        return
+    day = first
+    while day <= last:
+        yield day
         day += timedelta(days=1)
+
+
+def skipped_occurrence(
+    w: Window, now: datetime, early: timedelta = timedelta(0)
+) -> tuple[datetime, DateEntry | None] | None:
+    """The occurrence warm at ``now`` (lead included) that the pool's dates skip, as its start
+    and the entry that skips it (None: a datesOnly window on an ordinary day); None when no
+    skipped occurrence is warm at ``now``, or an applying one is.
+
+    What a pre-warm job fired for a skipped occurrence finds: it writes no request. A job fires
+    on the wall clock, which differs from the real-time lead by a DST change between pre-warm
+    and start: it passes ``early=DST_SLACK`` so a run that much early still counts as this
+    occurrence's.
+    """
+    now = to_utc(now)
+    if occurrence_end(w, now) is not None:
+        return None
+    today = now.astimezone(w.zone).date()
+    first = today - timedelta(days=w.duration.days + _SLACK_DAYS)
+    for start, end in scheduled(w, first, today + timedelta(days=_SLACK_DAYS)):
+        if start - w.lead - early > now:
+            break
+        if now < end and not w.applies_at(start):
+            return start, w.entry_at(start)
+    return None
 
 
 def occurrence_end(w: Window, now: datetime) -> datetime | None:
@@ -118,7 +169,8 @@ def bound_requests(
     """The warm requests the operator honours at ``now``, each at most what its job may ask.
 
     ``status.warmRequests`` is what the pre-warm ServiceAccount can write, so it is input from
-    outside, not a fact: a request for a window the spec does not have is dropped; replicas are
+    outside, not a fact: a request for a window the spec does not have, or made during an
+    occurrence the pool's dates skip (a holiday), is dropped; replicas are
     capped at the window's replicas and at ``max_replicas``; the expiry is capped at the end of
     the window's occurrence warm at ``now`` or, outside it, at ``now`` + lead + duration (what
     a job run by hand asks for). The reconciler writes capped requests back, so a request for
@@ -129,7 +181,7 @@ def bound_requests(
     out: dict[str, WarmRequest] = {}
     for name, request in requests.items():
         window = by_name.get(name)
-        if window is None:
+        if window is None or skipped_occurrence(window, now) is not None:
             continue
         end = occurrence_end(window, now) or now + window_hold(window)
         out[name] = WarmRequest(
