@@ -76,31 +76,41 @@ def _windows_in(vector: np.ndarray, base: int) -> int:
 Groups = list[tuple[tuple[int, ...], np.ndarray]]
 
 
-def _best_merge(groups: Groups, base: int) -> tuple[float, Groups] | None:
+def _best_within(days: tuple[int, ...], vector: np.ndarray, base: int):
+    """The cheapest raise of a few neighbouring runs of one group that saves a window:
+    (replica-slots per window saved, the raised vector), or None."""
+    count = _windows_in(vector, base)
+    runs = _runs(vector)
+    best = None
+    for i in range(len(runs)):
+        for j in range(i + 1, min(len(runs), i + MERGE_SPAN) + 1):
+            lo, hi = runs[i][0], runs[j - 1][1]
+            top = int(vector[lo:hi].max())
+            if top <= base:
+                continue
+            raised = vector.copy()
+            raised[lo:hi] = top
+            saved = count - _windows_in(raised, base)
+            if saved > 0:
+                ratio = int((raised - vector).sum()) * len(days) / saved
+                if best is None or ratio < best[0]:
+                    best = (ratio, raised)
+    return best
+
+
+def _best_merge(groups: Groups, base: int, memo: dict) -> tuple[float, Groups] | None:
     """The merge that raises the floor least per window saved: (replica-slots per window, the
-    groups after it); None when no merge saves a window."""
+    groups after it); None when no merge saves a window. ``memo`` keeps each group's own best
+    between calls (most groups are unchanged by a merge)."""
     counts = [_windows_in(v, base) for _, v in groups]
     best: tuple[float, Groups] | None = None
-
-    def consider(cost: int, saved: int, merged: Groups) -> None:
-        nonlocal best
-        if saved > 0 and (best is None or cost / saved < best[0]):
-            best = (cost / saved, merged)
-
     for g, (days, vector) in enumerate(groups):
-        runs = _runs(vector)
-        for i in range(len(runs)):
-            for j in range(i + 1, min(len(runs), i + MERGE_SPAN) + 1):
-                lo, hi = runs[i][0], runs[j - 1][1]
-                top = int(vector[lo:hi].max())
-                if top <= base:
-                    continue
-                raised = vector.copy()
-                raised[lo:hi] = top
-                saved = counts[g] - _windows_in(raised, base)
-                if saved > 0:
-                    cost = int((raised - vector).sum()) * len(days)
-                    consider(cost, saved, [*groups[:g], (days, raised), *groups[g + 1 :]])
+        key = (days, vector.tobytes())
+        if key not in memo:
+            memo[key] = _best_within(days, vector, base)
+        found = memo[key]
+        if found is not None and (best is None or found[0] < best[0]):
+            best = (found[0], [*groups[:g], (days, found[1]), *groups[g + 1 :]])
     for a in range(len(groups)):
         for b in range(a + 1, len(groups)):
             (days_a, va), (days_b, vb) = groups[a], groups[b]
@@ -108,8 +118,9 @@ def _best_merge(groups: Groups, base: int) -> tuple[float, Groups] | None:
             saved = counts[a] + counts[b] - _windows_in(top, base)
             if saved > 0:
                 cost = int((top - va).sum()) * len(days_a) + int((top - vb).sum()) * len(days_b)
-                rest = [x for k, x in enumerate(groups) if k not in (a, b)]
-                consider(cost, saved, [*rest, (tuple(sorted(days_a + days_b)), top)])
+                if best is None or cost / saved < best[0]:
+                    rest = [x for k, x in enumerate(groups) if k not in (a, b)]
+                    best = (cost / saved, [*rest, (tuple(sorted(days_a + days_b)), top)])
     return best
 
 
@@ -133,8 +144,9 @@ def propose(needed: np.ndarray, base: int, max_windows: int = MAX_WINDOWS) -> li
     """``needed[d, s]``: replicas for weekday ``d`` and slot ``s``; ``base``: replicas.min."""
     groups = _join_equal([((d,), needed[d].astype(np.int64)) for d in range(7)])
     area = max(1, int((needed - base).clip(min=0).sum()))
+    memo: dict = {}
     while True:
-        best = _best_merge(groups, base)
+        best = _best_merge(groups, base, memo)
         if best is None:
             break
         if _count(groups, base) <= max_windows and best[0] > SMALL_MERGE_SHARE * area:
