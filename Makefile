@@ -109,6 +109,13 @@ bench-operator: venv tools
 	@$(PY) bench/operator_bench.py --count $(or $(COUNT),100)
 bench: bench-operator
 
+## bench-recommend: `recommend` on five weeks of 1-minute history from a real Prometheus (backfilled,
+## cached), against the raw query_range fetch alone; target under 10 s
+.PHONY: bench-recommend
+bench-recommend: venv tools
+	@$(PY) bench/recommend_bench.py
+bench: bench-recommend
+
 ## images: every image (operator, both server variants, test S3), built here without any registry to pull
 ## from (mmdebstrap base + buildah; root), pushed to the real node's local registry; prints
 ## NAME=REFERENCE. With a Docker engine instead: docker build -f operator/Dockerfile . (see there)

@@ -4,6 +4,8 @@ emotivoice-operator run [--namespace NS|GLOB ...] watch EmotiVoiceServices and r
 emotivoice-operator render PATH ... [--at TIME]    print the children each resource would get
 emotivoice-operator preview -f FILE [--days 7] [--plot week.png]
                                                    what the warm-pool schedule does over the coming days
+emotivoice-operator recommend --prometheus URL (-n NS NAME | -f FILE) [--weeks 4]
+                                                   warm windows proposed from the service's traffic
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
             "needed; --name overlays what a running resource recorded)",
         )
     )
+    from emotivoice_operator import cli_recommend
+
+    cli_recommend.add_arguments(
+        sub.add_parser(
+            "recommend",
+            help="warm windows proposed from the service's Prometheus history, with their "
+            "coverage, cost and a backtest (needs numpy; --plot needs matplotlib)",
+        )
+    )
     return parser
 
 
@@ -56,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_render.run(args)
     if args.command == "preview":
         return cli_preview.run(args)
+    if args.command == "recommend":
+        from emotivoice_operator import cli_recommend
+
+        return cli_recommend.run(args)
     import kopf
 
     from emotivoice_operator.controller import handlers  # noqa: F401  (registers the handlers)
