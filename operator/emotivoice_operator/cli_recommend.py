@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from emotivoice_operator.cli_preview import PreviewError, fetch_service
-from emotivoice_operator.crd import GROUP, KIND, VERSION
+from emotivoice_operator.crd import CALENDAR_KIND, CALENDAR_PLURAL, GROUP, KIND, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.preview.plot import PlotUnavailableError
 from emotivoice_operator.recommend import prometheus
@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 # has no numpy, builds this parser too.
 MINUTES_PER_WEEK = 7 * 1440
 
-CALENDAR_KIND = "EmotiVoiceCalendar"
-CALENDAR_PLURAL = "emotivoicecalendars"
 BUSY = "emotivoice_model_busy_seconds_total"
 REQUESTS = "emotivoice_speech_requests_total"
 # The rate window: two samples at a 1-minute scrape interval (or more at a shorter one).

@@ -3,6 +3,7 @@ days, names, the 20-window cap), the date rule, the floor against the operator's
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -10,7 +11,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from emotivoice_operator.recommend.calendar import date_rule
+from emotivoice_operator.recommend.calendar import with_holidays
 from emotivoice_operator.recommend.estimate import estimate, holiday_like
 from emotivoice_operator.recommend.floor import floor_per_minute, operator_windows
 from emotivoice_operator.recommend.history import History, LocalGrid
@@ -118,26 +119,36 @@ def test_a_whole_day_window_is_written_as_cron():
     assert spec["cron"] == "0 0 * * 6" and spec["duration"] == "24h"
 
 
-def test_date_rule_entries_and_dates_only_windows():
-    pool = {
-        "windows": [{"name": "day"}, {"name": "sale", "datesOnly": True}],
-        "dates": [{"date": "2027-11-26", "name": "sale", "windows": ["sale"]},
-                  {"date": "2027-12-25", "name": "christmas"}],
-        "calendars": ["de"],
-    }  # fmt: skip
-    rule = date_rule(pool, {"de": [{"date": "2027-10-03", "name": "unity"}]}, [date(2028, 1, 1)])
-    assert rule.applies("day", date(2027, 11, 25)) and not rule.applies("sale", date(2027, 11, 25))
-    assert rule.applies("sale", date(2027, 11, 26)) and not rule.applies("day", date(2027, 11, 26))
-    for holiday in (date(2027, 12, 25), date(2027, 10, 3), date(2028, 1, 1)):
-        assert not rule.applies("day", holiday)
+def test_the_calendar_is_the_operators_with_the_holidays_added():
+    """Dates from the spec, a shared calendar and --holiday, through the operator's own rule:
+    a sale day runs only its datesOnly window, a holiday runs none, the spec's entry wins over
+    a --holiday for the same date."""
+    spec = th.manifest()["spec"]
+    pool = copy.deepcopy(spec["warmPool"])
+    pool["windows"].append(
+        {"name": "sale", "start": "08:00", "end": "20:00", "replicas": 5, "datesOnly": True}
+    )
+    pool["dates"] = [{"date": "2027-11-26", "name": "sale", "windows": ["sale"]}]
+    pool["calendars"] = ["de"]
+    pool = with_holidays(pool, [date(2027, 11, 26), date(2027, 12, 1)])
+    assert [e["date"] for e in pool["dates"]] == ["2027-11-26", "2027-12-01"]
+    _, _, windows, calendar = operator_windows(
+        spec, pool, None, {"de": [{"date": "2027-10-03", "name": "unity"}]}
+    )
+    by_name = {w.name: w for w in windows}
+    assert calendar.applies("sale", True, date(2027, 11, 26))
+    assert not calendar.applies(windows[0].name, False, date(2027, 11, 26))
+    for holiday in (date(2027, 10, 3), date(2027, 12, 1)):
+        assert not any(calendar.applies(n, w.dates_only, holiday) for n, w in by_name.items())
+    assert calendar.applies(windows[0].name, False, date(2027, 11, 25))
 
 
 def test_the_floor_is_the_operators_floor():
     spec = th.manifest()["spec"]
-    min_r, _, windows = operator_windows(spec, spec["warmPool"], None)
+    min_r, _, windows, _ = operator_windows(spec, spec["warmPool"], None)
     start = datetime(2027, 10, 25, tzinfo=UTC)
     minutes = 14 * 1440  # across the DST change
-    floor = floor_per_minute(min_r, windows, date_rule(None), int(start.timestamp()), minutes)
+    floor = floor_per_minute(min_r, windows, int(start.timestamp()), minutes)
     for i in range(0, minutes, 7):
         at = start + timedelta(minutes=i)
         assert floor[i] == warm_floor(min_r, windows, at, {}), at

@@ -14,6 +14,7 @@ from emotivoice_operator.main import main
 from emotivoice_operator.recommend.floor import operator_windows
 from emotivoice_operator.recommend.history import MINUTES_PER_WEEK
 from emotivoice_operator.recommend.recommendation import Options, Service, recommend
+from emotivoice_operator.windows import warm_floor
 from tests.support import traffic_history as th
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,9 @@ def _on_holiday(history, floor) -> np.ndarray:
     return floor[history.grid.ordinal == th.HOLIDAY.toordinal()]
 
 
-def test_four_weeks_proposed_cover_the_fifth_at_little_more_than_its_schedule(prometheus):
+def test_four_weeks_proposed_cover_the_fifth_at_little_more_than_its_schedule(
+    prometheus, tmp_path, capsys
+):
     history = _history(prometheus)
     assert history.weeks == 5
     service = Service(th.manifest(dates=[HOLIDAY_ENTRY])["spec"])
@@ -49,6 +52,28 @@ def test_four_weeks_proposed_cover_the_fifth_at_little_more_than_its_schedule(pr
     assert _on_holiday(held, bt.floor).size > 0
     assert (_on_holiday(held, bt.floor) == 1).all()
     assert {"date": th.HOLIDAY.isoformat(), "name": "Allerheiligen"} in bt.pool["dates"]
+    _operator_holds_no_window_on_the_holiday(bt.pool, tmp_path, capsys)
+
+
+def _operator_holds_no_window_on_the_holiday(pool, tmp_path, capsys) -> None:
+    """The proposed pool as the operator would run it: its floor (``warm_floor``) on the
+    holiday is replicas.min all day, no pre-warm job on it makes a request, and the preview
+    shows the date with no window."""
+    spec = {**th.manifest()["spec"], "warmPool": pool}
+    min_r, _, windows, _ = operator_windows(spec, pool, None)
+    day = datetime.combine(th.HOLIDAY, datetime.min.time(), tzinfo=th.ZONE)
+    for minute in range(0, 1440, 5):
+        at = (day + timedelta(minutes=minute)).astimezone(UTC)
+        assert warm_floor(min_r, windows, at, {}) == min_r, at
+    manifest = tmp_path / "proposed.yaml"
+    manifest.write_text(yaml.safe_dump({**th.manifest(), "spec": spec}))
+    capsys.readouterr()
+    rc = main(["preview", "-f", str(manifest), "--start", f"{th.HOLIDAY}T00:00", "--days", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"{th.HOLIDAY}  " in out and "no window applies" in out, out
+    floor_lines = out.split("Warm floor")[1].split("\n\n")[0].splitlines()[1:]
+    assert floor_lines and all(line.split()[-1] == str(min_r) for line in floor_lines), out
 
 
 def test_refused_requests_count_as_demand_in_the_capped_week(prometheus, traffic):
@@ -89,7 +114,7 @@ def test_cli_prints_a_pool_the_operator_accepts_and_flags_the_holiday(prometheus
     assert f"left out {th.HOLIDAY.isoformat()} (Mon): looks like a holiday; add it" in out.out
     pool = yaml.safe_load(out.out)["warmPool"]
     assert 1 <= len(pool["windows"]) <= 20
-    _, _, windows = operator_windows(th.manifest()["spec"], pool, None)
+    _, _, windows, _ = operator_windows(th.manifest()["spec"], pool, None)
     assert {w.name for w in windows} == {w["name"] for w in pool["windows"]}
     for label in ("proposed", "today's spec", "flat at the peak", "backtest"):
         assert label in out.out

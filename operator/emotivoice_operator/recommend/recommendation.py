@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from emotivoice_operator.crd.spec import parse_spec
-from emotivoice_operator.recommend.calendar import date_rule
+from emotivoice_operator.recommend.calendar import with_holidays
 from emotivoice_operator.recommend.estimate import Estimate, estimate, holiday_like
 from emotivoice_operator.recommend.floor import floor_per_minute, operator_windows
 from emotivoice_operator.recommend.history import MINUTES_PER_WEEK, History
@@ -112,11 +112,10 @@ def _typed_pool(spec: Mapping[str, Any]):
 def recommend(history: History, service: Service, options: Options) -> Recommendation:
     spec = service.spec
     pool_today = spec.get("warmPool")
-    min_r, max_r, today_windows = operator_windows(spec, pool_today, service.learned_lead)
-    rule_today = date_rule(pool_today, service.calendars)
-    today_floor = floor_per_minute(
-        min_r, today_windows, rule_today, history.start_s, history.minutes
+    min_r, max_r, today_windows, _ = operator_windows(
+        spec, pool_today, service.learned_lead, service.calendars
     )
+    today_floor = floor_per_minute(min_r, today_windows, history.start_s, history.minutes)
     lead = proposed_lead(service)
     proposal = _propose(history, service, options, lead, min_r, max_r)
     flat = np.full(history.minutes, int(proposal.floor.max()), dtype=np.int64)
@@ -152,12 +151,14 @@ def _propose(
     spec = service.spec
     pool_today = dict(spec.get("warmPool") or {})
     history_dates = set(history.grid.dates())
-    rule_today = date_rule(pool_today, service.calendars, options.holidays)
-    skipped = {
-        d: ("--holiday" if e.source == "--holiday" else f"in {e.source}")
-        for d, e in rule_today.entries.items()
-        if d in history_dates
-    }
+    skipped = {d: "--holiday" for d in options.holidays if d in history_dates}
+    if pool_today:
+        _, _, _, calendar = operator_windows(
+            spec, pool_today, service.learned_lead, service.calendars
+        )
+        for e in calendar.entries:
+            if e.day in history_dates:
+                skipped.setdefault(e.day, f"in {e.source}")
     for d in holiday_like(history, skipped):
         skipped[d] = "looks like a holiday"
     est = estimate(history, skipped, options.target, options.slot_minutes, min_r, max_r)
@@ -171,10 +172,8 @@ def _propose(
     if dates:
         pool["dates"] = dates
     target = scored_on or history
-    _, _, parsed = operator_windows(spec, pool, service.learned_lead)
-    floor = floor_per_minute(
-        min_r, parsed, date_rule(pool, service.calendars), target.start_s, target.minutes
-    )
+    _, _, parsed, _ = operator_windows(spec, pool, service.learned_lead, service.calendars)
+    floor = floor_per_minute(min_r, parsed, target.start_s, target.minutes)
     return Proposal(pool, est, dict(sorted(skipped.items())), floor, score(floor, target))
 
 
@@ -193,15 +192,13 @@ def _dates(
 ) -> list[dict[str, Any]]:
     """The spec's own dates (their windows kept where the proposal still has them), then the
     ``--holiday`` dates from ``after`` on (the past ones only shaped the estimate)."""
-    out: dict[str, dict[str, Any]] = {}
+    kept: list[dict[str, Any]] = []
     for entry in today.get("dates") or []:
-        kept = dict(entry)
+        entry = dict(entry)
         if entry.get("windows"):
-            kept["windows"] = [w for w in entry["windows"] if w in names]
-            if not kept["windows"]:
-                kept.pop("windows")
-        out[str(entry.get("date"))] = kept
-    for day in holidays:
-        if day >= after:
-            out.setdefault(day.isoformat(), {"date": day.isoformat(), "name": "holiday"})
-    return [out[k] for k in sorted(out)]
+            entry["windows"] = [w for w in entry["windows"] if w in names]
+            if not entry["windows"]:
+                entry.pop("windows")
+        kept.append(entry)
+    future = [d for d in holidays if d >= after]
+    return with_holidays({"dates": kept}, future).get("dates") or []
