@@ -16,6 +16,8 @@ from prometheus_client import REGISTRY, generate_latest
 
 from emotivoice_operator.crd.schema import apply_defaults, spec_schema
 from emotivoice_operator.crd.spec import WarmPoolSpec
+from emotivoice_operator.preview.cost import cost_lines
+from emotivoice_operator.preview.recorded import read_recorded
 from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.report import Reporter
 from emotivoice_operator.render import Owner
@@ -310,3 +312,34 @@ def test_the_first_pass_after_a_long_absence_accounts_every_occurrence_missed() 
     p.run("08:00:00", [a], resumed=True)
     assert p.window()["unaccountedSeconds"] == 3 * (3 * 3600 + 900)
     assert p.window()["occurrences"] == 3
+
+
+def test_preview_name_shows_each_windows_cost_and_a_verdict() -> None:
+    status = {
+        "cost": {
+            "since": "2030-01-01T00:00:00Z",
+            "windows": {
+                "peak": {
+                    "occurrences": 5,
+                    "warmReplicaSeconds": 36000.0,
+                    "servedReplicaSeconds": 4320.0,
+                    "leadRequests": 340,
+                    "coldStarts": 2,
+                    "unaccountedSeconds": 0,
+                },
+                "small": {"occurrences": 0},
+                "broken": "not a record",
+            },
+        }
+    }
+    recorded = read_recorded(status)
+    assert recorded.cost is not None
+    text = "\n".join(cost_lines(recorded.cost, windows(PEAK)))
+    assert "peak                       5      10.0  1.2 (12%)           340           2" in text
+    assert (
+        "peak: lead of 15m met 340 requests that would have waited for a cold start; "
+        "12% of warm replica-hours served traffic; 2 cold start(s) while open"
+    ) in text
+    assert "small: no warm span accounted yet" in text
+    assert "broken" not in text
+    assert read_recorded({}).cost is None
