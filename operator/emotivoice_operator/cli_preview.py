@@ -4,8 +4,10 @@ From a manifest (``-f``, no cluster needed): the warm floor over the coming days
 zone, each pre-warm CronJob's runs as the operator renders them, DST changes, overlapping
 windows, and the replica-hours the schedule costs against a flat floor of its peak; as text, and
 with ``--plot PATH`` as a PNG. With ``--name`` it reads the resource from the cluster
-(KUBECONFIG) and overlays the cold starts and misses its status recorded; ``-f`` and ``--name``
-together preview an edited manifest against what the running resource went through.
+(KUBECONFIG) and overlays the cold starts and misses its status recorded, then what each window
+cost (status.cost: warm and served replica-hours, requests its lead met, cold starts while
+open); ``-f`` and ``--name`` together preview an edited manifest against what the running
+resource went through.
 
 Calendars (``warmPool.calendars``): read from ``--calendar FILE`` (EmotiVoiceCalendar manifests,
 repeatable) when given, which wins; else from the cluster when a kubeconfig works; a calendar
@@ -27,6 +29,7 @@ import yaml
 from emotivoice_operator.cli_render import load_services
 from emotivoice_operator.crd import CALENDAR_KIND, CALENDAR_PLURAL, GROUP, KIND, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
+from emotivoice_operator.preview.cost import cost_lines
 from emotivoice_operator.preview.recorded import Recorded, read_recorded
 from emotivoice_operator.preview.text import render_text
 from emotivoice_operator.preview.timeline import MAX_DAYS, Preview, build_preview, pool_zone
@@ -121,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for preview, recorded in previews:
         sys.stdout.write(render_text(preview, recorded))
+        if recorded is not None and recorded.cost is not None:
+            sys.stdout.write(
+                "\n" + "\n".join(cost_lines(recorded.cost, list(preview.windows))) + "\n"
+            )
     if args.plot:
         from emotivoice_operator.preview import plot
 

@@ -64,3 +64,29 @@ WAKES = Counter(
     "Floors raised to 1 by requests the fallback answered while the floor was 0",
     ["namespace", "name"],
 )
+# The cost of each window (tuning/cost.py): what its warm spans held and what that bought.
+WINDOW_WARM_REPLICA_SECONDS = Counter(
+    "emotivoice_window_warm_replica_seconds",
+    "Ready replica-seconds while the window was warm (its lead included)",
+    ["namespace", "name", "window"],
+)
+WINDOW_SERVED_REPLICA_SECONDS = Counter(
+    "emotivoice_window_served_replica_seconds",
+    "Seconds the servers' model threads spent on calls while the window was warm",
+    ["namespace", "name", "window"],
+)
+WINDOW_LEAD_REQUESTS = Counter(
+    "emotivoice_window_lead_requests",
+    "Speech requests answered during the window's lead: cold starts the lead spared",
+    ["namespace", "name", "window"],
+)
+WINDOW_COLD_STARTS = Counter(
+    "emotivoice_window_cold_starts",
+    "Cold starts under way while the window's occurrence was open",
+    ["namespace", "name", "window"],
+)
+WINDOW_UNACCOUNTED_SECONDS = Counter(
+    "emotivoice_window_unaccounted_seconds",
+    "Seconds of the window's warm spans no operator accounted (it was not running)",
+    ["namespace", "name", "window"],
+)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from emotivoice_operator.preview.cost import ScheduleCost, read_cost
 from emotivoice_operator.windows.clock import to_utc
 
 
@@ -39,6 +40,8 @@ class Miss:
 class Recorded:
     cold_starts: tuple[ColdStart, ...] = ()
     misses: tuple[Miss, ...] = ()
+    # status.cost: what each window cost (preview/cost.py); None when not recorded.
+    cost: ScheduleCost | None = None
 
 
 def read_recorded(status: Mapping[str, Any] | None) -> Recorded:
@@ -63,7 +66,7 @@ def read_recorded(status: Mapping[str, Any] | None) -> Recorded:
         )
         for e in _recent(status, "misses")
     ]
-    return Recorded(tuple(starts), tuple(misses))
+    return Recorded(tuple(starts), tuple(misses), read_cost(status))
 
 
 def _recent(status: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:

@@ -9,6 +9,7 @@ in one place (``Memory.from_status``):
   seconds are what ``leadTime: auto`` learns from;
 - ``leadTime``: the learned lead in force, and what the LeadTime Event was last about;
 - ``misses``: the starts judged so far (tuning/misses.py continues it);
+- ``cost``: what the windows cost so far, and the counters last read (tuning/cost.py);
 - ``cache``: the per-replica claims last listed and the ones last deleted;
 - ``message``, ``phase`` and conditions: what the user was last told, so an Event is posted
   once per change rather than once per pass.
@@ -45,6 +46,7 @@ class Memory:
     lead_in_force: timedelta | None
     lead_time: Mapping[str, Any]
     misses: Mapping[str, Any] | None
+    cost: Mapping[str, Any] | None
     # status.cache's claims (None: never listed) and deletedClaims.
     claims: list[str] | None
     deleted_claims: list[str] | None
@@ -68,6 +70,7 @@ class Memory:
             lead_in_force=lead_in_force(status),
             lead_time=status.get("leadTime") or {},
             misses=status.get("misses"),
+            cost=status.get("cost"),
             claims=cache.get("claims"),
             deleted_claims=cache.get("deletedClaims"),
             message=status.get("message"),

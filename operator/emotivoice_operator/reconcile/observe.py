@@ -13,9 +13,10 @@ from typing import Any
 
 from emotivoice_operator import windows as win
 from emotivoice_operator.desired import DesiredState
+from emotivoice_operator.reconcile.cost import CostReading
 from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.status import Observed
-from emotivoice_operator.tuning import coldstarts, misses
+from emotivoice_operator.tuning import coldstarts, cost, misses
 from emotivoice_operator.tuning.lead import LeadDecision
 
 
@@ -27,6 +28,7 @@ class Findings:
     miss_report: misses.MissReport | None = None
     lead: LeadDecision | None = None
     p95_seconds: float | None = None  # of the cold starts, this pass's included
+    cost: cost.CostReport | None = None
 
 
 def observe(
@@ -46,10 +48,13 @@ def observe(
     routing: dict[str, Any] | None = None,
     wake: dict[str, Any] | None = None,
     clear: tuple[str, ...] = (),
+    cost_reading: CostReading | None = None,
 ) -> tuple[Observed, Findings]:
     """What the watches show now, and what changed since the last status; ``desired`` is None
     when the spec cannot be honoured, ``workload`` None when no server workload of ours exists.
-    ``ready_bodies``: the /ready answers of the pods that just turned Ready (tuning/prober.py)."""
+    ``ready_bodies``: the /ready answers of the pods that just turned Ready (tuning/prober.py);
+    ``cost_reading``: the counters read for the windows' cost, and whether the operator has
+    just started (reconcile/cost.py); None leaves status.cost as it is."""
     findings = Findings(lead=desired.lead if desired else None)
     cold, findings.new_starts = _cold_starts(desired, pods, memory, ready_bodies)
     findings.p95_seconds = cold.get("p95Seconds")
@@ -57,6 +62,12 @@ def observe(
         findings.miss_report = misses.check(
             desired.windows, desired.min_replicas, pods, memory.misses, clock()
         )
+    if desired and cost_reading and (desired.windows or memory.cost):
+        findings.cost = cost.account(
+            desired.windows, pods, memory.cost, clock(),
+            counters=cost_reading.counters, cold_starts=findings.new_starts,
+            resumed=cost_reading.resumed,
+        )  # fmt: skip
     observed = Observed(
         generation=body["metadata"].get("generation", 0),
         warm_floor=desired.warm_floor if desired else 0,
@@ -68,6 +79,7 @@ def observe(
         cold_starts=cold,
         misses=findings.miss_report.status if findings.miss_report else None,
         lead_time=desired.lead.status() if desired and desired.lead else None,
+        cost=findings.cost.status if findings.cost else None,
         spec_error=spec_error,
         apply_error=apply_error,
         conflict=conflict,

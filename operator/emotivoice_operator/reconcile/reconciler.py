@@ -10,7 +10,8 @@ after a write does not write again.
 
 A pass reads the status back as its memory (memory.py), asks the pods that just turned Ready
 for their phases (tuning/prober.py), reads what spec.fallback needs (traffic.py: which pool
-serves, and where a request can wake the service, the serving pods' request counters),
+serves, and where a request can wake the service, the serving pods' request counters) and,
+while a window is warm, what its cost needs (cost.py: the serving pods' counters),
 gathers what it saw (observe.py), posts the Events and
 metrics through one ``Reporter`` (report.py) and writes the status (status.py). Like
 controller-runtime's ``Result{RequeueAfter}``, it returns when time alone next changes the
@@ -35,6 +36,7 @@ from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError
 from emotivoice_operator.desired import DesiredState, desired_state
 from emotivoice_operator.reconcile.children import Children, rendered_workload_kind
+from emotivoice_operator.reconcile.cost import CostReader
 from emotivoice_operator.reconcile.edges import next_edge
 from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.observe import Findings, observe
@@ -71,6 +73,7 @@ class Reconciler:
         self.children = Children(self.api, self.settings, self.expectations)
         self.custom = client.CustomObjectsApi(self.api)
         self.traffic = TrafficReader(self.settings.ask_servers)
+        self.cost = CostReader(self.settings.ask_servers)
 
     def reconcile(self, snap: Snapshot, post: EventPoster) -> Outcome | None:
         """One pass over ``snap``; None when the service is gone or being deleted."""
@@ -108,6 +111,7 @@ class Reconciler:
             report.findings(None, findings)
             return Outcome(self._write_status(body, memory, observed, report), now + horizon)
 
+        reading = self.cost.read(key, desired.windows, snap.pods, memory.cost, now)
         floor = desired.warm_floor
         report.warm_floor(floor)
         manifests = desired.manifests
@@ -151,6 +155,7 @@ class Reconciler:
             conflict=conflict,
             request_fixes=memory.request_fixes(desired.warm_requests),
             claims=(kept_claims, deleted_claims),
+            cost_reading=reading,
             **status_fields(desired, memory, now, applied=not (conflict or apply_error)),
         )
         report.findings(desired, findings)
@@ -169,6 +174,9 @@ class Reconciler:
         if polling:
             # Requests to a pool at zero reach the fallback: read its counters again soon.
             edge = min(edge, now + timedelta(seconds=fb.POLL_SECONDS))
+        if reading.next_read is not None:
+            # A warm window's cost: the serving pods' counters are read again then.
+            edge = min(edge, reading.next_read)
         return Outcome(status, edge)
 
     def _observe(

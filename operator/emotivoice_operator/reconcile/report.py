@@ -10,7 +10,7 @@ told. The pass's duration is the controller's to measure (controller/handlers.py
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from emotivoice_operator import fallback as fb
@@ -22,7 +22,7 @@ from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.observe import Findings
 from emotivoice_operator.reconcile.status import CALENDARS_CONDITION
 from emotivoice_operator.render import Owner
-from emotivoice_operator.tuning import coldstarts, misses
+from emotivoice_operator.tuning import coldstarts, cost, misses
 
 # (type, reason, message) -> posts a Kubernetes Event on the EmotiVoiceService.
 EventPoster = Callable[[str, str, str], None]
@@ -219,6 +219,8 @@ class Reporter:
                     REASON_WINDOW_ENDED_SHORT,
                     f"window {miss.window} ended with fewer than its {miss.required} replicas Ready",
                 )
+        if findings.cost is not None:
+            self.cost(findings.cost.added)
         lead = findings.lead
         if lead is not None and desired is not None:
             now_lead = lead.status()
@@ -235,3 +237,17 @@ class Reporter:
                     f"CronJobs of {', '.join(w.name for w in desired.windows if w.auto_lead)} "
                     "fire that early",
                 )
+
+    def cost(self, added: Mapping[str, cost.Amounts]) -> None:
+        """The windows' cost counters: what this pass added to status.cost."""
+        ns, name = self.owner.namespace, self.owner.name
+        for window, amounts in added.items():
+            for counter, amount in (
+                (metrics.WINDOW_WARM_REPLICA_SECONDS, amounts.warm),
+                (metrics.WINDOW_SERVED_REPLICA_SECONDS, amounts.served),
+                (metrics.WINDOW_LEAD_REQUESTS, amounts.lead_requests),
+                (metrics.WINDOW_COLD_STARTS, amounts.cold_starts),
+                (metrics.WINDOW_UNACCOUNTED_SECONDS, amounts.unaccounted),
+            ):
+                if amount > 0:
+                    counter.labels(ns, name, window).inc(amount)

@@ -49,6 +49,8 @@ class Observed:
     # status.misses (tuning/misses.py) and status.leadTime (tuning/lead.py); None: absent.
     misses: dict[str, Any] | None = None
     lead_time: dict[str, Any] | None = None
+    # status.cost (tuning/cost.py); None: not accounted this pass, the last stands.
+    cost: dict[str, Any] | None = None
     spec_error: str | None = None
     apply_error: str | None = None
     # A child's name is taken by an object that is not ours (see reconcile/ownership.py).
@@ -235,6 +237,7 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         **({"cache": obs.cache} if obs.cache else {}),
         **({"misses": obs.misses} if obs.misses is not None else {}),
         **({"leadTime": obs.lead_time} if obs.lead_time is not None else {}),
+        **({"cost": obs.cost} if obs.cost is not None else {}),
         **dict.fromkeys(obs.clear),
         **({"routing": obs.routing} if obs.routing is not None else {}),
         **({"wake": obs.wake} if obs.wake is not None else {}),

@@ -1,17 +1,21 @@
-"""Reading the request counters of the pods that serve a service's traffic, for its wake.
+"""Reading the counters of the pods that serve a service's traffic: the answered requests, for
+its wake, and the model's busy seconds with the requests, for the cost of its windows.
 
-Only for a service with ``spec.fallback`` whose traffic goes to the fallback while its floor is
-0, or that is woken (emotivoice_operator.fallback): every ``POLL_SECONDS`` at most, at most
-``MAX_PODS`` pods, one GET of ``/metrics`` each with a short timeout. Pods no container runtime
-runs (KWOK's) are never contacted, as with the prober. A pod that does not answer is left out
-of this read (its count is read again next time), so it never looks like a request.
+For the wake, only for a service with ``spec.fallback`` whose traffic goes to the fallback while
+its floor is 0, or that is woken (emotivoice_operator.fallback); for the cost, only while a
+window is warm and at its edges (tuning/cost.py). Either way every ``POLL_SECONDS`` at most, at
+most ``MAX_PODS`` pods, one GET of ``/metrics`` each with a short timeout. Pods no container
+runtime runs (KWOK's) are never contacted, as with the prober. A pod that does not answer is
+left out of this read (its count is read again next time), so it never looks like a request.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
 from emotivoice_operator.fallback import requests_answered
@@ -23,6 +27,27 @@ log = logging.getLogger(__name__)
 MAX_PODS = 10
 # The server's exposition is a few KB; a cap keeps a wrong answer from costing memory.
 MAX_BYTES = 256 * 1024
+# The server's counter of wall seconds its model thread spent (emotivoice_server.metrics).
+BUSY_COUNTER = "emotivoice_model_busy_seconds_total"
+_BUSY = re.compile(r"^" + re.escape(BUSY_COUNTER) + r"(\{[^}]*\})?\s+([0-9.eE+-]+)")
+
+
+@dataclass(frozen=True)
+class ServerCounters:
+    """One server's counters at one read: the model thread's busy seconds, answered requests."""
+
+    busy_seconds: float
+    requests: float
+
+
+def parse(metrics_text: str) -> ServerCounters:
+    """Busy seconds and answered speech requests (every code) from a server's /metrics."""
+    busy = 0.0
+    for line in metrics_text.splitlines():
+        match = _BUSY.match(line)
+        if match:
+            busy += float(match.group(2))
+    return ServerCounters(busy, requests_answered(metrics_text))
 
 
 def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -32,9 +57,21 @@ def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def readable(pods: list[dict[str, Any]]) -> bool:
+    """Whether any Ready pod can be asked (a container runtime runs it: not KWOK's)."""
+    return any(ready_url(p) is not None for p in ready_pods(pods))
+
+
 def read(pods: list[dict[str, Any]], timeout: float = TIMEOUT_SECONDS) -> dict[str, float]:
     """Answered speech requests by pod uid, for the Ready pods that answered."""
-    counts: dict[str, float] = {}
+    return {uid: c.requests for uid, c in read_all(pods, timeout).items()}
+
+
+def read_all(
+    pods: list[dict[str, Any]], timeout: float = TIMEOUT_SECONDS
+) -> dict[str, ServerCounters]:
+    """Both counters by pod uid, for the Ready pods that answered."""
+    counts: dict[str, ServerCounters] = {}
     for pod in ready_pods(pods)[:MAX_PODS]:
         url = ready_url(pod)
         uid = (pod.get("metadata") or {}).get("uid")
@@ -47,5 +84,5 @@ def read(pods: list[dict[str, Any]], timeout: float = TIMEOUT_SECONDS) -> dict[s
         except (OSError, urllib.error.URLError) as exc:
             log.info("could not read the request counter of %s: %s", url, exc)
             continue
-        counts[uid] = requests_answered(text)
+        counts[uid] = parse(text)
     return counts
