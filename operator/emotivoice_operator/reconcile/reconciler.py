@@ -40,7 +40,12 @@ from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.observe import Findings, observe
 from emotivoice_operator.reconcile.ownership import conflict_message, is_ours
 from emotivoice_operator.reconcile.report import EventPoster, Reporter
-from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
+from emotivoice_operator.reconcile.status import (
+    Observed,
+    compute_status,
+    fetch_failing,
+    with_transition_times,
+)
 from emotivoice_operator.reconcile.traffic import TrafficReader, status_fields
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
@@ -106,7 +111,9 @@ class Reconciler:
             report.invalid_spec(str(exc))
             observed, findings = self._observe(body, owner, None, snap, memory, spec_error=str(exc))
             report.findings(None, findings)
-            return Outcome(self._write_status(body, memory, observed, report), now + horizon)
+            status = self._write_status(body, memory, observed, report)
+            report.pool(None, status, fetch_failing(observed.pods))
+            return Outcome(status, now + horizon)
 
         floor = desired.warm_floor
         report.warm_floor(floor)
@@ -155,6 +162,7 @@ class Reconciler:
         )
         report.findings(desired, findings)
         status = self._write_status(body, memory, observed, report)
+        report.pool(desired, status, fetch_failing(observed.pods))
         report.cache_unreachable(desired.cache.warning)
         report.phase(status)
         if conflict or apply_error:
