@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.test_chart import KUBE_VERSION
 from tests.support.cluster import REPO, build_binaries
+from tests.support.monitoring import render_rules
 
-CHART = REPO / "charts" / "emotivoice-operator"
 NS, NAME = "voice", "tts"
 OPERATOR_TARGET = "evo-emotivoice-operator-metrics"
 OP = f'namespace="{NS}",name="{NAME}",job="{OPERATOR_TARGET}",pod="evo-op-0",service="{OPERATOR_TARGET}"'
@@ -33,18 +32,6 @@ ALERTS = {
     "EmotiVoiceRefusedAtMax",
     "EmotiVoicePoolAtZeroReceivingRequests",
 }
-
-
-def render_rules(*values: str) -> dict[str, Any]:
-    """The PrometheusRule's spec (its ``groups``) as the chart renders it."""
-    helm = build_binaries("helm") / "helm"
-    sets = [arg for v in ("metrics.prometheusRule.enabled=true", *values) for arg in ("--set", v)]
-    out = subprocess.run(
-        [str(helm), "template", "evo", str(CHART), "--kube-version", KUBE_VERSION, *sets],
-        capture_output=True, text=True, check=True, timeout=60,
-    )  # fmt: skip
-    (rule,) = [d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "PrometheusRule"]
-    return rule["spec"]
 
 
 def _series(labels: str, values: str, name: str) -> dict[str, str]:
