@@ -174,11 +174,11 @@ def test_every_alert_and_dashboard_expression_reads_series_of_a_real_scrape(
             prometheus.query(expr)
         except RuntimeError as exc:
             pytest.fail(f"{where}: {exc}")
-    # The joins meet: the server's request rate renamed to the operator's `name`, matched
-    # against the operator's max (what EmotiVoiceRefusedAtMax does, without its threshold).
+    # The joins meet: the server's request counter renamed to the operator's `name`, matched
+    # against the operator's max (what EmotiVoiceRefusedAtMax does, without rate or threshold).
     joined = prometheus.query(
-        f"sum by (namespace, name) (label_replace(rate(emotivoice_speech_requests_total"
-        f'{{namespace="{ns}"}}[5m]), "name", "$1", "service", "(.+)")) and on (namespace, name) '
+        f"sum by (namespace, name) (label_replace(emotivoice_speech_requests_total"
+        f'{{namespace="{ns}"}}, "name", "$1", "service", "(.+)")) and on (namespace, name) '
         f"max by (namespace, name) (emotivoice_max_replicas)"
     )
     assert [r["metric"] for r in joined] == [{"namespace": ns, "name": NAME}], joined
