@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.support.cluster import REPO, build_binaries
@@ -234,7 +233,3 @@ def _troubleshooting_anchors() -> set[str]:
 
     return _anchors(REPO / "docs" / "troubleshooting.md")
 
-
-@pytest.fixture(autouse=True)
-def _no_cwd_leak(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
