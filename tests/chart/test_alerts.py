@@ -232,4 +232,3 @@ def _troubleshooting_anchors() -> set[str]:
     from tests.docs.test_links import _anchors
 
     return _anchors(REPO / "docs" / "troubleshooting.md")
-
