@@ -90,3 +90,92 @@ WINDOW_UNACCOUNTED_SECONDS = Counter(
     "Seconds of the window's warm spans no operator accounted (it was not running)",
     ["namespace", "name", "window"],
 )
+# What the chart's alerts and dashboard join with the servers' series (docs/reference/alerts.md).
+READY_REPLICAS = Gauge(
+    "emotivoice_ready_replicas",
+    "Ready replicas of the service's workload (status.readyReplicas)",
+    ["namespace", "name"],
+)
+MAX_REPLICAS = Gauge(
+    "emotivoice_max_replicas",
+    "Most replicas the pool may have: the HPA's maxReplicas (spec.replicas.max)",
+    ["namespace", "name"],
+)
+WINDOW_ACTIVE = Gauge(
+    "emotivoice_window_active",
+    "1 while the window is warm (its pre-warm lead included), 0 otherwise",
+    ["namespace", "name", "window"],
+)
+WINDOW_LEAD_SECONDS = Gauge(
+    "emotivoice_window_lead_seconds",
+    "The lead in force for each window: its leadTime, or the learned lead of leadTime: auto",
+    ["namespace", "name", "window"],
+)
+FETCH_FAILING_PODS = Gauge(
+    "emotivoice_fetch_failing_pods",
+    "Server pods whose model download (the fetch-model init container) failed its last try",
+    ["namespace", "name"],
+)
+
+# Every metric labelled by service (namespace and name first), and those of them labelled by
+# window name too: a deleted service's (or window's) label sets are removed, so a gauge does not
+# keep reporting the last value of something that no longer exists.
+PER_SERVICE = (
+    COLD_START_SECONDS,
+    WARM_FLOOR,
+    COLD_START_PHASE_SECONDS,
+    COLD_STARTS,
+    WINDOW_MISSES,
+    WINDOW_STARTS_MET,
+    LEAD_TIME_SECONDS,
+    ROUTED_TO_FALLBACK,
+    WAKES,
+    READY_REPLICAS,
+    MAX_REPLICAS,
+    WINDOW_ACTIVE,
+    WINDOW_LEAD_SECONDS,
+    FETCH_FAILING_PODS,
+    WINDOW_WARM_REPLICA_SECONDS,
+    WINDOW_SERVED_REPLICA_SECONDS,
+    WINDOW_LEAD_REQUESTS,
+    WINDOW_COLD_STARTS,
+    WINDOW_UNACCOUNTED_SECONDS,
+)
+PER_WINDOW = (
+    WINDOW_MISSES,
+    WINDOW_STARTS_MET,
+    WINDOW_ACTIVE,
+    WINDOW_LEAD_SECONDS,
+    WINDOW_WARM_REPLICA_SECONDS,
+    WINDOW_SERVED_REPLICA_SECONDS,
+    WINDOW_LEAD_REQUESTS,
+    WINDOW_COLD_STARTS,
+    WINDOW_UNACCOUNTED_SECONDS,
+)
+
+
+def _label_sets(metric: Counter | Gauge | Histogram) -> set[tuple[str, ...]]:
+    """The label values of every child ``metric`` holds, in its label names' order."""
+    names = metric._labelnames  # prometheus_client keeps them only there
+    out = set()
+    for family in metric.collect():
+        for sample in family.samples:
+            if all(n in sample.labels for n in names):
+                out.add(tuple(sample.labels[n] for n in names))
+    return out
+
+
+def forget_service(namespace: str, name: str) -> None:
+    """Removes every label set of a service that is gone."""
+    for metric in PER_SERVICE:
+        for values in _label_sets(metric):
+            if values[:2] == (namespace, name):
+                metric.remove(*values)
+
+
+def forget_windows(namespace: str, name: str, keep: set[str]) -> None:
+    """Removes the label sets of the service's windows that are no longer in its spec."""
+    for metric in PER_WINDOW:
+        for values in _label_sets(metric):
+            if values[:2] == (namespace, name) and values[2] not in keep:
+                metric.remove(*values)

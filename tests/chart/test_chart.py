@@ -18,6 +18,14 @@ CHART = REPO / "charts" / "emotivoice-operator"
 K8S_VERSION = "1.34"
 # The cluster version helm renders for (its default, 1.20, is older than the chart allows).
 KUBE_VERSION = "1.34.4"
+# Every monitoring object the chart can render (alerts: tests/chart/test_alerts.py).
+MONITORING = [
+    "metrics.service.enabled=true",
+    "metrics.serviceMonitor.enabled=true",
+    "metrics.serverPodMonitor.enabled=true",
+    "metrics.prometheusRule.enabled=true",
+    "dashboard.enabled=true",
+]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +49,12 @@ def test_chart_crd_is_the_crd(name: str) -> None:
 
 
 def test_helm_lint_is_clean(helm: Path) -> None:
-    for values in ([], ["watchNamespaces={a,b}"], ["replicaCount=2", "peering.enabled=true"]):
+    for values in (
+        [],
+        ["watchNamespaces={a,b}"],
+        ["replicaCount=2", "peering.enabled=true"],
+        MONITORING,
+    ):
         sets = [arg for v in values for arg in ("--set", v)]
         result = subprocess.run(
             [str(helm), "lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART), *sets],
@@ -60,8 +73,9 @@ def test_helm_lint_is_clean(helm: Path) -> None:
         ["replicaCount=2", "peering.enabled=true"],
         ["metrics.service.enabled=true"],
         ["watchNamespacePatterns={team-*}"],
+        MONITORING,
     ],
-    ids=["cluster-wide", "namespaced", "peering", "metrics-service", "patterns"],
+    ids=["cluster-wide", "namespaced", "peering", "metrics-service", "patterns", "monitoring"],
 )
 def test_rendered_objects_validate_against_kubernetes_schemas(
     helm: Path, values: list[str]
@@ -294,3 +308,24 @@ def test_namespace_patterns_refuse_what_they_cannot_do(
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode != 0 and named in result.stderr
+
+
+def test_the_monitors_label_series_as_the_alerts_join_them(helm: Path) -> None:
+    """docs/reference/alerts.md: the operator's namespace/name kept, the servers' service from
+    their instance label, in the namespaces the operator watches."""
+    docs = {d["kind"]: d for d in _template(helm, *MONITORING)}
+    assert docs["ServiceMonitor"]["spec"]["endpoints"][0]["honorLabels"] is True
+    pods = docs["PodMonitor"]["spec"]
+    assert pods["namespaceSelector"] == {"any": True}
+    [endpoint] = pods["podMetricsEndpoints"]
+    assert endpoint["port"] == "http"
+    assert endpoint["relabelings"] == [
+        {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+         "targetLabel": "service"}
+    ]  # fmt: skip
+    assert pods["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "emotivoice",
+        "app.kubernetes.io/component": "server",
+    }
+    namespaced = {d["kind"]: d for d in _template(helm, *MONITORING, "watchNamespaces={a,b}")}
+    assert namespaced["PodMonitor"]["spec"]["namespaceSelector"] == {"matchNames": ["a", "b"]}

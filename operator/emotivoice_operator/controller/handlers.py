@@ -178,6 +178,7 @@ async def _pass(memo: kopf.Memo, key: Key) -> None:
     snap = _snapshot(memo.indexes, key)
     if snap.body is None:
         memo.timer.forget(key)
+        metrics.forget_service(*key)
         return
     # The pass runs in the context of this task: kopf.event needs its posting queue from it.
     context = contextvars.copy_context()
@@ -187,6 +188,7 @@ async def _pass(memo: kopf.Memo, key: Key) -> None:
         )
     if outcome is None:
         memo.timer.forget(key)
+        metrics.forget_service(*key)
     else:
         memo.timer.requeue_at(key, outcome.next_edge)
 
@@ -260,6 +262,7 @@ async def on_service_event(
             memo.queue.forget(key)
             memo.timer.forget(key)
             memo.expectations.forget(namespace, name)
+        metrics.forget_service(namespace, name)
         return
     _trigger(memo, key)
 

@@ -42,7 +42,12 @@ from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.observe import Findings, observe
 from emotivoice_operator.reconcile.ownership import conflict_message, is_ours
 from emotivoice_operator.reconcile.report import EventPoster, Reporter
-from emotivoice_operator.reconcile.status import Observed, compute_status, with_transition_times
+from emotivoice_operator.reconcile.status import (
+    Observed,
+    compute_status,
+    fetch_failing,
+    with_transition_times,
+)
 from emotivoice_operator.reconcile.traffic import TrafficReader, status_fields
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
@@ -109,7 +114,9 @@ class Reconciler:
             report.invalid_spec(str(exc))
             observed, findings = self._observe(body, owner, None, snap, memory, spec_error=str(exc))
             report.findings(None, findings)
-            return Outcome(self._write_status(body, memory, observed, report), now + horizon)
+            status = self._write_status(body, memory, observed, report)
+            report.pool(None, status, fetch_failing(observed.pods))
+            return Outcome(status, now + horizon)
 
         reading = self.cost.read(key, desired.windows, snap.pods, memory.cost, now)
         floor = desired.warm_floor
@@ -160,6 +167,7 @@ class Reconciler:
         )
         report.findings(desired, findings)
         status = self._write_status(body, memory, observed, report)
+        report.pool(desired, status, fetch_failing(observed.pods))
         report.cache_unreachable(desired.cache.warning)
         found = observed.calendars_found
         report.calendar_missing(found[1] if found and not found[0] else None)

@@ -106,6 +106,31 @@ class Reporter:
     def warm_floor(self, floor: int) -> None:
         metrics.WARM_FLOOR.labels(self.owner.namespace, self.owner.name).set(floor)
 
+    def pool(
+        self, desired: DesiredState | None, status: dict[str, Any], fetch_failing: int
+    ) -> None:
+        """The gauges the chart's alerts and dashboard join (docs/reference/alerts.md): Ready
+        replicas, the pool's max, pods whose download failed, and per window whether it is warm
+        and the lead in force. Windows no longer in the spec lose their label sets; the counters
+        of the windows that are get theirs at 0, so the first miss is an increase."""
+        ns, name = self.owner.namespace, self.owner.name
+        metrics.READY_REPLICAS.labels(ns, name).set(status.get("readyReplicas") or 0)
+        metrics.FETCH_FAILING_PODS.labels(ns, name).set(fetch_failing)
+        if desired is None:
+            return
+        metrics.MAX_REPLICAS.labels(ns, name).set(desired.max_replicas)
+        active = {w.name for w in desired.active_windows}
+        for window in desired.windows:
+            metrics.WINDOW_ACTIVE.labels(ns, name, window.name).set(window.name in active)
+            metrics.WINDOW_LEAD_SECONDS.labels(ns, name, window.name).set(
+                window.lead.total_seconds()
+            )
+            metrics.WINDOW_MISSES.labels(ns, name, window.name)
+            metrics.WINDOW_STARTS_MET.labels(ns, name, window.name)
+        metrics.forget_windows(ns, name, {w.name for w in desired.windows})
+        if desired.route is not None:
+            metrics.WAKES.labels(ns, name)
+
     def applied(self, results: Iterable[ApplyResult]) -> None:
         created = []
         for result in results:

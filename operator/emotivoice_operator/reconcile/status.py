@@ -129,6 +129,27 @@ def _fetch_problem(name: str, init: dict[str, Any]) -> str | None:
     return f"{name}: downloading the model"
 
 
+def fetch_failing(pods: list[dict[str, Any]]) -> int:
+    """Pods whose fetch step's last try failed (its state or, between tries, its last state:
+    see ``_fetch_problem``) and that are not Ready: what the fetch-failing alert counts."""
+    failing = 0
+    for pod in pods:
+        if _pod_problem(pod) is None:
+            continue
+        for init in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            state = init.get("state") or {}
+            terminated = state.get("terminated")
+            last = (init.get("lastState") or {}).get("terminated") or {}
+            if terminated is not None:
+                failed = terminated.get("exitCode") != 0
+            else:
+                failed = bool(last.get("exitCode"))
+            if failed:
+                failing += 1
+                break
+    return failing
+
+
 def _failure(terminated: dict[str, Any]) -> str:
     """``exit 3 (the store refused the credentials): access denied ...``, from a
     ``terminated`` container state."""
