@@ -287,6 +287,11 @@ def test_a_window_brings_warm_replicas_back_before_the_peak(
     assert accounts == {"tts-zero-warm", "tts-floor-warm"}
     # Ready before the window opened (a few seconds of slack for the polling).
     assert warm_at <= start + timedelta(seconds=10), (warm_at, start)
+    # Speech during the window through the scale-to-zero service's Service: the operator
+    # reads its live server's counters (status.cost) while the window is warm.
+    url = service_url(real_cluster, ns, "tts-zero")
+    for _ in range(3):
+        assert_valid_wav(speak(url))
     wait_for(
         lambda: all(
             j["status"].get("succeeded") == 1
@@ -320,6 +325,22 @@ def test_a_window_brings_warm_replicas_back_before_the_peak(
         interval=3,
         what="floors back down after the window",
     )
+
+    # What the window cost and bought (status.cost), from a real server's counters: its warm
+    # span held a Ready replica, and the model's busy time during it (the priming and the three
+    # requests above) is there. Counters are read at most once a minute and at the window's
+    # edges, so the last read is the one at its end (or the pass after it).
+    def cost() -> dict[str, Any]:
+        status = real_cluster.get_json("evs", "tts-zero", "-n", ns)["status"]
+        return ((status.get("cost") or {}).get("windows") or {}).get("peak") or {}
+
+    wait_for(lambda: cost().get("servedReplicaSeconds", 0) > 0, timeout=120, interval=3,
+             what="served replica-seconds read from the live server")  # fmt: skip
+    peak = cost()
+    assert peak["occurrences"] >= 1, peak
+    assert peak["warmReplicaSeconds"] > 0, peak
+    # The served seconds are the model's busy time: less than the warm replica-seconds.
+    assert 0 < peak["servedReplicaSeconds"] < peak["warmReplicaSeconds"], peak
 
 
 def test_a_prewarm_job_created_by_hand_raises_the_floor(
