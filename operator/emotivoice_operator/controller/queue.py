@@ -29,6 +29,33 @@ Key = tuple[str, str]  # (namespace, name)
 # Retry delays after a failed reconcile: doubling from the first, capped at the last.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+# ... capped lower when the pass failed because the API server could not be reached: the fault
+# is not the service's, and it ends for every service at once. Measured (tests/faults): after
+# an API server restart (down ~20 s) the doubling delay had grown to 16-32 s, so a window's
+# floor rose 17-45 s after the API was back and the window was missed; a trigger from the
+# reconnected watches cannot shorten a delay already running (the service is waiting).
+RETRY_UNREACHABLE_MAX_SECONDS = 4.0
+# HTTP answers of an API server that is there but not serving yet (storage initialising, rate
+# limited, a proxy without a backend).
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def api_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the API server was unreachable or not serving,
+    rather than that it refused this service's request."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain of causes, bounded (it may loop)
+        if seen is None:
+            return False
+        if isinstance(seen, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, ApiException) and seen.status in UNAVAILABLE_STATUSES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class FairQueue:
@@ -109,21 +136,28 @@ class FairQueue:
                 continue
             self._waiting.discard(key)
             self._running.add(key)
-            failed = False
+            failed = unreachable = False
             try:
                 await self._run(key)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failed = True
-                log.exception("reconcile of %s/%s failed; retried", *key)
+                unreachable = api_unreachable(exc)
+                if unreachable:  # one line, not a traceback per service per retry
+                    log.warning(
+                        "reconcile of %s/%s: API server unreachable (%s); retried", *key, exc
+                    )
+                else:
+                    log.exception("reconcile of %s/%s failed; retried", *key)
             finally:
                 self._running.discard(key)
                 self.passes += 1
             if failed:
                 count = self._failures[key] = self._failures.get(key, 0) + 1
                 self._again.discard(key)
-                delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (count - 1))
+                cap = RETRY_UNREACHABLE_MAX_SECONDS if unreachable else RETRY_MAX_SECONDS
+                delay = min(cap, RETRY_FIRST_SECONDS * 2 ** (count - 1))
                 self.trigger(key, delay)
             else:
                 self._failures.pop(key, None)
