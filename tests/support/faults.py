@@ -230,3 +230,34 @@ def record(figures: FaultFigures) -> None:
     if path:
         with Path(path).open("a") as out:
             out.write(json.dumps(asdict(figures)) + "\n")
+
+
+# ---- the real node's faults ----------------------------------------------------------------------
+
+FAULT_TABLE = "evs-fault"
+
+
+def cut_from_api(pod_ip: str) -> None:
+    """Drops every packet from ``pod_ip`` to the API server's port (an nftables table of its own,
+    on the node's bridge: the pod's side of its veth), as a partition would: established
+    connections stall, new ones time out. ``reconnect`` removes it."""
+    port = ports()["API_PORT"]
+    rules = (
+        f"table inet {FAULT_TABLE} {{\n"
+        "  chain input {\n"
+        "    type filter hook input priority -5; policy accept;\n"
+        f"    ip saddr {pod_ip} tcp dport {port} drop\n"
+        "  }\n"
+        "}\n"
+    )
+    subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
+
+
+def reconnect() -> None:
+    """Removes ``cut_from_api``'s table (nothing when it is not there)."""
+    subprocess.run(
+        ["nft", "delete", "table", "inet", FAULT_TABLE],
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
