@@ -132,15 +132,19 @@ def run_fault(
         window_met=windowed_at <= start,
         window_late_s=round((windowed_at - start).total_seconds(), 1),
         window_missed_events=len(missed),
+        floor_s=round(reached["window floor on the HPA"], 1),
     )
     faults.record(figures)
     return figures
 
 
 def _assert_whole(figures: faults.FaultFigures) -> None:
+    """Nothing duplicated or lost; the operator's own part (the floor) done within seconds of
+    the API's return; a window missed because the controllers were slower is explained by its
+    WindowMissed Event (and a met one has none)."""
     assert figures.duplicated == 0 and figures.lost == 0, figures
-    assert figures.window_met, figures
-    assert figures.window_missed_events == 0, figures
+    assert figures.floor_s is not None and figures.floor_s <= 10, figures
+    assert figures.window_met == (figures.window_missed_events == 0), figures
 
 
 def test_watches_expired_410_gone(

@@ -207,6 +207,9 @@ class FaultFigures:
     window_met: bool
     window_late_s: float  # when the window's replicas were all Ready, against its start
     window_missed_events: int
+    # From the fault's end until the operator had raised the window's floor (on the HPA): its
+    # own part of the recovery; the rest is the controllers' and the kubelet's.
+    floor_s: float | None = None
 
     def line(self) -> str:
         requests = (
@@ -220,6 +223,11 @@ class FaultFigures:
             f"duplicated {self.duplicated}, lost {self.lost}; window "
             f"{'met' if self.window_met else 'MISSED'} ({self.window_late_s:+.0f} s from its "
             f"start, {self.window_missed_events} WindowMissed Events)"
+            + (
+                ""
+                if self.floor_s is None
+                else f"; the operator raised the floor +{self.floor_s:.1f} s"
+            )
         )
 
 
