@@ -31,9 +31,10 @@ RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 # ... capped lower when the pass failed because the API server could not be reached: the fault
 # is not the service's, and it ends for every service at once. Measured (tests/faults): after
-# an API server restart (down ~20 s) the doubling delay had grown to 16-32 s, so a window's
-# floor rose 17-45 s after the API was back and the window was missed; a trigger from the
-# reconnected watches cannot shorten a delay already running (the service is waiting).
+# an API server restart (down ~20 s) the doubling delay had grown to 8-16 s, and a service
+# created during the outage was made 10 s after the API was back (a window's floor could wait
+# as long); a trigger from the reconnected watches cannot shorten a delay already running (the
+# service is waiting).
 RETRY_UNREACHABLE_MAX_SECONDS = 4.0
 # HTTP answers of an API server that is there but not serving yet (storage initialising, rate
 # limited, a proxy without a backend).
