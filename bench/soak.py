@@ -4,6 +4,7 @@ blips and the operator restarts. At the end: requests served and failed, window 
 missed (each miss with its Event), cold starts by phase (p50/p95), the operator's memory at its
 start and end, leaked objects and cache corruption (every claim re-verified).
 
+The operator restarts once, a quarter into the run; the other faults come every 45 to 75 s.
 Two services: ``soak-a`` (floor 1, a window every 4 minutes raising it to 2; the client sends
 through its Service the whole time) and ``soak-b`` (scaled to zero outside a window every 4
 minutes, offset by 2: each occurrence is a start from its cache).
@@ -108,7 +109,7 @@ def operator_memory_mib(cluster: Cluster) -> float | None:
     """The operator pod's working set from the metrics API (as `kubectl top` shows it)."""
     pods = cluster.get_json("pods", "-n", SYSTEM_NAMESPACE)["items"]
     for pod in pods:
-        if not pod_ready(pod):
+        if not pod_ready(pod) or pod["metadata"].get("deletionTimestamp"):
             continue
         raw = cluster.kubectl(
             "get", "--raw",
@@ -137,10 +138,9 @@ def services(store: Any) -> list[dict[str, Any]]:
 
 
 def chaos_step(cluster: Cluster, ns: str, rng: random.Random, operator: bool) -> str:
-    """One random fault: a server pod killed, the S3 store unreachable for BLIP_SECONDS, or (with
-    ``operator``) the operator pod deleted (its Deployment makes a new one)."""
-    kinds = ["kill-pod", "kill-pod", "s3-blip"] + (["operator-restart"] if operator else [])
-    kind = rng.choice(kinds)
+    """With ``operator``, the operator pod deleted (its Deployment makes a new one); else one
+    random fault: a server pod killed, or the S3 store unreachable for BLIP_SECONDS."""
+    kind = "operator-restart" if operator else rng.choice(["kill-pod", "kill-pod", "s3-blip"])
     if kind == "kill-pod":
         pods = [
             p
@@ -204,16 +204,19 @@ def run(cluster: Cluster, minutes: float, seed: int, workdir: Path) -> Report:
                               max_requests=int(minutes * 60 * 5) + 600, timeout=5)  # fmt: skip
         with client:
             next_chaos = time.monotonic() + rng.uniform(*CHAOS_EVERY_S)
-            # The operator restarts (chaos) only in the run's first third; its memory at the
-            # end is compared with the last instance's, OPERATOR_SETTLE_S after its start.
-            restarts_until = time.monotonic() + minutes * 20
+            # The operator restarts once, a quarter into the run; its memory at the end is
+            # compared with the new instance's, OPERATOR_SETTLE_S after its start.
+            restart_at: float | None = time.monotonic() + minutes * 15
             sample_memory_at: float | None = None
             while time.monotonic() < end:
                 now = time.monotonic()
-                if now >= next_chaos:
-                    step = chaos_step(cluster, ns, rng, operator=now < restarts_until)
-                    if step == "operator-restart":
-                        sample_memory_at = time.monotonic() + OPERATOR_SETTLE_S
+                if restart_at is not None and now >= restart_at:
+                    step = chaos_step(cluster, ns, rng, operator=True)
+                    restart_at = None
+                    sample_memory_at = time.monotonic() + OPERATOR_SETTLE_S
+                    report.chaos.append(f"{step} at +{minutes * 60 - (end - now):.0f} s")
+                elif now >= next_chaos:
+                    step = chaos_step(cluster, ns, rng, operator=False)
                     report.chaos.append(f"{step} at +{minutes * 60 - (end - now):.0f} s")
                     print(f"chaos: {report.chaos[-1]}", file=sys.stderr)
                     next_chaos = time.monotonic() + rng.uniform(*CHAOS_EVERY_S)
