@@ -156,6 +156,36 @@ def test_a_pass_failed_on_an_unreachable_api_retries_at_the_short_cap(
     assert all(g < 0.07 for g in gaps[2:]), gaps
 
 
+def test_a_refusal_after_an_outage_starts_its_own_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five passes find the API unreachable, the sixth is refused (a restarting API server's
+    403): the seventh comes after the first delay, not after one doubled five times."""
+    import urllib3
+
+    monkeypatch.setattr(queue_module, "RETRY_FIRST_SECONDS", 0.02)
+    monkeypatch.setattr(queue_module, "RETRY_UNREACHABLE_MAX_SECONDS", 0.04)
+
+    async def main() -> list[float]:
+        at: list[float] = []
+
+        async def run(key: Key) -> None:
+            at.append(asyncio.get_running_loop().time())
+            if len(at) <= 5:
+                raise urllib3.exceptions.MaxRetryError(None, "/api", "connection refused")  # type: ignore[arg-type]
+            if len(at) == 6:
+                raise RuntimeError("403: not yet authorized")
+
+        q = FairQueue(run, workers=1, settle_seconds=0)
+        q.ensure_started()
+        q.trigger(("ns", "a"))
+        await settle(q, 0.5)
+        await q.stop()
+        return at
+
+    at = asyncio.run(main())
+    assert len(at) == 7
+    assert at[6] - at[5] < 0.05, at  # 0.02 (its own first), not 0.02 * 2**5 = 0.64
+
+
 @pytest.mark.parametrize(
     ("exc", "unreachable"),
     [

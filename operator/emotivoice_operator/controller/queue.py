@@ -72,7 +72,8 @@ class FairQueue:
         self._waiting: set[Key] = set()  # settling or ready: one entry per service
         self._running: set[Key] = set()
         self._again: set[Key] = set()  # triggered while running: once more afterwards
-        self._failures: dict[Key, int] = {}
+        self._failures: dict[Key, int] = {}  # refused passes in a row (the long back-off)
+        self._outages: dict[Key, int] = {}  # passes in a row that found the API unreachable
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.passes = 0  # reconciles run (observability and tests)
@@ -108,6 +109,7 @@ class FairQueue:
     def forget(self, key: Key) -> None:
         """Drops the retry state of a deleted service (a waiting pass finds it gone and ends)."""
         self._failures.pop(key, None)
+        self._outages.pop(key, None)
 
     def _make_ready(self, key: Key) -> None:
         self._ready.setdefault(key[0], deque()).append(key)
@@ -155,13 +157,18 @@ class FairQueue:
                 self._running.discard(key)
                 self.passes += 1
             if failed:
-                count = self._failures[key] = self._failures.get(key, 0) + 1
+                # An outage does not grow the refusals' back-off: a restarting API server
+                # answers 403 for a moment before it is ready (measured), and that one refusal
+                # after twenty seconds of outage must not wait 32 s.
+                counts = self._outages if unreachable else self._failures
+                count = counts[key] = counts.get(key, 0) + 1
                 self._again.discard(key)
                 cap = RETRY_UNREACHABLE_MAX_SECONDS if unreachable else RETRY_MAX_SECONDS
                 delay = min(cap, RETRY_FIRST_SECONDS * 2 ** (count - 1))
                 self.trigger(key, delay)
             else:
                 self._failures.pop(key, None)
+                self._outages.pop(key, None)
                 if key in self._again:
                     self._again.discard(key)
                     self.trigger(key)
