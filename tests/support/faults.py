@@ -141,8 +141,6 @@ def census(cluster: Cluster, namespace: str, body: dict[str, Any]) -> Census:
     name = body["metadata"]["name"]
     want = expected_children(body, namespace)
     have = children(cluster, namespace, name)
-    # A workload's pods are counted too: more server pods than the workload asks for is a
-    # duplicate the owner references cannot show.
     dup = sum(max(0, n - 1) for n in have.values())
     lost = sum(1 for key in want if key not in have)
     unexpected = sum(1 for key in have if key not in want)
