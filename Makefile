@@ -20,9 +20,16 @@ demo-down:
 render: venv
 	@$(PY) -m emotivoice_operator.main render examples/
 
-## test: the whole suite, as CI runs it (.ci/run calls this)
+## test: the whole suite, as CI runs it (.ci/run calls this); the fault suite is apart (test-faults)
 test: venv lint tools node-tools
-	@$(PY) -m pytest tests
+	@$(PY) -m pytest tests -m "not faults"
+
+## test-faults: the fault suite (tests/faults/ on the simulated nodes, tests/e2e/test_faults_node.py
+## on the real node): the control plane and the node's processes restarted, the operator cut off;
+## figures per fault (about 15 minutes); FAULTS_REPORT=path.jsonl keeps them as JSON lines
+.PHONY: test-faults
+test-faults: venv lint tools node-tools
+	@EVS_FAULTS_REPORT=$(or $(FAULTS_REPORT),/dev/null) $(PY) -m pytest tests -m faults -s
 
 ## tools: the Go-built binaries the tests use (cached in ~/.cache/emotivoice-operator; progress on first build)
 tools:
@@ -148,6 +155,13 @@ bench: bench-coldstart
 bench-fallback: venv tools node-tools
 	@$(PY) bench/fallback_bench.py
 bench: bench-fallback
+
+## soak: MINUTES (30, at most 30) on the real node: windows every 4 minutes, pods killed at random,
+## the S3 store blips, the operator restarts; then requests, window starts met/missed, cold starts
+## by phase, operator memory, leaked objects, every cache claim re-verified (SOAK_REPORT=path.json)
+.PHONY: soak
+soak: venv tools node-tools
+	@$(PY) bench/soak.py --minutes $(or $(MINUTES),30) $(if $(SOAK_REPORT),--report $(SOAK_REPORT))
 
 ## e2e-kind: kind cluster + images + chart + an example on an in-cluster MinIO, then the integration suite (needs Docker and kind)
 e2e-kind:

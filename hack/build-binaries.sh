@@ -4,10 +4,12 @@
 #
 #   hack/build-binaries.sh [NAME...]
 #     NAME in: versitygw kwok helm etcd kube-apiserver kube-controller-manager kube-scheduler
-#              kubectl kubelet kube-proxy coredns registry prometheus promtool, or the groups
+#              kubectl kubelet kube-proxy coredns registry metrics-server prometheus promtool, or
+#              the groups
 #              `cluster` (everything
 #              hack/cluster.sh runs for the control plane and its simulated nodes) and `node`
-#              (what the real node adds: kubelet, kube-proxy, CoreDNS, the image registry)
+#              (what the real node adds: kubelet, kube-proxy, CoreDNS, the image registry,
+#              metrics-server)
 #     (default: all)
 #
 # Prints the directory that holds the binaries on its last line of stdout; progress goes to stderr.
@@ -33,13 +35,15 @@ DISTRIBUTION_VERSION=v3.0.0
 # Prometheus 3.x (its Go module is tagged v0.3XX.0 for Prometheus 3.XX): the recommendation's
 # history and the chart's alert rules are tested against it.
 PROMETHEUS_VERSION=v0.316.0
+# The resource metrics API the HPA reads on the real node (v0.9.x needs Go >= 1.26.10).
+METRICS_SERVER_VERSION=v0.8.1
 
 K8S_NAMES=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
 # The real node's binaries: their own `go build` and cache directory, so adding them never
 # invalidates the control plane's.
 K8S_NODE_NAMES=(kubelet kube-proxy)
 CLUSTER_NAMES=(etcd "${K8S_NAMES[@]}" kwok)
-NODE_GROUP=("${K8S_NODE_NAMES[@]}" coredns registry)
+NODE_GROUP=("${K8S_NODE_NAMES[@]}" coredns registry metrics-server)
 ALL_NAMES=(versitygw kwok helm etcd "${K8S_NAMES[@]}" "${NODE_GROUP[@]}" prometheus promtool)
 
 log() { echo ">> $*" >&2; }
@@ -179,6 +183,7 @@ build_one() {
     kubelet | kube-proxy) with_lock k8s-node build_k8s k8s-node "${K8S_NODE_NAMES[@]}" ;;
     coredns) with_lock coredns go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
     registry) with_lock registry go_install registry github.com/distribution/distribution/v3/cmd/registry "$DISTRIBUTION_VERSION" ;;
+    metrics-server) with_lock metrics-server go_install metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" ;;
     # promtool first: it fetches the modules prometheus shares (about 4 min, then 1 min).
     promtool) with_lock promtool go_install promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" ;;
     prometheus) with_lock prometheus go_install prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION" ;;
@@ -200,6 +205,7 @@ bin_dir() {
     kubelet | kube-proxy) echo "$CACHE/k8s-node-$K8S_VERSION" ;;
     coredns) echo "$CACHE/coredns-$COREDNS_VERSION" ;;
     registry) echo "$CACHE/registry-$DISTRIBUTION_VERSION" ;;
+    metrics-server) echo "$CACHE/metrics-server-$METRICS_SERVER_VERSION" ;;
     promtool) echo "$CACHE/promtool-$PROMETHEUS_VERSION" ;;
     prometheus) echo "$CACHE/prometheus-$PROMETHEUS_VERSION" ;;
   esac
@@ -207,9 +213,9 @@ bin_dir() {
 
 if [ "${1:-}" = "--versions" ]; then
   # For scripts and docs that state the versions: one NAME=VERSION per line.
-  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\nCOREDNS_VERSION=%s\nDISTRIBUTION_VERSION=%s\nPROMETHEUS_VERSION=%s\n' \
+  printf 'K8S_VERSION=%s\nETCD_VERSION=%s\nKWOK_VERSION=%s\nHELM_VERSION=%s\nVERSITYGW_VERSION=%s\nCOREDNS_VERSION=%s\nDISTRIBUTION_VERSION=%s\nPROMETHEUS_VERSION=%s\nMETRICS_SERVER_VERSION=%s\n' \
     "$K8S_VERSION" "$ETCD_VERSION" "$KWOK_VERSION" "$HELM_VERSION" "$VERSITYGW_VERSION" \
-    "$COREDNS_VERSION" "$DISTRIBUTION_VERSION" "$PROMETHEUS_VERSION"
+    "$COREDNS_VERSION" "$DISTRIBUTION_VERSION" "$PROMETHEUS_VERSION" "$METRICS_SERVER_VERSION"
   exit 0
 fi
 

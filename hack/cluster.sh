@@ -13,6 +13,10 @@
 #   hack/cluster.sh down     stop everything and remove the state directory
 #   hack/cluster.sh env      print `export KUBECONFIG=...` (eval "$(hack/cluster.sh env)")
 #   hack/cluster.sh status   say whether it is up (exit 0) or not (exit 1)
+#   hack/cluster.sh restart NAME [PAUSE]
+#                            stop one control-plane component (etcd, kube-apiserver, ...) and
+#                            start it again with the same flags after PAUSE seconds; waits until
+#                            the API answers (the fault suite's restarts)
 #   hack/cluster.sh nodes    print the fake nodes' manifests (to give another cluster running
 #                            KWOK the same nodes: hack/cluster.sh nodes | kubectl apply -f -)
 #
@@ -397,14 +401,27 @@ locked() {
   "$@"
 }
 
+restart_component() {
+  local name=$1 pause=${2:-0}
+  case " ${COMPONENTS[*]} " in
+    *" $name "*) ;;
+    *) die "unknown component '$name' (known: ${COMPONENTS[*]})" ;;
+  esac
+  local t0=$SECONDS
+  restart "$name" "$pause"
+  wait_for "kube-apiserver ready after restarting $name" api_get /readyz
+  log "$name restarted ($((SECONDS - t0)) s, down for at least $pause s)"
+}
+
 case "${1:-}" in
   up) locked up ;;
+  restart) restart_component "${2:?usage: hack/cluster.sh restart NAME [PAUSE]}" "${3:-0}" ;;
   down) locked down_locked && log "down (state removed)" ;;
   env) echo "export KUBECONFIG=$STATE/kubeconfig" ;;
   nodes) fake_nodes ;;
   status) status ;;
   *)
-    echo "usage: hack/cluster.sh up|down|env|status|nodes" >&2
+    echo "usage: hack/cluster.sh up|down|env|status|nodes|restart NAME [PAUSE]" >&2
     exit 2
     ;;
 esac

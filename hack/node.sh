@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # One REAL node for the local control plane of hack/cluster.sh: containerd (runc, overlayfs,
-# cgroupfs), a CNI bridge, kubelet and kube-proxy v1.34.4, CoreDNS, and a local image registry
-# the kubelet pulls from. Needs root on Linux (network interfaces, mounts, cgroups): `check`
-# says why not when it cannot run. cluster.sh calls it; by hand, use cluster.sh.
+# cgroupfs), a CNI bridge, kubelet and kube-proxy v1.34.4, CoreDNS, metrics-server (the resource
+# metrics API the HPA reads), and a local image registry the kubelet pulls from. Needs root on
+# Linux (network interfaces, mounts, cgroups): `check` says why not when it cannot run.
+# cluster.sh calls it; by hand, use cluster.sh.
 #
 #   hack/node.sh check     exit 0 when this machine can run the real node, else say why
 #   hack/node.sh bridge    create the bridge evs0 with the node address (before the apiserver
 #                          binds it: pods must reach the API, so it listens there, not on lo)
-#   hack/node.sh up        containerd, registry, kubelet, kube-proxy, CoreDNS; wait until Ready
+#   hack/node.sh up        containerd, registry, kubelet, kube-proxy, CoreDNS, metrics-server;
+#                          wait until Ready and the metrics API answers
 #   hack/node.sh healthy   exit 0 when all of them run
+#   hack/node.sh restart NAME [PAUSE]
+#                          stop kubelet, containerd, kube-proxy or metrics-server and start it
+#                          again with the same flags after PAUSE seconds (the pods keep running:
+#                          their shims are not containerd's children); waits until it answers
 #   hack/node.sh down      delete the pods, stop everything by pid, remove every interface,
 #                          nftables table, mount and cgroup the node made
 #
@@ -31,7 +37,7 @@ KEEP=$CACHE/node
 # shellcheck source=hack/node.env
 source "$REPO/hack/node.env"
 SOCK=$STATE/run/containerd.sock
-COMPONENTS=(registry containerd kubelet kube-proxy)
+COMPONENTS=(registry containerd kubelet kube-proxy metrics-server)
 
 SCRIPT=node.sh
 # Ours: a command line that names the state directory or the cache (the registry's config).
@@ -260,6 +266,35 @@ coredns_manifest() {
   printf '%s\n' "$text"
 }
 
+# metrics_server_manifest: hack/manifests/metrics-server.yaml with the node's facts filled in.
+metrics_server_manifest() {
+  local text
+  text=$(<"$REPO/hack/manifests/metrics-server.yaml")
+  text=${text//'$METRICS_SERVER_PORT'/"$METRICS_SERVER_PORT"}
+  text=${text//'$NODE_IP'/"$NODE_IP"}
+  text=${text//'$CA_BUNDLE'/"$(base64 -w0 <"$CLUSTER/pki/ca.crt")"}
+  printf '%s\n' "$text"
+}
+
+# metrics_server: started after the kubelet (it scrapes its /metrics/resource every 15 s, the
+# shortest resolution the HPA uses well). The kubelet's serving certificate is checked against
+# the cluster CA, so no --kubelet-insecure-tls is needed here.
+metrics_server() {
+  metrics_server_manifest | kubectl apply -f - 2>/dev/null >/dev/null
+  start metrics-server "$BIN/metrics-server" \
+    --kubeconfig="$STATE/metrics-server.kubeconfig" \
+    --authentication-kubeconfig="$STATE/metrics-server.kubeconfig" \
+    --authorization-kubeconfig="$STATE/metrics-server.kubeconfig" \
+    --bind-address="$NODE_IP" --secure-port="$METRICS_SERVER_PORT" \
+    --tls-cert-file="$STATE/pki/metrics-server-serving.crt" \
+    --tls-private-key-file="$STATE/pki/metrics-server-serving.key" \
+    --kubelet-preferred-address-types=InternalIP --kubelet-use-node-status-port \
+    --kubelet-certificate-authority="$CLUSTER/pki/ca.crt" \
+    --metric-resolution=15s --v=1
+  wait_for "metrics API available" \
+    kubectl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=2s
+}
+
 up() {
   local t0=$SECONDS
   BIN=$(bash "$REPO/hack/build-binaries.sh" cluster node | tail -n1)
@@ -271,8 +306,12 @@ up() {
   node_cert kubelet "system:node:$NODE_NAME" system:nodes
   node_cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP,DNS:$NODE_NAME"
   node_cert kube-proxy system:kube-proxy system:node-proxier
+  node_cert metrics-server system:metrics-server system:metrics-server
+  node_cert metrics-server-serving metrics-server.kube-system.svc system:metrics-server \
+    "DNS:metrics-server.kube-system.svc,DNS:metrics-server.kube-system.svc.cluster.local,IP:$NODE_IP"
   node_kubeconfig kubelet
   node_kubeconfig kube-proxy
+  node_kubeconfig metrics-server
   containerd_config
   kubelet_config
   kube_proxy_config
@@ -301,6 +340,7 @@ up() {
   wait_for "node $NODE_NAME Ready" kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
   coredns_manifest | kubectl apply -f - >/dev/null
   wait_for "CoreDNS ready" kubectl -n kube-system wait --for=condition=Available deploy/coredns --timeout=2s
+  metrics_server
   log "real node $NODE_NAME up in $((SECONDS - t0)) s (pods: $POD_CIDR on $BRIDGE; taint $REAL_NODE_TAINT_KEY)"
 }
 
@@ -324,6 +364,7 @@ down() {
     done
     [ $stopped = 1 ] || log "containers still running after 20 s; killing them"
   fi
+  stop metrics-server
   stop kube-proxy
   stop kubelet
   # Whatever the kubelet did not stop: kill the tasks, remove the sandboxes' network namespaces.
@@ -392,15 +433,30 @@ healthy() {
   for name in "${COMPONENTS[@]}"; do alive "$name" || return 1; done
 }
 
+restart_component() {
+  local name=$1 pause=${2:-0} t0=$SECONDS
+  BIN=$CACHE/bin
+  restart "$name" "$pause"
+  case "$name" in
+    kubelet) wait_for "kubelet healthy" curl -sf --max-time 2 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" ;;
+    containerd) wait_for "containerd" ctr -a "$SOCK" version ;;
+    kube-proxy) wait_for "kube-proxy healthy" curl -sf --max-time 2 "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz" ;;
+    metrics-server) wait_for "metrics API available" kubectl get --raw /apis/metrics.k8s.io/v1beta1/nodes ;;
+    *) die "cannot restart '$name' (known: kubelet containerd kube-proxy metrics-server)" ;;
+  esac
+  log "$name restarted ($((SECONDS - t0)) s, down for at least $pause s)"
+}
+
 case "${1:-}" in
   check) check ;;
+  restart) restart_component "${2:?usage: hack/node.sh restart NAME [PAUSE]}" "${3:-0}" ;;
   healthy) healthy ;;
   registry) registry ;;
   bridge) bridge ;;
   up) up ;;
   down) down ;;
   *)
-    echo "usage: hack/node.sh check|bridge|up|healthy|down|registry" >&2
+    echo "usage: hack/node.sh check|bridge|up|healthy|down|registry|restart NAME [PAUSE]" >&2
     exit 2
     ;;
 esac

@@ -85,6 +85,20 @@ stop() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# restart NAME [PAUSE]: stops NAME (as `stop` does) and starts it again with the command line it
+# ran, after PAUSE seconds (default 0): the fault suite's restarts of one component. The old
+# run's log is kept as logs/NAME.log.EPOCH.
+restart() {
+  local name=$1 pause=${2:-0} pid argv=()
+  alive "$name" || die "$name is not running: nothing to restart"
+  pid=$(pid_of "$name")
+  mapfile -d '' -t argv <"/proc/$pid/cmdline"
+  stop "$name"
+  mv "$STATE/logs/$name.log" "$STATE/logs/$name.log.$(date +%s)"
+  sleep "$pause"
+  start "$name" "${argv[@]}"
+}
+
 # wait_for WHAT CMD...: retries CMD until it succeeds; dies when one of COMPONENTS has exited
 # (with the tail of its log) or when the deadline passes.
 wait_for() {

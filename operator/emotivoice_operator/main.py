@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 from emotivoice_operator import cli_preview, cli_render
@@ -81,9 +82,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespaces=args.namespace,
         standalone=args.peering is None,
         peering_name=args.peering,
+        priority=peering_priority(time.time()) if args.peering else None,
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+# Above any millisecond timestamp of this era, so every priority is positive.
+PRIORITY_CEILING = 10**13
+
+
+def peering_priority(started: float) -> int:
+    """This replica's kopf peering priority: the older a replica, the higher.
+
+    kopf pauses every operator that sees a live peer of the *same* priority (all of them, itself
+    included), so replicas of one Deployment, which share their arguments, stood still together
+    (the fault suite's HA test found neither reconciling). Priorities from the start time (ms)
+    make the oldest replica the active one, and a replica started later (a rollout, a
+    rescheduled pod) waits instead of taking over.
+    """
+    return PRIORITY_CEILING - int(started * 1000)
 
 
 if __name__ == "__main__":

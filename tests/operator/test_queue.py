@@ -4,6 +4,7 @@ service at a time, failures come back after a delay. Real asyncio, no cluster.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 
 import pytest
@@ -121,6 +122,91 @@ def test_a_failed_pass_is_retried_after_a_delay(monkeypatch: pytest.MonkeyPatch)
     # Doubling from the first delay: 0.05 s, then 0.1 s (less a millisecond: asyncio may run a
     # timer up to its clock's resolution early).
     assert at[1] - at[0] >= 0.049 and at[2] - at[1] >= 0.099, at
+
+
+def test_a_pass_failed_on_an_unreachable_api_retries_at_the_short_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API server down: the delay stops doubling at RETRY_UNREACHABLE_MAX_SECONDS, so the
+    pass runs again within that cap of the API's return (a refusal keeps the long back-off)."""
+    import urllib3
+
+    monkeypatch.setattr(queue_module, "RETRY_FIRST_SECONDS", 0.02)
+    monkeypatch.setattr(queue_module, "RETRY_UNREACHABLE_MAX_SECONDS", 0.04)
+
+    async def main() -> list[float]:
+        at: list[float] = []
+
+        async def run(key: Key) -> None:
+            at.append(asyncio.get_running_loop().time())
+            if len(at) < 6:
+                raise urllib3.exceptions.MaxRetryError(None, "/api", "connection refused")  # type: ignore[arg-type]
+
+        q = FairQueue(run, workers=1, settle_seconds=0)
+        q.ensure_started()
+        q.trigger(("ns", "a"))
+        await settle(q, 0.3)
+        await q.stop()
+        return at
+
+    at = asyncio.run(main())
+    gaps = [b - a for a, b in itertools.pairwise(at)]
+    assert len(at) == 6
+    # 0.02, 0.04, then capped at 0.04 (doubling would have made 0.08, 0.16).
+    assert all(g < 0.07 for g in gaps[2:]), gaps
+
+
+def test_a_refusal_after_an_outage_starts_its_own_back_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five passes find the API unreachable, the sixth is refused (a restarting API server's
+    403): the seventh comes after the first delay, not after one doubled five times."""
+    import urllib3
+
+    monkeypatch.setattr(queue_module, "RETRY_FIRST_SECONDS", 0.02)
+    monkeypatch.setattr(queue_module, "RETRY_UNREACHABLE_MAX_SECONDS", 0.04)
+
+    async def main() -> list[float]:
+        at: list[float] = []
+
+        async def run(key: Key) -> None:
+            at.append(asyncio.get_running_loop().time())
+            if len(at) <= 5:
+                raise urllib3.exceptions.MaxRetryError(None, "/api", "connection refused")  # type: ignore[arg-type]
+            if len(at) == 6:
+                raise RuntimeError("403: not yet authorized")
+
+        q = FairQueue(run, workers=1, settle_seconds=0)
+        q.ensure_started()
+        q.trigger(("ns", "a"))
+        await settle(q, 0.5)
+        await q.stop()
+        return at
+
+    at = asyncio.run(main())
+    assert len(at) == 7
+    assert at[6] - at[5] < 0.05, at  # 0.02 (its own first), not 0.02 * 2**5 = 0.64
+
+
+@pytest.mark.parametrize(
+    ("exc", "unreachable"),
+    [
+        (ConnectionRefusedError(111, "refused"), True),
+        (TimeoutError(), True),
+        (RuntimeError("wrapped"), False),
+    ],
+)
+def test_api_unreachable_reads_the_cause(exc: BaseException, unreachable: bool) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    assert queue_module.api_unreachable(exc) is unreachable
+    try:
+        try:
+            raise exc
+        except BaseException as inner:
+            raise RuntimeError("reconcile failed") from inner
+    except RuntimeError as outer:
+        assert queue_module.api_unreachable(outer) is unreachable
+    assert queue_module.api_unreachable(ApiException(status=503)) is True
+    assert queue_module.api_unreachable(ApiException(status=409)) is False
 
 
 def test_workers_must_be_positive() -> None:

@@ -42,3 +42,13 @@ def test_a_bad_number_names_its_variable(name: str, value: str, says: str) -> No
     with pytest.raises(ValueError, match=says) as caught:
         OperatorSettings.from_env({name: value})
     assert name in str(caught.value) and repr(value) in str(caught.value)
+
+
+def test_an_older_replica_has_the_higher_peering_priority() -> None:
+    """kopf pauses every replica that sees a peer of the same priority: replicas must differ,
+    and the oldest leads (a replica started later waits)."""
+    from emotivoice_operator.main import peering_priority
+
+    older, newer = peering_priority(1_800_000_000.000), peering_priority(1_800_000_000.001)
+    assert older > newer > 0
+    assert peering_priority(1_800_000_000.0) == peering_priority(1_800_000_000.0)

@@ -118,11 +118,14 @@ class OperatorProcess:
         log_path: Path,
         timer_interval: float = 3.0,
         namespaces: tuple[str, ...] = TEST_NAMESPACES,
+        peering: str | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.timer_interval = timer_interval
         self.namespaces = namespaces
+        # kopf peering: replicas of one operator elect the active one (the fault suite's HA).
+        self.peering = peering
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -148,6 +151,7 @@ class OperatorProcess:
                 # (or another test's) makes this one fail to start.
                 f"http://127.0.0.1:{free_port()}/healthz",
                 *(f"--namespace={ns}" for ns in self.namespaces),
+                *([f"--peering={self.peering}"] if self.peering else []),
             ],
             env=env,
             stdout=log,

@@ -84,6 +84,9 @@ def _default_timeout(api: client.ApiClient, timeout: tuple[float, float]) -> Non
     api.rest_client.request = with_timeout
 
 
+PEERING_LIFETIME_S = 15
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     # Handler progress lives in annotations of our own group, status stays ours alone.
@@ -94,6 +97,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     # minute at a thousand services); failures are warnings and errors, and stay.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
+    # With peering (replicas): a replica killed without its goodbye (SIGKILL, a lost node)
+    # holds the others paused until its record expires; kopf's 60 s would take most of a
+    # window's lead. Keepalives come every 5 to 10 s at this lifetime.
+    settings.peering.lifetime = PEERING_LIFETIME_S
     try:
         config.load_incluster_config()
     except config.ConfigException:

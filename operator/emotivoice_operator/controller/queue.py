@@ -29,6 +29,34 @@ Key = tuple[str, str]  # (namespace, name)
 # Retry delays after a failed reconcile: doubling from the first, capped at the last.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+# ... capped lower when the pass failed because the API server could not be reached: the fault
+# is not the service's, and it ends for every service at once. Measured (tests/faults): after
+# an API server restart (down ~20 s) the doubling delay had grown to 8-16 s, and a service
+# created during the outage was made 10 s after the API was back (a window's floor could wait
+# as long); a trigger from the reconnected watches cannot shorten a delay already running (the
+# service is waiting).
+RETRY_UNREACHABLE_MAX_SECONDS = 4.0
+# HTTP answers of an API server that is there but not serving yet (storage initialising, rate
+# limited, a proxy without a backend).
+UNAVAILABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def api_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the API server was unreachable or not serving,
+    rather than that it refused this service's request."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain of causes, bounded (it may loop)
+        if seen is None:
+            return False
+        if isinstance(seen, urllib3.exceptions.HTTPError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, ApiException) and seen.status in UNAVAILABLE_STATUSES:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class FairQueue:
@@ -44,7 +72,8 @@ class FairQueue:
         self._waiting: set[Key] = set()  # settling or ready: one entry per service
         self._running: set[Key] = set()
         self._again: set[Key] = set()  # triggered while running: once more afterwards
-        self._failures: dict[Key, int] = {}
+        self._failures: dict[Key, int] = {}  # refused passes in a row (the long back-off)
+        self._outages: dict[Key, int] = {}  # passes in a row that found the API unreachable
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.passes = 0  # reconciles run (observability and tests)
@@ -80,6 +109,7 @@ class FairQueue:
     def forget(self, key: Key) -> None:
         """Drops the retry state of a deleted service (a waiting pass finds it gone and ends)."""
         self._failures.pop(key, None)
+        self._outages.pop(key, None)
 
     def _make_ready(self, key: Key) -> None:
         self._ready.setdefault(key[0], deque()).append(key)
@@ -109,24 +139,36 @@ class FairQueue:
                 continue
             self._waiting.discard(key)
             self._running.add(key)
-            failed = False
+            failed = unreachable = False
             try:
                 await self._run(key)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 failed = True
-                log.exception("reconcile of %s/%s failed; retried", *key)
+                unreachable = api_unreachable(exc)
+                if unreachable:  # one line, not a traceback per service per retry
+                    log.warning(
+                        "reconcile of %s/%s: API server unreachable (%s); retried", *key, exc
+                    )
+                else:
+                    log.exception("reconcile of %s/%s failed; retried", *key)
             finally:
                 self._running.discard(key)
                 self.passes += 1
             if failed:
-                count = self._failures[key] = self._failures.get(key, 0) + 1
+                # An outage does not grow the refusals' back-off: a restarting API server
+                # answers 403 for a moment before it is ready (measured), and that one refusal
+                # after twenty seconds of outage must not wait 32 s.
+                counts = self._outages if unreachable else self._failures
+                count = counts[key] = counts.get(key, 0) + 1
                 self._again.discard(key)
-                delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (count - 1))
+                cap = RETRY_UNREACHABLE_MAX_SECONDS if unreachable else RETRY_MAX_SECONDS
+                delay = min(cap, RETRY_FIRST_SECONDS * 2 ** (count - 1))
                 self.trigger(key, delay)
             else:
                 self._failures.pop(key, None)
+                self._outages.pop(key, None)
                 if key in self._again:
                     self._again.discard(key)
                     self.trigger(key)
