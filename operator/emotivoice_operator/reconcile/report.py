@@ -52,6 +52,16 @@ REASON_LEAD_TIME = "LeadTime"
 # raised a floor of 0 to 1.
 REASON_ROUTED = "Routed"
 REASON_WOKEN = "Woken"
+# The warm path (reconcile/warmpath.py): the image pre-pull for a window began, one node's pull
+# was measured, a node cannot pull, the pre-pull was removed; capacity placeholders were
+# created, one was preempted by a replica (or is gone), a window's placeholders were removed.
+REASON_IMAGE_PRE_PULL = "ImagePrePull"
+REASON_IMAGE_PULLED = "ImagePulled"
+REASON_IMAGE_PRE_PULL_FAILED = "ImagePrePullFailed"
+REASON_IMAGE_PRE_PULL_DONE = "ImagePrePullDone"
+REASON_PLACEHOLDERS_CREATED = "PlaceholdersCreated"
+REASON_PLACEHOLDER_PREEMPTED = "PlaceholderPreempted"
+REASON_PLACEHOLDERS_REMOVED = "PlaceholdersRemoved"
 # The service entered a phase (status.phase), one reason each: "Phase" + the phase.
 REASON_PHASE_READY = "PhaseReady"
 REASON_PHASE_PROGRESSING = "PhaseProgressing"
@@ -101,6 +111,11 @@ class Reporter:
     def phase(self, status: dict[str, Any]) -> None:
         if status.get("phase") != self.memory.phase:
             self.post(NORMAL, PHASE_REASONS[status["phase"]], status["message"])
+
+    def warm_path(self, events: Iterable[tuple[str, str, str]]) -> None:
+        """The warm path's Events (reconcile/warmpath.py decides them from status and pods)."""
+        for type_, reason, message in events:
+            self.post(type_, reason, message)
 
     # Children.
     def warm_floor(self, floor: int) -> None:
