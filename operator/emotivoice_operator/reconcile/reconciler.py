@@ -154,9 +154,8 @@ class Reconciler:
                     owner, desired, snap, report
                 )
                 warm = self.warm_path.run(
-                    owner.namespace, desired, snap.warm_pods, memory.status, now
+                    owner.namespace, desired, snap.warm_pods, memory.status, report.post
                 )
-                report.warm_path(warm.events)
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             report.apply_failed(apply_error)

@@ -112,11 +112,6 @@ class Reporter:
         if status.get("phase") != self.memory.phase:
             self.post(NORMAL, PHASE_REASONS[status["phase"]], status["message"])
 
-    def warm_path(self, events: Iterable[tuple[str, str, str]]) -> None:
-        """The warm path's Events (reconcile/warmpath.py decides them from status and pods)."""
-        for type_, reason, message in events:
-            self.post(type_, reason, message)
-
     # Children.
     def warm_floor(self, floor: int) -> None:
         metrics.WARM_FLOOR.labels(self.owner.namespace, self.owner.name).set(floor)

@@ -15,8 +15,8 @@ placeholder last seen (a placeholder gone without the operator deleting it was p
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from kubernetes import client
@@ -33,6 +33,7 @@ from emotivoice_operator.reconcile.report import (
     REASON_PLACEHOLDERS_CREATED,
     REASON_PLACEHOLDERS_REMOVED,
     WARNING,
+    EventPoster,
 )
 from emotivoice_operator.render import names
 from emotivoice_operator.tuning.coldstarts import stamp
@@ -63,12 +64,10 @@ def memory_of(status: Mapping[str, Any], ready_replicas: int) -> WarmPathMemory:
 
 @dataclass
 class WarmPathOutcome:
-    """status.prePull and status.capacity to write (None: leave), and the Events to post
-    (type, reason, message)."""
+    """status.prePull and status.capacity to write (None: leave as they are)."""
 
     pre_pull: dict[str, Any] | None = None
     capacity: dict[str, Any] | None = None
-    events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _component(pod: Mapping[str, Any]) -> str:
@@ -85,16 +84,16 @@ class WarmPathIO:
         desired: DesiredState,
         warm_pods: list[dict[str, Any]],
         status: Mapping[str, Any],
-        now: datetime,
+        post: EventPoster,
     ) -> WarmPathOutcome:
         out = WarmPathOutcome()
         path = desired.warm_path
         prepull_pods = [p for p in warm_pods if _component(p) == names.COMPONENT_PREPULL]
         holders = [p for p in warm_pods if _component(p) == names.COMPONENT_PLACEHOLDER]
         if path.image_lead is not None or status.get("prePull"):
-            out.pre_pull = self._pre_pull(namespace, desired, prepull_pods, status, out.events)
+            out.pre_pull = self._pre_pull(namespace, desired, prepull_pods, status, post)
         if path.placeholders_keep or holders or status.get("capacity"):
-            out.capacity = self._capacity(namespace, desired, holders, status, out.events)
+            out.capacity = self._capacity(namespace, desired, holders, status, post)
         return out
 
     # The image pre-pull.
@@ -104,7 +103,7 @@ class WarmPathIO:
         desired: DesiredState,
         pods: list[dict[str, Any]],
         status: Mapping[str, Any],
-        events: list[tuple[str, str, str]],
+        post: EventPoster,
     ) -> dict[str, Any]:
         path = desired.warm_path
         prev = dict(status.get("prePull") or {})
@@ -118,19 +117,19 @@ class WarmPathIO:
             if prev.get("occurrence") and not prev.get("finished"):
                 out["finished"] = True
                 pulled = [e["node"] for e in prev.get("nodes") or [] if e.get("state") == wn.PULLED]
-                events.append((
+                post(
                     NORMAL, REASON_IMAGE_PRE_PULL_DONE,
                     f"pre-pull for {prev.get('window')} removed: the server image is on "
                     f"{len(pulled)} node(s) ({', '.join(pulled) or 'none'})",
-                ))  # fmt: skip
+                )  # fmt: skip
             return out
         states = wn.node_states(pods)
         if prev.get("occurrence") != stage.key():
-            events.append((
+            post(
                 NORMAL, REASON_IMAGE_PRE_PULL,
                 f"pulling {path.image} onto the pool's nodes for window {stage.window.name} "
                 f"(starts {stamp(stage.start)}); lead {stage.split()}",
-            ))  # fmt: skip
+            )  # fmt: skip
             prev_states: dict[str, str] = {}
         else:
             prev_states = {e["node"]: e["state"] for e in prev.get("nodes") or []}
@@ -143,18 +142,18 @@ class WarmPathIO:
         new_pulls = self._read_pulls(namespace, path.image, waiting) if waiting else []
         pulls = [*pulls, *new_pulls][-RECENT_PULLS:]
         for pull in new_pulls:
-            events.append((
+            post(
                 NORMAL, REASON_IMAGE_PULLED,
                 f"{path.image} on node {pull.text()} for window {stage.window.name}",
-            ))  # fmt: skip
+            )  # fmt: skip
         for node, state in states.items():
             if state == wn.FAILED and prev_states.get(node) != wn.FAILED:
-                events.append((
+                post(
                     WARNING, REASON_IMAGE_PRE_PULL_FAILED,
                     f"node {node} cannot pull {path.image} (see the pod of DaemonSet "
                     f"{names.prepull(desired_name(desired))}): the window's replicas there pull it "
                     "themselves",
-                ))  # fmt: skip
+                )  # fmt: skip
         out |= {
             "window": stage.window.name,
             "occurrence": stage.key(),
@@ -192,7 +191,7 @@ class WarmPathIO:
         desired: DesiredState,
         holders: list[dict[str, Any]],
         status: Mapping[str, Any],
-        events: list[tuple[str, str, str]],
+        post: EventPoster,
     ) -> dict[str, Any]:
         path = desired.warm_path
         prev = dict(status.get("capacity") or {})
@@ -212,11 +211,11 @@ class WarmPathIO:
             {seen[n]["metadata"]["labels"].get(names.LABEL_WINDOW, "") for n in removed}
         )
         for window in windows_removed:
-            events.append((
+            post(
                 NORMAL, REASON_PLACEHOLDERS_REMOVED,
                 f"capacity placeholders of window {window} removed: its replicas are Ready or "
                 "its occurrence ended",
-            ))  # fmt: skip
+            )  # fmt: skip
         created: dict[str, str] = {}
         for window, manifests in path.placeholders_create.items():
             for manifest in manifests:
@@ -226,11 +225,11 @@ class WarmPathIO:
                 if self._create(namespace, manifest):
                     created[name] = window
         if created:
-            events.append((
+            post(
                 NORMAL, REASON_PLACEHOLDERS_CREATED,
                 f"{len(created)} capacity placeholder(s) hold room for the windows' replicas: "
                 f"{', '.join(created)}",
-            ))  # fmt: skip
+            )  # fmt: skip
         entries = []
         for name, pod in sorted(seen.items()):
             if name in removed:
@@ -239,22 +238,22 @@ class WarmPathIO:
             before = last_seen.get(name, {}).get("state", "")
             if state == wn.PREEMPTED and before != wn.PREEMPTED:
                 node = (pod.get("spec") or {}).get("nodeName", "")
-                events.append((
+                post(
                     NORMAL, REASON_PLACEHOLDER_PREEMPTED,
                     f"placeholder {name} on node {node} was preempted by the scheduler: its room "
                     "goes to a replica",
-                ))  # fmt: skip
+                )  # fmt: skip
             window = pod["metadata"]["labels"].get(names.LABEL_WINDOW, "")
             entries.append({"pod": name, "window": window, "state": state})
         for name, entry in sorted(last_seen.items()):
             if name in seen or name in created:
                 continue
             if entry.get("state") != wn.PREEMPTED and entry.get("state", "").startswith(wn.HOLDING):
-                events.append((
+                post(
                     NORMAL, REASON_PLACEHOLDER_PREEMPTED,
                     f"placeholder {name} ({entry['state'].lower()}) is gone without the operator "
                     "deleting it: preempted by the scheduler (or deleted by someone)",
-                ))  # fmt: skip
+                )  # fmt: skip
         for name, window in created.items():
             entries.append({"pod": name, "window": window, "state": wn.PENDING})
         done = _kept([*(prev.get("done") or []), *sorted(path.done)])
