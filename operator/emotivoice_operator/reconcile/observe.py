@@ -113,14 +113,10 @@ def _cold_starts(
 
     wake = desired.wake if desired else None
     woken_since = wake.since - timedelta(seconds=1) if wake else None  # stamps are whole seconds
-    pre_pull = (
-        (memory.status.get("prePull") or {}) if desired and desired.warm_path.image_lead else None
-    )
-    pulled = (
-        frozenset(n for n, state in (pre_pull.get("nodes") or {}).items() if state == "Pulled")
-        if pre_pull is not None
-        else None
-    )
+    pulled = None
+    if desired and desired.warm_path.image_lead:
+        entries = (memory.status.get("prePull") or {}).get("nodes") or []
+        pulled = frozenset(e.get("node") for e in entries if e.get("state") == "Pulled")
     return coldstarts.account(
         pods, memory.cold_starts, ready_bodies, in_window, woken_since, pulled
     )
