@@ -95,3 +95,17 @@ def image_layer_sizes(reference: str) -> list[int]:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return [int(layer["size"]) for layer in json.load(response)["layers"]]
+
+
+def remove_image(image: str) -> bool:
+    """Removes ``image`` from the real node's containerd (its content collected at once), so the
+    next pod that needs it pulls it as a node that never ran it would; False when containerd
+    could not be asked."""
+    from tests.support.cluster import state_dir
+
+    sock = state_dir() / "node" / "run" / "containerd.sock"
+    result = subprocess.run(
+        ["ctr", "-a", str(sock), "-n", "k8s.io", "images", "rm", "--sync", image],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    return result.returncode == 0 or "not found" in result.stderr
