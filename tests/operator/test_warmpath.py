@@ -271,3 +271,39 @@ def test_a_cold_start_on_a_pre_pulled_node_says_so():
     assert status["recent"][-1]["imagePrePulled"] is False
     status, _ = coldstarts.account([pod], None)
     assert "imagePrePulled" not in status["recent"][-1]
+
+
+# --- preview ---------------------------------------------------------------------------------
+
+
+def test_the_preview_splits_each_windows_lead_into_node_image_and_replicas():
+    from emotivoice_operator.preview.text import render_text
+    from emotivoice_operator.preview.timeline import build_preview
+
+    body = copy.deepcopy(GPU)
+    body["spec"] = _spec({"enabled": True, "lead": "7m"}, {"placeholders": True, "nodeLead": "10m"})
+    preview = build_preview(body, MORNING - timedelta(hours=9), 1, SETTINGS)
+    morning, evening = preview.leads
+    assert (morning.node, morning.image, morning.replicas) == (
+        timedelta(minutes=10), timedelta(minutes=7), timedelta(minutes=15),
+    )  # fmt: skip
+    assert (evening.node, evening.image) == (None, timedelta(minutes=7))
+    text = render_text(preview)
+    assert "  morning: node 10m, image 7m, replicas 15m; from 25m before each start" in text
+    assert "  evening: image 7m, replicas 10m; from 17m before each start" in text
+    # Without a warm path the preview says nothing of it.
+    plain = build_preview(GPU, MORNING - timedelta(hours=9), 1, SETTINGS)
+    assert "Lead by window" not in render_text(plain)
+
+
+def test_the_plot_draws_the_image_and_node_parts_before_the_lead():
+    pytest.importorskip("matplotlib")
+    from emotivoice_operator.preview import plot
+    from emotivoice_operator.preview.timeline import build_preview
+
+    body = copy.deepcopy(GPU)
+    body["spec"] = _spec({"enabled": True, "lead": "7m"}, {"placeholders": True, "nodeLead": "10m"})
+    fig = plot.figure(build_preview(body, MORNING - timedelta(hours=9), 1, SETTINGS))
+    gids = {a.get_gid() for a in fig.axes[0].patches if a.get_gid()}
+    assert {"image-lead:morning", "node-lead:morning", "image-lead:evening"} <= gids
+    assert "node-lead:evening" not in gids
