@@ -156,6 +156,7 @@ class Reconciler:
                 warm = self.warm_path.run(
                     owner.namespace, desired, snap.warm_pods, memory.status, report.post
                 )
+                report.warm_path(desired, warm.pre_pull, warm.capacity)
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             report.apply_failed(apply_error)

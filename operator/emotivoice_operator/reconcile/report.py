@@ -141,6 +141,23 @@ class Reporter:
         if desired.route is not None:
             metrics.WAKES.labels(ns, name)
 
+    def warm_path(
+        self,
+        desired: DesiredState,
+        pre_pull: Mapping[str, Any] | None,
+        capacity: Mapping[str, Any] | None,
+    ) -> None:
+        """The warm path's gauges (reconcile/warmpath.py posts its Events itself)."""
+        ns, name = self.owner.namespace, self.owner.name
+        lead = desired.warm_path.image_lead
+        if lead is not None:
+            metrics.IMAGE_LEAD_SECONDS.labels(ns, name).set(lead.lead.total_seconds())
+        if pre_pull is not None:
+            pulled = [e for e in pre_pull.get("nodes") or [] if e.get("state") == "Pulled"]
+            metrics.PREPULLED_NODES.labels(ns, name).set(len(pulled))
+        if capacity is not None:
+            metrics.PLACEHOLDERS.labels(ns, name).set(len(capacity.get("placeholders") or []))
+
     def applied(self, results: Iterable[ApplyResult]) -> None:
         created = []
         for result in results:
