@@ -81,14 +81,14 @@ def _gpu_nodes(cluster: Cluster, pool: str) -> Iterator[list[str]]:
 
 
 def _priority_class(cluster: Cluster) -> None:
-    """The chart's placeholder PriorityClass (charts/emotivoice-operator/values.yaml)."""
+    """The chart's placeholder PriorityClass (its value from charts/emotivoice-operator/values.yaml),
+    under the name the operator uses without the chart's setting."""
     pc = VALUES["placeholderPriorityClass"]
-    assert pc["name"] == DEFAULT_PLACEHOLDER_PRIORITY_CLASS
     cluster.apply(
         {
             "apiVersion": "scheduling.k8s.io/v1",
             "kind": "PriorityClass",
-            "metadata": {"name": pc["name"]},
+            "metadata": {"name": DEFAULT_PLACEHOLDER_PRIORITY_CLASS},
             "value": pc["value"],
             "preemptionPolicy": "Never",
             "globalDefault": False,

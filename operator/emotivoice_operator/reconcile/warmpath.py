@@ -133,7 +133,9 @@ class WarmPathIO:
             prev_states: dict[str, str] = {}
         else:
             prev_states = {e["node"]: e["state"] for e in prev.get("nodes") or []}
-        measured = {p.pod for p in pulls}
+        # The kubelet posts Pulled before the container runs, so a pod past its pull whose
+        # Event is not found once (a runtime that posts none: KWOK) is not looked for again.
+        measured = {p.pod for p in pulls} | set(prev.get("unmeasured") or [])
         waiting = {
             p["metadata"]["name"]: (p.get("spec") or {}).get("nodeName", "")
             for p in pods
@@ -141,6 +143,11 @@ class WarmPathIO:
         }
         new_pulls = self._read_pulls(namespace, path.image, waiting) if waiting else []
         pulls = [*pulls, *new_pulls][-RECENT_PULLS:]
+        found = {p.pod for p in new_pulls}
+        unmeasured = [
+            n for n in prev.get("unmeasured") or [] if n in {p["metadata"]["name"] for p in pods}
+        ]
+        unmeasured += sorted(n for n in waiting if n not in found)
         for pull in new_pulls:
             post(
                 NORMAL, REASON_IMAGE_PULLED,
@@ -161,6 +168,7 @@ class WarmPathIO:
             "image": path.image,
             "nodes": [{"node": n, "state": s} for n, s in states.items()],
             "pulls": [p.to_status() for p in pulls],
+            "unmeasured": unmeasured,
             "finished": False,
         }
         return out
