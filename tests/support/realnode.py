@@ -109,3 +109,36 @@ def remove_image(image: str) -> bool:
         capture_output=True, text=True, check=False, timeout=120,
     )  # fmt: skip
     return result.returncode == 0 or "not found" in result.stderr
+
+
+def container_created(pod: str, namespace: str) -> dict[str, float]:
+    """When containerd created each container of one pod (epoch seconds, nanosecond precision:
+    the API's stamps have whole seconds): ``sandbox`` (the pod's pause container), then each
+    container by name. Between the sandbox and the first container the kubelet ensures the
+    image: a pull happens there, or nothing does."""
+    from tests.support.cluster import state_dir
+    from tests.support.timestamps import instant
+
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    ctr = ["ctr", "-a", sock, "-n", "k8s.io", "containers"]
+    listed = subprocess.run(
+        [*ctr, "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
+    )
+    out: dict[str, float] = {}
+    for cid in listed.stdout.split():
+        info = subprocess.run(
+            [*ctr, "info", cid], capture_output=True, text=True, check=False, timeout=30
+        )
+        if info.returncode != 0:
+            continue
+        record = json.loads(info.stdout)
+        labels = record.get("Labels") or {}
+        if (
+            labels.get("io.kubernetes.pod.name") != pod
+            or labels.get("io.kubernetes.pod.namespace") != namespace
+        ):
+            continue
+        kind = labels.get("io.cri-containerd.kind")
+        name = "sandbox" if kind == "sandbox" else labels.get("io.kubernetes.container.name", cid)
+        out[name] = instant(record["CreatedAt"])
+    return out

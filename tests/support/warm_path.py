@@ -25,12 +25,12 @@ from tests.support.workload import pod_ready
 
 COLD = "tts-cold"
 WARM = "tts-path"
-# The window: starts at the minute about three minutes ahead; the replica's lead 1m; the image
-# lead 2m (fixed: the first pull on a fresh node has nothing to learn from), so the pre-pull is
-# due as soon as the service exists.
+# The window: starts on the first minute at least three minutes ahead; the replica's lead 1m;
+# the image lead 3m (fixed: the first pull on a fresh node has nothing to learn from), so the
+# pre-pull is due as soon as the service exists and has 2-3 minutes before the replica comes.
 WINDOW_AHEAD_MIN = 3
 REPLICA_LEAD = "1m"
-IMAGE_LEAD = "2m"
+IMAGE_LEAD = "3m"
 
 
 @dataclass
@@ -44,6 +44,9 @@ class Start:
     image_phase_s: float
     image_pre_pulled: bool | None
     pull: dict[str, Any] | None
+    # containerd's own times (ns precision): the pod's sandbox -> its first container created,
+    # where the kubelet pulls the image or finds it present (realnode.container_created).
+    sandbox_to_first_container_s: float | None = None
 
 
 @dataclass
@@ -98,6 +101,9 @@ def _start(cluster: Cluster, ns: str, name: str, image: str) -> Start:
     (pod,) = [p for p in _pods(cluster, ns, name, "server") if pod_ready(p)]
     node = pod["spec"]["nodeName"]
     pull = image_pull(cluster, ns, pod["metadata"]["name"], node, image)
+    created = realnode.container_created(pod["metadata"]["name"], ns)
+    first = created.get("fetch-model")
+    precise = round(first - created["sandbox"], 3) if first and "sandbox" in created else None
     return Start(
         pod=record["pod"],
         created=pod["metadata"]["creationTimestamp"],
@@ -106,6 +112,7 @@ def _start(cluster: Cluster, ns: str, name: str, image: str) -> Start:
         image_phase_s=float(record["phases"].get("image", 0.0)),
         image_pre_pulled=record.get("imagePrePulled"),
         pull=pull.to_status() if pull else None,
+        sandbox_to_first_container_s=precise,
     )
 
 
@@ -130,7 +137,8 @@ def prepulled_window(
     """A window about three minutes ahead with the image pre-pull, the image removed first:
     the service at zero until the window's lead, the DaemonSet pulling meanwhile."""
     assert realnode.remove_image(image), f"containerd could not remove {image}"
-    start = (datetime.now(UTC) + timedelta(minutes=WINDOW_AHEAD_MIN)).replace(
+    # The next whole minute at least three minutes ahead (a cron window starts on a minute).
+    start = (datetime.now(UTC) + timedelta(minutes=WINDOW_AHEAD_MIN, seconds=59)).replace(
         second=0, microsecond=0
     )
     window = {
