@@ -38,15 +38,19 @@ def test_a_pre_pulled_window_starts_its_replica_without_the_pull(
     print(f"\nbaseline: {cold}\nwindow: {run}")
     # The pre-pull pulled it (the kubelet measured the pull on the node) ...
     assert run.prepull_pulls and run.prepull_pulls[0]["bytes"] > 0, run.status_pre_pull
+    # a real pull, as the baseline's was (the image was removed with its content first)
+    assert run.prepull_pulls[0]["seconds"] >= 0.5 * cold.pull["seconds"], (run, cold)
     assert run.status_pre_pull["nodes"][0]["state"] == "Pulled", run.status_pre_pull
     # ... so the replica found it present, its image phase container creation only ...
     assert run.replica.pull is not None and run.replica.pull["present"], run.replica
     assert run.replica.image_pre_pulled is True, run.replica
-    # containerd's own times: sandbox -> first container (where a pull would be) under 1 s; the
-    # status's image phase, from the API's whole-second stamps, at most 1 s at that resolution.
+    # containerd's own times: sandbox -> first container (where a pull would be) under 1 s. The
+    # status's image phase adds two gaps between the API's whole-second stamps (scheduled ->
+    # init container, init end -> server container), so it reads 0, 1 or 2 s for the same
+    # sub-second truth (it read 2.0 with containerd's 0.216 s in one run).
     precise = run.replica.sandbox_to_first_container_s
     assert precise is not None and precise < 1.0, run.replica
-    assert run.replica.image_phase_s <= 1.0, run.replica
+    assert run.replica.image_phase_s <= 2.0, run.replica
     assert run.replica.image_phase_s < cold.image_phase_s, (run.replica, cold)
     # ... and was Ready before the window started.
     early = seconds_between(run.replica.ready, run.window_start)

@@ -111,6 +111,55 @@ def remove_image(image: str) -> bool:
     return result.returncode == 0 or "not found" in result.stderr
 
 
+def remove_pod_containers(pod: str, namespace: str) -> None:
+    """Removes what containerd still holds of a deleted pod (its stopped containers and sandbox,
+    which the kubelet's garbage collection would remove within a minute): they keep the image's
+    content referenced, so removing the image would not make the next pull a real one."""
+    from tests.support.cluster import state_dir
+
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    ctr = ["ctr", "-a", sock, "-n", "k8s.io"]
+    for cid in _pod_containers(pod, namespace):
+        subprocess.run(
+            [*ctr, "tasks", "kill", "-s", "SIGKILL", cid],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        subprocess.run(
+            [*ctr, "tasks", "rm", "-f", cid], capture_output=True, check=False, timeout=30
+        )
+        subprocess.run(
+            [*ctr, "containers", "rm", cid], capture_output=True, check=False, timeout=30
+        )
+
+
+def _pod_containers(pod: str, namespace: str) -> dict[str, dict[str, object]]:
+    """containerd's records of one pod's containers (sandbox included), by container id."""
+    from tests.support.cluster import state_dir
+
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    ctr = ["ctr", "-a", sock, "-n", "k8s.io", "containers"]
+    listed = subprocess.run(
+        [*ctr, "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
+    )
+    out = {}
+    for cid in listed.stdout.split():
+        info = subprocess.run(
+            [*ctr, "info", cid], capture_output=True, text=True, check=False, timeout=30
+        )
+        if info.returncode != 0:
+            continue
+        record = json.loads(info.stdout)
+        labels = record.get("Labels") or {}
+        if (
+            labels.get("io.kubernetes.pod.name") == pod
+            and labels.get("io.kubernetes.pod.namespace") == namespace
+        ):
+            out[cid] = record
+    return out
+
+
 def container_created(pod: str, namespace: str) -> dict[str, float]:
     """When containerd created each container of one pod (epoch seconds, nanosecond precision:
     the API's stamps have whole seconds): ``sandbox`` (the pod's pause container), then each
@@ -140,5 +189,5 @@ def container_created(pod: str, namespace: str) -> dict[str, float]:
             continue
         kind = labels.get("io.cri-containerd.kind")
         name = "sandbox" if kind == "sandbox" else labels.get("io.kubernetes.container.name", cid)
-        out[name] = instant(record["CreatedAt"])
+        out[name] = instant(str(record["CreatedAt"]))
     return out

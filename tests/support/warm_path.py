@@ -128,6 +128,8 @@ def cold_baseline(
     wait_for(
         lambda: not _pods(cluster, ns, COLD, "server"), timeout=120, what="the baseline's pods gone"
     )
+    # Its stopped containers keep the image's content referenced: gone, the next pull is real.
+    realnode.remove_pod_containers(start.pod, ns)
     return start
 
 
@@ -172,8 +174,9 @@ def prepulled_window(
     pre = status.get("prePull") or {}
     pulls = [p for p in pre.get("pulls") or [] if not p.get("present")]
     pulled_at = None
-    for pod in _pods(cluster, ns, WARM, "image-prepull"):
-        for event in _pulled_events(cluster, ns, pod["metadata"]["name"]):
+    # The pre-pull pods are gone with their DaemonSet; their Events stay (an hour).
+    for entry in pre.get("pulls") or []:
+        for event in _pulled_events(cluster, ns, entry["pod"]):
             pulled_at = event.get("lastTimestamp") or pulled_at
     return WindowRun(
         window_start=start.isoformat().replace("+00:00", "Z"),
