@@ -138,23 +138,18 @@ def main(argv: list[str] | None = None) -> int:
                 image = images["server-cpu"]
                 cold = dataclasses.asdict(cold_baseline(cluster, NS, store, work, image))
                 run = prepulled_window(cluster, NS, store, work, image).as_dict()
+                # Written before the clean-up, which may take minutes.
+                result = {"baseline": cold, "window": run, "summary": report(cold, run)}
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(result, indent=2))
+                print(f"\nwritten: {args.out}", flush=True)
         finally:
             for ns in (NS, STORE.namespace):
                 cluster.kubectl(
-                    "delete", "namespace", ns, "--wait=true", "--timeout=180s",
-                    check=False, timeout=200,
+                    "delete", "namespace", ns, "--wait=false", check=False, timeout=60
                 )  # fmt: skip
             cluster.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={NS}", check=False)
             uninstall_operator(cluster, RELEASE, SYSTEM_NS)
-            cluster.kubectl(
-                "delete", "namespace", SYSTEM_NS, "--wait=true", "--timeout=120s",
-                check=False, timeout=140,
-            )  # fmt: skip
-    result = {"baseline": cold, "window": run}
-    result["summary"] = report(cold, run)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"\nwritten: {args.out}")
     return 0
 
 
