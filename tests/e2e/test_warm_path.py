@@ -46,11 +46,12 @@ def test_a_pre_pulled_window_starts_its_replica_without_the_pull(
     assert run.replica.image_pre_pulled is True, run.replica
     # containerd's own times: sandbox -> first container (where a pull would be) under 1 s. The
     # status's image phase adds two gaps between the API's whole-second stamps (scheduled ->
-    # init container, init end -> server container), so it reads 0, 1 or 2 s for the same
-    # sub-second truth (it read 2.0 with containerd's 0.216 s in one run).
+    # init container, init end -> server container, each a container's creation and start on
+    # 2 shared cores), so it read 2.0 and 3.0 s in two runs where containerd read 0.22 and
+    # 0.65 s: it is asserted far below the pull, not under a second.
     precise = run.replica.sandbox_to_first_container_s
     assert precise is not None and precise < 1.0, run.replica
-    assert run.replica.image_phase_s <= 2.0, run.replica
+    assert run.replica.image_phase_s <= 0.25 * cold.image_phase_s, (run.replica, cold)
     assert run.replica.image_phase_s < cold.image_phase_s, (run.replica, cold)
     # ... and was Ready before the window started.
     early = seconds_between(run.replica.ready, run.window_start)

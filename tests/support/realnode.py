@@ -100,15 +100,25 @@ def image_layer_sizes(reference: str) -> list[int]:
 def remove_image(image: str) -> bool:
     """Removes ``image`` from the real node's containerd (its content collected at once), so the
     next pod that needs it pulls it as a node that never ran it would; False when containerd
-    could not be asked."""
+    could not be asked. The CRI plugin records one image under several names (the tag, the
+    repository digest, the image id): every name of the same manifest goes, or its content stays
+    referenced and the next "pull" takes milliseconds."""
     from tests.support.cluster import state_dir
 
     sock = state_dir() / "node" / "run" / "containerd.sock"
+    ctr = ["ctr", "-a", str(sock), "-n", "k8s.io", "images"]
+    listed = subprocess.run([*ctr, "ls"], capture_output=True, text=True, check=False, timeout=60)
+    if listed.returncode != 0:
+        return False
+    rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.strip()]
+    digest = next((row[2] for row in rows if row[0] == image), None)
+    if digest is None:
+        return True  # not there
+    refs = [row[0] for row in rows if len(row) > 2 and row[2] == digest]
     result = subprocess.run(
-        ["ctr", "-a", str(sock), "-n", "k8s.io", "images", "rm", "--sync", image],
-        capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
-    return result.returncode == 0 or "not found" in result.stderr
+        [*ctr, "rm", "--sync", *refs], capture_output=True, text=True, check=False, timeout=120
+    )
+    return result.returncode == 0
 
 
 def remove_pod_containers(pod: str, namespace: str) -> None:
