@@ -148,6 +148,13 @@ bench-coldstart: venv tools node-tools test-model-full
 	@$(PY) bench/coldstart_bench.py $(if $(MODELS),--models $(MODELS))
 bench: bench-coldstart
 
+## bench-window: one window's warm path on the real node: the image pre-pull's timeline to the
+## replicas Ready, the image phase with and without the pre-pull, replica-time spent before the start
+.PHONY: bench-window
+bench-window: venv tools node-tools
+	@$(PY) bench/window_bench.py
+bench: bench-window
+
 ## bench-fallback: a primary at zero behind a CPU fallback on the real node, against no fallback:
 ## requests failed by phase (at zero, wake, switch, a pod leaving with and without the drain,
 ## rollout), first answer vs the fallback's steady latency, switch lag, idle writes (small model)

@@ -17,10 +17,37 @@ from emotivoice_operator.crd.spec import (
     WarmPoolSpec,
     parse_spec,
 )
-from emotivoice_operator.render import Owner, RenderContext, render
+from emotivoice_operator.render import Owner, RenderContext, names, render
+from emotivoice_operator.render.warmpath import placeholder_pods, prepull_daemonset
 from emotivoice_operator.settings import OperatorSettings
 from emotivoice_operator.tuning.lead import LeadDecision, learn_lead
+from emotivoice_operator.warmpath import plan as warm_plan
+from emotivoice_operator.warmpath.pulls import Pull, image_lead
 from emotivoice_operator.windows.model import AUTO, LeadBounds, parse_duration
+
+
+@dataclass(frozen=True)
+class WarmPathMemory:
+    """What the warm path needs from earlier passes (status.prePull, status.capacity): the
+    pulls measured, the image lead in force, the occurrences whose path is done (their
+    replicas were Ready: nothing of theirs comes back), and the server pods Ready now."""
+
+    pulls: tuple[Pull, ...] = ()
+    image_lead_in_force: timedelta | None = None
+    done: frozenset[str] = frozenset()
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class WarmPath:
+    stages: list[warm_plan.Stage] = field(default_factory=list)
+    image_lead: LeadDecision | None = None
+    prepull_for: warm_plan.Stage | None = None
+    image: str = ""
+    placeholders_create: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    placeholders_keep: frozenset[str] = frozenset()
+    # Occurrences whose path finished on this pass (status remembers them).
+    done: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,11 @@ class DesiredState:
     wake: fb.Wake | None = None
     # The pool's dates as resolved (inline and the named calendars; those missing counted empty).
     calendar: win.Calendar | None = None
+    # The warm path (warmpath/): each window's occurrence in hand with its stages, the image
+    # lead in force (None without prePull), the stage the pre-pull DaemonSet serves now (its
+    # manifest is among ``manifests``), and the placeholder pods per window: those to create
+    # now, and the windows whose placeholders stay.
+    warm_path: WarmPath = field(default_factory=lambda: WarmPath())
 
     @property
     def next_window_text(self) -> str:
@@ -69,6 +101,7 @@ def desired_state(
     shared_claim_exists: bool = False,
     traffic: fb.Traffic | None = None,
     calendars: Mapping[str, Mapping[str, Any] | None] | None = None,
+    warm_memory: WarmPathMemory | None = None,
 ) -> DesiredState:
     """Raises ``SpecError`` for a spec that cannot be honoured (naming the field).
 
@@ -80,7 +113,8 @@ def desired_state(
     fallback, the wake so far, whether requests were answered since the last read); without
     it the Service selects the owner's pods and no wake is raised. ``calendars``: the bodies of
     the EmotiVoiceCalendars spec.warmPool.calendars names, by name (absent or None: it does not
-    exist, and counts as empty).
+    exist, and counts as empty). ``warm_memory``: what the warm path (prePull, capacity
+    placeholders) remembers and the server pods Ready now.
     """
     spec = parse_spec(raw_spec)
     cache = decide_scope(spec, owner.name, shared_claim_exists)
@@ -106,9 +140,18 @@ def desired_state(
         windows=tuple(windows),
         serving_pool=route.pool if route else "",
     )
+    manifests = render(spec, ctx)
+    path = _warm_path(spec, owner, manifests, windows, floor, now, settings, warm_memory)
+    if path.prepull_for is not None and spec.warm_pool and spec.warm_pool.pre_pull:
+        manifests.append(
+            prepull_daemonset(
+                owner, _server_workload(owner, manifests), settings.pause_image,
+                spec.warm_pool.pre_pull.gpu_node_selector, path.prepull_for.key(),
+            )
+        )  # fmt: skip
     return DesiredState(
         warm_floor=floor,
-        manifests=render(spec, ctx),
+        manifests=manifests,
         active_windows=win.active_windows(windows, now),
         next_window=win.next_window(windows, now),
         warm_requests=honoured,
@@ -122,7 +165,70 @@ def desired_state(
         fallback_note=note,
         wake=wake,
         calendar=calendar,
+        warm_path=path,
     )
+
+
+def _warm_path(
+    spec: EmotiVoiceServiceSpec,
+    owner: Owner,
+    manifests: list[dict[str, Any]],
+    windows: list[win.Window],
+    floor: int,
+    now: datetime,
+    settings: OperatorSettings,
+    memory: WarmPathMemory | None,
+) -> WarmPath:
+    """What the warm path asks for at ``now`` (warmpath/plan.py times it)."""
+    pool = spec.warm_pool
+    if pool is None:
+        return WarmPath()
+    memory = memory or WarmPathMemory()
+    pre = pool.pre_pull if pool.pre_pull and pool.pre_pull.enabled else None
+    decision = None
+    if pre is not None:
+        initial = parse_duration(pre.initial_lead, "warmPool.prePull.initialLead")
+        decision = image_lead(pre.lead, initial, memory.pulls, memory.image_lead_in_force)
+    node_leads = {}
+    for i, w in enumerate(pool.windows):
+        if w.capacity and w.capacity.placeholders:
+            node_leads[w.name] = parse_duration(
+                w.capacity.node_lead, f"warmPool.windows[{i}].capacity.nodeLead"
+            )
+    stages = warm_plan.stages(windows, now, decision.lead if decision else None, node_leads)
+    floor_met = memory.ready_replicas >= floor
+    workload = _server_workload(owner, manifests)
+    done = {s.key() for s in stages if s.warm(now, floor_met) and s.key() not in memory.done}
+    prepull_for = next(
+        (s for s in stages if s.key() not in memory.done and s.image_due(now, floor_met)), None
+    )
+    create: dict[str, list[dict[str, Any]]] = {}
+    keep = set()
+    for s in stages:
+        if s.key() in memory.done or not s.placeholders_kept(now, floor_met):
+            continue
+        keep.add(s.window.name)
+        if s.placeholders_created(now):
+            count = max(0, s.window.replicas - spec.replicas.min)
+            create[s.window.name] = placeholder_pods(
+                owner, workload, settings.pause_image, settings.placeholder_priority_class,
+                s.window.name, count,
+            )  # fmt: skip
+    image = _server_image(workload)
+    return WarmPath(stages, decision, prepull_for, image, create, frozenset(keep), frozenset(done))
+
+
+def _server_workload(owner: Owner, manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(
+        m for m in manifests
+        if m["metadata"]["name"] == names.server(owner.name)
+        and m["kind"] in ("Deployment", "StatefulSet")
+    )  # fmt: skip
+
+
+def _server_image(workload: Mapping[str, Any]) -> str:
+    containers = workload["spec"]["template"]["spec"]["containers"]
+    return str(next(c["image"] for c in containers if c["name"] == "server"))
 
 
 def pool_calendar(

@@ -111,6 +111,21 @@ WINDOW_LEAD_SECONDS = Gauge(
     "The lead in force for each window: its leadTime, or the learned lead of leadTime: auto",
     ["namespace", "name", "window"],
 )
+IMAGE_LEAD_SECONDS = Gauge(
+    "emotivoice_image_lead_seconds",
+    "The image lead in force of warmPool.prePull (fixed, initial or learned from measured pulls)",
+    ["namespace", "name"],
+)
+PREPULLED_NODES = Gauge(
+    "emotivoice_image_prepulled_nodes",
+    "Nodes the current (or last) image pre-pull put the server image on",
+    ["namespace", "name"],
+)
+PLACEHOLDERS = Gauge(
+    "emotivoice_placeholders",
+    "Capacity placeholder pods of the service that exist now (Pending or holding a node)",
+    ["namespace", "name"],
+)
 FETCH_FAILING_PODS = Gauge(
     "emotivoice_fetch_failing_pods",
     "Server pods whose model download (the fetch-model init container) failed its last try",
@@ -134,6 +149,9 @@ PER_SERVICE = (
     MAX_REPLICAS,
     WINDOW_ACTIVE,
     WINDOW_LEAD_SECONDS,
+    IMAGE_LEAD_SECONDS,
+    PREPULLED_NODES,
+    PLACEHOLDERS,
     FETCH_FAILING_PODS,
     WINDOW_WARM_REPLICA_SECONDS,
     WINDOW_SERVED_REPLICA_SECONDS,

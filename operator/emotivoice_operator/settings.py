@@ -15,6 +15,11 @@ VERSION = version(DISTRIBUTION)
 DEFAULT_SERVER_IMAGE = f"emotivoice/server:{VERSION}"
 DEFAULT_SERVER_CPU_IMAGE = f"emotivoice/server:{VERSION}-cpu"
 DEFAULT_PREWARM_IMAGE = f"emotivoice/operator:{VERSION}"
+# The pod sandbox image every node already holds (the kubelet's and containerd's default): the
+# warm path's pods run it as their main container, so they pull nothing of their own.
+DEFAULT_PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+# The chart's PriorityClass of the capacity placeholders (negative value, preemptionPolicy Never).
+DEFAULT_PLACEHOLDER_PRIORITY_CLASS = "emotivoice-placeholder"
 N = TypeVar("N", int, float)
 
 
@@ -38,6 +43,10 @@ class OperatorSettings:
     # Reconcile passes run at once (controller/queue.py); more than the API server and the
     # operator's one Python process can use only adds contention.
     reconcile_workers: int = 4
+    # The warm path's main container (render/warmpath.py): the nodes' pod sandbox image.
+    pause_image: str = DEFAULT_PAUSE_IMAGE
+    # The capacity placeholders' PriorityClass (the chart installs it).
+    placeholder_priority_class: str = DEFAULT_PLACEHOLDER_PRIORITY_CLASS
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorSettings:
@@ -62,6 +71,9 @@ class OperatorSettings:
             reconcile_workers=_number(
                 env, "EMOTIVOICE_RECONCILE_WORKERS", int, cls.reconcile_workers, least=1
             ),
+            pause_image=env.get("EMOTIVOICE_PAUSE_IMAGE") or DEFAULT_PAUSE_IMAGE,
+            placeholder_priority_class=env.get("EMOTIVOICE_PLACEHOLDER_PRIORITY_CLASS")
+            or DEFAULT_PLACEHOLDER_PRIORITY_CLASS,
         )
 
 

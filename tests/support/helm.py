@@ -7,7 +7,7 @@ import json
 import subprocess
 
 from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries
-from tests.support.realnode import REAL_NODE_TOLERATION
+from tests.support.realnode import REAL_NODE_TOLERATION, node_facts
 
 CHART = REPO / "charts" / "emotivoice-operator"
 
@@ -36,6 +36,8 @@ def install_operator(
         "watchNamespacePatterns": list(watch),
         "tolerations": [REAL_NODE_TOLERATION],
         "extraPodTolerations": [REAL_NODE_TOLERATION],
+        # The warm path's pods run the node's own sandbox image (nothing to pull).
+        "pauseImage": node_facts()["PAUSE_IMAGE"],
     }
     result = subprocess.run(
         [str(helm), "upgrade", "--install", release, str(CHART), "--namespace", namespace,

@@ -22,7 +22,7 @@ import kopf
 from kubernetes import config
 
 from emotivoice_operator.controller.cache import Snapshot
-from emotivoice_operator.controller.selectors import CHILD_KINDS, SERVER_PODS
+from emotivoice_operator.controller.selectors import CHILD_KINDS, SERVER_PODS, WARM_PATH_COMPONENTS
 from emotivoice_operator.reconcile.reconciler import Outcome, Reconciler
 from emotivoice_operator.render import names
 from emotivoice_operator.settings import OperatorSettings
@@ -45,8 +45,8 @@ def selector(labels: Mapping[str, Any], instance: str) -> str:
 
 
 def snapshot(cluster: Cluster, namespace: str, name: str) -> Snapshot:
-    """The service, its children and its server pods, listed with the watches' kinds and labels
-    (one request per distinct selector)."""
+    """The service, its children, its server pods and its warm path's pods, listed with the
+    watches' kinds and labels (one request per distinct selector)."""
     kinds_by_selector: dict[str, list[str]] = {}
     for group, version, plural, labels in CHILD_KINDS:
         resource = f"{plural}.{version}.{group}" if group else plural
@@ -55,10 +55,17 @@ def snapshot(cluster: Cluster, namespace: str, name: str) -> Snapshot:
     for sel, resources in kinds_by_selector.items():
         children += cluster.get_json(",".join(resources), "-n", namespace, "-l", sel)["items"]
     pods = cluster.get_json("pods", "-n", namespace, "-l", selector(SERVER_PODS, name))
+    # The warm path's pods (the watch's label filter is a callable: its values spelled out).
+    components = ",".join(sorted(WARM_PATH_COMPONENTS))
+    warm = f"{names.LABEL_NAME}={names.APP_NAME},{names.LABEL_INSTANCE}={name}"
+    warm_pods = cluster.get_json(
+        "pods", "-n", namespace, "-l", f"{warm},{names.LABEL_COMPONENT} in ({components})"
+    )
     return Snapshot(
         body=cluster.get_json("evs", name, "-n", namespace),
         children=children,
         pods=pods["items"],
+        warm_pods=warm_pods["items"],
     )
 
 

@@ -95,3 +95,109 @@ def image_layer_sizes(reference: str) -> list[int]:
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         return [int(layer["size"]) for layer in json.load(response)["layers"]]
+
+
+def remove_image(image: str) -> bool:
+    """Removes ``image`` from the real node's containerd (its content collected at once), so the
+    next pod that needs it pulls it as a node that never ran it would; False when containerd
+    could not be asked. The CRI plugin records one image under several names (the tag, the
+    repository digest, the image id): every name of the same manifest goes, or its content stays
+    referenced and the next "pull" takes milliseconds."""
+    from tests.support.cluster import state_dir
+
+    sock = state_dir() / "node" / "run" / "containerd.sock"
+    ctr = ["ctr", "-a", str(sock), "-n", "k8s.io", "images"]
+    listed = subprocess.run([*ctr, "ls"], capture_output=True, text=True, check=False, timeout=60)
+    if listed.returncode != 0:
+        return False
+    rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.strip()]
+    digest = next((row[2] for row in rows if row[0] == image), None)
+    if digest is None:
+        return True  # not there
+    refs = [row[0] for row in rows if len(row) > 2 and row[2] == digest]
+    result = subprocess.run(
+        [*ctr, "rm", "--sync", *refs], capture_output=True, text=True, check=False, timeout=120
+    )
+    return result.returncode == 0
+
+
+def remove_pod_containers(pod: str, namespace: str) -> None:
+    """Removes what containerd still holds of a deleted pod (its stopped containers and sandbox,
+    which the kubelet's garbage collection would remove within a minute): they keep the image's
+    content referenced, so removing the image would not make the next pull a real one."""
+    from tests.support.cluster import state_dir
+
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    ctr = ["ctr", "-a", sock, "-n", "k8s.io"]
+    for cid in _pod_containers(pod, namespace):
+        subprocess.run(
+            [*ctr, "tasks", "kill", "-s", "SIGKILL", cid],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
+        subprocess.run(
+            [*ctr, "tasks", "rm", "-f", cid], capture_output=True, check=False, timeout=30
+        )
+        subprocess.run(
+            [*ctr, "containers", "rm", cid], capture_output=True, check=False, timeout=30
+        )
+
+
+def _pod_containers(pod: str, namespace: str) -> dict[str, dict[str, object]]:
+    """containerd's records of one pod's containers (sandbox included), by container id."""
+    from tests.support.cluster import state_dir
+
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    ctr = ["ctr", "-a", sock, "-n", "k8s.io", "containers"]
+    listed = subprocess.run(
+        [*ctr, "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
+    )
+    out = {}
+    for cid in listed.stdout.split():
+        info = subprocess.run(
+            [*ctr, "info", cid], capture_output=True, text=True, check=False, timeout=30
+        )
+        if info.returncode != 0:
+            continue
+        record = json.loads(info.stdout)
+        labels = record.get("Labels") or {}
+        if (
+            labels.get("io.kubernetes.pod.name") == pod
+            and labels.get("io.kubernetes.pod.namespace") == namespace
+        ):
+            out[cid] = record
+    return out
+
+
+def container_created(pod: str, namespace: str) -> dict[str, float]:
+    """When containerd created each container of one pod (epoch seconds, nanosecond precision:
+    the API's stamps have whole seconds): ``sandbox`` (the pod's pause container), then each
+    container by name. Between the sandbox and the first container the kubelet ensures the
+    image: a pull happens there, or nothing does."""
+    from tests.support.cluster import state_dir
+    from tests.support.timestamps import instant
+
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    ctr = ["ctr", "-a", sock, "-n", "k8s.io", "containers"]
+    listed = subprocess.run(
+        [*ctr, "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
+    )
+    out: dict[str, float] = {}
+    for cid in listed.stdout.split():
+        info = subprocess.run(
+            [*ctr, "info", cid], capture_output=True, text=True, check=False, timeout=30
+        )
+        if info.returncode != 0:
+            continue
+        record = json.loads(info.stdout)
+        labels = record.get("Labels") or {}
+        if (
+            labels.get("io.kubernetes.pod.name") != pod
+            or labels.get("io.kubernetes.pod.namespace") != namespace
+        ):
+            continue
+        kind = labels.get("io.cri-containerd.kind")
+        name = "sandbox" if kind == "sandbox" else labels.get("io.kubernetes.container.name", cid)
+        out[name] = instant(str(record["CreatedAt"]))
+    return out

@@ -44,3 +44,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   verbs: [get, list, watch, patch]
 {{- end }}
 {{- end -}}
+
+{{- /* The capacity placeholders' PriorityClass: the value given, else the release's own. */ -}}
+{{- define "evo.placeholderPriorityClass" -}}
+{{- .Values.placeholderPriorityClass.name | default (printf "%s-placeholder" (include "evo.fullname" .)) -}}
+{{- end -}}

@@ -98,6 +98,8 @@ class Snapshot:
     # The EmotiVoiceCalendars spec.warmPool.calendars names that exist, by name (a name absent
     # here does not exist: its dates count as empty).
     calendars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The warm path's pods: the image pre-pull DaemonSet's and the capacity placeholders.
+    warm_pods: list[dict[str, Any]] = field(default_factory=list)
 
     def child(self, kind: str, name: str) -> dict[str, Any] | None:
         return next(

@@ -40,6 +40,8 @@ from emotivoice_operator.controller.selectors import (
     PODS_INDEX,
     SERVER_PODS,
     SERVICES_INDEX,
+    WARM_PODS,
+    WARM_PODS_INDEX,
 )
 from emotivoice_operator.controller.timer import Timer
 from emotivoice_operator.crd import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
@@ -121,7 +123,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -
     memo.indexes = {
         name: kwargs[name]
         for name in (
-            SERVICES_INDEX, PODS_INDEX, FALLBACKS_INDEX, CALENDARS_INDEX, CALENDAR_USERS_INDEX,
+            SERVICES_INDEX, PODS_INDEX, WARM_PODS_INDEX, FALLBACKS_INDEX, CALENDARS_INDEX, CALENDAR_USERS_INDEX,
             *CHILD_INDEXES,
         )
     }  # fmt: skip
@@ -165,6 +167,7 @@ def _snapshot(indexes: dict[str, Any], key: Key) -> Snapshot:
         fallback=first(indexes[SERVICES_INDEX].get(fallback_key)) if fallback_key else None,
         fallback_pods=unpacked(indexes[PODS_INDEX].get(fallback_key)) if fallback_key else [],
         calendars=calendars,
+        warm_pods=unpacked(indexes[WARM_PODS_INDEX].get(key)),
     )
 
 
@@ -251,6 +254,11 @@ async def _index_pod(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: 
     return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
 
 
+@kopf.index("", "v1", "pods", labels=WARM_PODS, id=WARM_PODS_INDEX)
+async def _index_warm_pod(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
+
+
 async def _index_child(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
 
@@ -293,3 +301,4 @@ for _group, _version, _plural, _labels in CHILD_KINDS:
     kopf.index(_group, _version, _plural, labels=_labels, id=f"evs_{_plural}")(_index_child)
     kopf.on.event(_group, _version, _plural, labels=_labels)(_on_child_event)
 kopf.on.event("", "v1", "pods", labels=SERVER_PODS)(_on_child_event)
+kopf.on.event("", "v1", "pods", labels=WARM_PODS)(_on_child_event)

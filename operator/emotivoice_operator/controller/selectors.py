@@ -23,6 +23,7 @@ CHILD_KINDS = (
     ("", "v1", "serviceaccounts", MANAGED),
     ("rbac.authorization.k8s.io", "v1", "roles", MANAGED),
     ("rbac.authorization.k8s.io", "v1", "rolebindings", MANAGED),
+    ("apps", "v1", "daemonsets", MANAGED),
 )
 # The server pods: labels.selector(owner, COMPONENT_SERVER), the instance any.
 SERVER_PODS = {
@@ -30,9 +31,23 @@ SERVER_PODS = {
     names.LABEL_INSTANCE: kopf.PRESENT,
     names.LABEL_COMPONENT: names.COMPONENT_SERVER,
 }
+# The warm path's pods (warmpath/): the image pre-pull DaemonSet's and the capacity placeholders.
+WARM_PATH_COMPONENTS = frozenset({names.COMPONENT_PREPULL, names.COMPONENT_PLACEHOLDER})
+
+
+def _warm_path_component(value: str | None, **_: object) -> bool:
+    return value in WARM_PATH_COMPONENTS
+
+
+WARM_PODS = {
+    names.LABEL_NAME: names.APP_NAME,
+    names.LABEL_INSTANCE: kopf.PRESENT,
+    names.LABEL_COMPONENT: _warm_path_component,
+}
 # The kopf index ids (kopf passes each index to every handler under its id).
 SERVICES_INDEX = "evs_services"
 PODS_INDEX = "evs_pods"
+WARM_PODS_INDEX = "evs_warm_pods"
 # (namespace, fallback) -> the services that name it in spec.fallback: a fallback that appears,
 # changes or goes brings their passes, not only its own.
 FALLBACKS_INDEX = "evs_fallbacks"

@@ -113,6 +113,13 @@ class ReplicasSpec(_Model):
     scale_down_delay_seconds: int
 
 
+class CapacitySpec(_Model):
+    """``windows[].capacity``: placeholder pods that hold nodes ahead of the window."""
+
+    placeholders: bool
+    node_lead: str
+
+
 class WarmWindowSpec(_Model):
     name: str
     days: list[Day] | None = None
@@ -124,6 +131,7 @@ class WarmWindowSpec(_Model):
     replicas: int
     time_zone: str | None = None
     dates_only: bool
+    capacity: CapacitySpec | None = None
 
 
 class DateSpec(_Model):
@@ -142,12 +150,22 @@ class AutoLeadTimeSpec(_Model):
     min_starts: int
 
 
+class PrePullSpec(_Model):
+    """``warmPool.prePull``: the server image pulled onto the pool's nodes ahead of a window."""
+
+    enabled: bool
+    lead: str
+    initial_lead: str
+    gpu_node_selector: dict[str, str]
+
+
 class WarmPoolSpec(_Model):
     time_zone: str
     windows: list[WarmWindowSpec]
     auto_lead_time: AutoLeadTimeSpec
     calendars: list[str] | None = None
     dates: list[DateSpec] | None = None
+    pre_pull: PrePullSpec | None = None
 
 
 class FallbackSpec(_Model):

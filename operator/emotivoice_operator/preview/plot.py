@@ -26,6 +26,8 @@ GID_FLOOR = "floor"
 GID_FLAT = "flat-floor"
 GID_WINDOW = "window:"  # + window name, one span per occurrence
 GID_LEAD = "lead:"  # + window name, the pre-warm lead before each occurrence
+GID_IMAGE_LEAD = "image-lead:"  # + window name, the image pre-pull before the lead
+GID_NODE_LEAD = "node-lead:"  # + window name, the placeholders before the lead
 GID_DST = "dst"
 GID_PREWARM = "prewarm:"  # + CronJob name: its runs
 GID_SKIPPED = "prewarm-skipped"
@@ -85,6 +87,23 @@ def figure(preview: Preview, recorded: Recorded | None = None) -> Figure:
                     lead_start, lead_end, facecolor="none", edgecolor=colours[w.name],
                     hatch="////", lw=0, alpha=0.8,
                 ).set_gid(GID_LEAD + w.name)  # fmt: skip
+            split = p.lead_of(w.name)
+            # The warm path's parts, before the replicas' lead, in a band at the bottom: the
+            # nodes held (placeholders), then the image pulled (pre-pull).
+            for part, hatch, gid, low in (
+                ("node", "xx", GID_NODE_LEAD, 0.0),
+                ("image", "....", GID_IMAGE_LEAD, 0.25),
+            ):
+                ahead = getattr(split, part) if split else None
+                begin, stop = (
+                    max(o.warm_from - (ahead or timedelta(0)), p.start),
+                    min(o.warm_from, p.end),
+                )
+                if ahead and begin < stop:
+                    ax.axvspan(
+                        begin, stop, ymin=low, ymax=low + 0.25, facecolor="none",
+                        edgecolor=colours[w.name], hatch=hatch, lw=0, alpha=0.9,
+                    ).set_gid(gid + w.name)  # fmt: skip
         where = "" if w.zone.key == zone.key else f", {w.zone.key}"
         legend.append(
             patch(
@@ -98,6 +117,14 @@ def figure(preview: Preview, recorded: Recorded | None = None) -> Figure:
             patch(
                 facecolor="none", edgecolor="0.3", hatch="////", label="lead: pre-warm before start"
             )
+        )
+    if any(lead.image for lead in p.leads):
+        legend.append(
+            patch(facecolor="none", edgecolor="0.3", hatch="....", label="image pre-pull")
+        )
+    if any(lead.node for lead in p.leads):
+        legend.append(
+            patch(facecolor="none", edgecolor="0.3", hatch="xx", label="nodes held (placeholders)")
         )
 
     for e in p.dates:

@@ -25,6 +25,15 @@ def render_text(preview: Preview, recorded: Recorded | None = None) -> str:
         ),
         "",
     ]
+    if any(lead.image is not None or lead.node is not None for lead in p.leads):
+        lines.append("Lead by window (the warm path: nodes, then the image, then the replicas):")
+        for lead in p.leads:
+            basis = f"  (image lead: {lead.image_basis})" if lead.image_basis else ""
+            lines.append(
+                f"  {lead.window}: {lead.text()}; from {format_duration(lead.total)} before "
+                f"each start{basis}"
+            )
+        lines.append("")
     lines += [*_date_lines(p), f"Warm floor ({zone.key}):"]
     for s in p.segments:
         names = f"  {' + '.join(s.windows)}" if s.windows else ""

@@ -23,11 +23,12 @@ from zoneinfo import ZoneInfo
 
 from emotivoice_operator import windows as win
 from emotivoice_operator.crd.spec import SpecError, parse_spec
-from emotivoice_operator.desired import desired_state, pool_calendar
+from emotivoice_operator.desired import WarmPath, desired_state, pool_calendar
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
 from emotivoice_operator.windows.clock import UnknownZoneError, local_to_utc, lookup_zone, to_utc
 from emotivoice_operator.windows.cron import parse_cron
+from emotivoice_operator.windows.model import format_duration
 from emotivoice_operator.windows.schedule import occurrences
 
 # Offline there is no API server to assign a uid (the same placeholder as ``render``).
@@ -131,6 +132,33 @@ class Overlap:
 
 
 @dataclass(frozen=True)
+class LeadSplit:
+    """A window's lead in its parts (the warm path, warmpath/plan.py): capacity placeholders
+    from ``node`` before the replicas' lead, the image pre-pull from ``image`` before it, the
+    replicas from ``replicas`` before the start. None: that part is off."""
+
+    window: str
+    replicas: timedelta
+    image: timedelta | None = None
+    node: timedelta | None = None
+    # How the image lead was chosen (prePull.lead: fixed, or auto's initial until pulls are seen).
+    image_basis: str = ""
+
+    @property
+    def total(self) -> timedelta:
+        return self.replicas + max(self.image or timedelta(0), self.node or timedelta(0))
+
+    def text(self) -> str:
+        parts = []
+        if self.node is not None:
+            parts.append(f"node {format_duration(self.node)}")
+        if self.image is not None:
+            parts.append(f"image {format_duration(self.image)}")
+        parts.append(f"replicas {format_duration(self.replicas)}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
 class CronJobSchedule:
     name: str
     window: str
@@ -163,6 +191,12 @@ class Preview:
     # as empty (missing, or not given to the preview), each with its message.
     dates: tuple[win.DateEntry, ...] = ()
     calendar_problems: tuple[str, ...] = ()
+    # Each window's lead split into node, image and replica parts (windows without a warm path
+    # have only the replicas' part).
+    leads: tuple[LeadSplit, ...] = ()
+
+    def lead_of(self, window: str) -> LeadSplit | None:
+        return next((lead for lead in self.leads if lead.window == window), None)
 
     @property
     def fallback_hours(self) -> float:
@@ -271,7 +305,24 @@ def build_preview(
         overlaps=overlaps(found),
         dates=dates,
         calendar_problems=problems,
+        leads=_lead_splits(windows, desired.warm_path),
     )
+
+
+def _lead_splits(windows: tuple[win.Window, ...], path: WarmPath) -> tuple[LeadSplit, ...]:
+    """Each window's lead parts, as the operator's warm path times them."""
+    stages = {s.window.name: s for s in path.stages}
+    basis = path.image_lead.basis if path.image_lead else ""
+    out = []
+    for w in windows:
+        stage = stages.get(w.name)
+        if stage is None:
+            out.append(LeadSplit(w.name, w.lead))
+            continue
+        image = stage.replicas_at - stage.image_at if stage.image_at else None
+        node = stage.replicas_at - stage.node_at if stage.node_at else None
+        out.append(LeadSplit(w.name, w.lead, image, node, basis if image else ""))
+    return tuple(out)
 
 
 def _occurrences(w: win.Window, start: datetime, end: datetime) -> list[Occurrence]:

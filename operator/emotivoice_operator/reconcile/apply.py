@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PRUNABLE = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
     ("batch/v1", "CronJob"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),

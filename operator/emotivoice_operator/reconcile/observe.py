@@ -49,6 +49,8 @@ def observe(
     wake: dict[str, Any] | None = None,
     clear: tuple[str, ...] = (),
     cost_reading: CostReading | None = None,
+    pre_pull: dict[str, Any] | None = None,
+    capacity: dict[str, Any] | None = None,
 ) -> tuple[Observed, Findings]:
     """What the watches show now, and what changed since the last status; ``desired`` is None
     when the spec cannot be honoured, ``workload`` None when no server workload of ours exists.
@@ -91,6 +93,8 @@ def observe(
         clear=clear,
         calendar=_calendar_status(desired, clock()),
         calendars_found=calendars_found(desired),
+        pre_pull=pre_pull,
+        capacity=capacity,
     )
     return observed, findings
 
@@ -109,7 +113,13 @@ def _cold_starts(
 
     wake = desired.wake if desired else None
     woken_since = wake.since - timedelta(seconds=1) if wake else None  # stamps are whole seconds
-    return coldstarts.account(pods, memory.cold_starts, ready_bodies, in_window, woken_since)
+    pulled = None
+    if desired and desired.warm_path.image_lead:
+        entries = (memory.status.get("prePull") or {}).get("nodes") or []
+        pulled = frozenset(e.get("node") for e in entries if e.get("state") == "Pulled")
+    return coldstarts.account(
+        pods, memory.cold_starts, ready_bodies, in_window, woken_since, pulled
+    )
 
 
 def _cache_status(

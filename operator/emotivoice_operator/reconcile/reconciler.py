@@ -49,6 +49,12 @@ from emotivoice_operator.reconcile.status import (
     with_transition_times,
 )
 from emotivoice_operator.reconcile.traffic import TrafficReader, status_fields
+from emotivoice_operator.reconcile.warmpath import (
+    WarmPathIO,
+    WarmPathOutcome,
+    memory_of,
+    ready_server_pods,
+)
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
 from emotivoice_operator.tuning import coldstarts, prober
@@ -79,6 +85,7 @@ class Reconciler:
         self.custom = client.CustomObjectsApi(self.api)
         self.traffic = TrafficReader(self.settings.ask_servers)
         self.cost = CostReader(self.settings.ask_servers)
+        self.warm_path = WarmPathIO(self.api)
 
     def reconcile(self, snap: Snapshot, post: EventPoster) -> Outcome | None:
         """One pass over ``snap``; None when the service is gone or being deleted."""
@@ -109,6 +116,7 @@ class Reconciler:
                 lead_in_force=memory.lead_in_force,
                 shared_claim_exists=shared is not None and is_ours(shared, owner.uid, owner.name),
                 traffic=traffic, calendars=snap.calendars,
+                warm_memory=memory_of(memory.status, ready_server_pods(snap.pods)),
             )  # fmt: skip
         except SpecError as exc:
             report.invalid_spec(str(exc))
@@ -125,6 +133,7 @@ class Reconciler:
         apply_error = conflict = None
         kept_claims: list[str] | None = None
         deleted_claims: list[str] = []
+        warm = WarmPathOutcome()
         try:
             lives = self.children.lives(owner, manifests, snap)
             taken = [
@@ -144,6 +153,10 @@ class Reconciler:
                 kept_claims, deleted_claims = self.children.clean_claims(
                     owner, desired, snap, report
                 )
+                warm = self.warm_path.run(
+                    owner.namespace, desired, snap.warm_pods, memory.status, report.post
+                )
+                report.warm_path(desired, warm.pre_pull, warm.capacity)
         except ApiException as exc:
             apply_error = f"the API refused a child: {_api_reason(exc)}"
             report.apply_failed(apply_error)
@@ -163,6 +176,8 @@ class Reconciler:
             request_fixes=memory.request_fixes(desired.warm_requests),
             claims=(kept_claims, deleted_claims),
             cost_reading=reading,
+            pre_pull=warm.pre_pull,
+            capacity=warm.capacity,
             **status_fields(desired, memory, now, applied=not (conflict or apply_error)),
         )
         report.findings(desired, findings)
@@ -177,6 +192,9 @@ class Reconciler:
             # a refused apply may pass next time: both are looked at again every timer period.
             return Outcome(status, now)
         edge = next_edge(desired.windows, desired.warm_requests, status.get("misses"), now, horizon)
+        for stage in desired.warm_path.stages:
+            # The warm path's own instants: the pre-pull and the placeholders begin.
+            edge = min([edge, *(t for t in stage.edges() if t > now)])
         if desired.wake is not None:
             edge = min(edge, desired.wake.expires_at)
         if polling:

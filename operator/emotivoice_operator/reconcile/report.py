@@ -52,6 +52,16 @@ REASON_LEAD_TIME = "LeadTime"
 # raised a floor of 0 to 1.
 REASON_ROUTED = "Routed"
 REASON_WOKEN = "Woken"
+# The warm path (reconcile/warmpath.py): the image pre-pull for a window began, one node's pull
+# was measured, a node cannot pull, the pre-pull was removed; capacity placeholders were
+# created, one was preempted by a replica (or is gone), a window's placeholders were removed.
+REASON_IMAGE_PRE_PULL = "ImagePrePull"
+REASON_IMAGE_PULLED = "ImagePulled"
+REASON_IMAGE_PRE_PULL_FAILED = "ImagePrePullFailed"
+REASON_IMAGE_PRE_PULL_DONE = "ImagePrePullDone"
+REASON_PLACEHOLDERS_CREATED = "PlaceholdersCreated"
+REASON_PLACEHOLDER_PREEMPTED = "PlaceholderPreempted"
+REASON_PLACEHOLDERS_REMOVED = "PlaceholdersRemoved"
 # The service entered a phase (status.phase), one reason each: "Phase" + the phase.
 REASON_PHASE_READY = "PhaseReady"
 REASON_PHASE_PROGRESSING = "PhaseProgressing"
@@ -130,6 +140,23 @@ class Reporter:
         metrics.forget_windows(ns, name, {w.name for w in desired.windows})
         if desired.route is not None:
             metrics.WAKES.labels(ns, name)
+
+    def warm_path(
+        self,
+        desired: DesiredState,
+        pre_pull: Mapping[str, Any] | None,
+        capacity: Mapping[str, Any] | None,
+    ) -> None:
+        """The warm path's gauges (reconcile/warmpath.py posts its Events itself)."""
+        ns, name = self.owner.namespace, self.owner.name
+        lead = desired.warm_path.image_lead
+        if lead is not None:
+            metrics.IMAGE_LEAD_SECONDS.labels(ns, name).set(lead.lead.total_seconds())
+        if pre_pull is not None:
+            pulled = [e for e in pre_pull.get("nodes") or [] if e.get("state") == "Pulled"]
+            metrics.PREPULLED_NODES.labels(ns, name).set(len(pulled))
+        if capacity is not None:
+            metrics.PLACEHOLDERS.labels(ns, name).set(len(capacity.get("placeholders") or []))
 
     def applied(self, results: Iterable[ApplyResult]) -> None:
         created = []

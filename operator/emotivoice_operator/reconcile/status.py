@@ -70,6 +70,9 @@ class Observed:
     # CalendarsFound condition: None without named calendars, else (found all, message).
     calendar: dict[str, Any] | None = None
     calendars_found: tuple[bool, str] | None = None
+    # status.prePull and status.capacity (reconcile/warmpath.py); None: left as they are.
+    pre_pull: dict[str, Any] | None = None
+    capacity: dict[str, Any] | None = None
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str, generation: int) -> dict[str, Any]:
@@ -262,6 +265,8 @@ def compute_status(obs: Observed) -> dict[str, Any]:
         **dict.fromkeys(obs.clear),
         **({"routing": obs.routing} if obs.routing is not None else {}),
         **({"wake": obs.wake} if obs.wake is not None else {}),
+        **({"prePull": obs.pre_pull} if obs.pre_pull is not None else {}),
+        **({"capacity": obs.capacity} if obs.capacity is not None else {}),
         # Always written: None removes a calendar no longer in use (a merge patch).
         "calendar": obs.calendar,
         "conditions": conditions,

@@ -33,6 +33,11 @@ COMPONENT_CACHE = "model-cache"
 # The pre-warm component: its CronJobs, their Jobs and pods, its ServiceAccount, Role and
 # RoleBinding carry this label value (render/prewarm.py names its container the same).
 COMPONENT_PREWARM = "prewarm"
+# The warm path (warmpath/): the image pre-pull DaemonSet and its pods, the capacity placeholders.
+COMPONENT_PREPULL = "image-prepull"
+COMPONENT_PLACEHOLDER = "placeholder"
+# The window a placeholder holds room for (a label, so its pods can be told apart by window).
+LABEL_WINDOW = "tts.emotivoice.io/window"
 
 
 def server(name: str) -> str:
@@ -78,6 +83,16 @@ def prewarm_account(name: str) -> str:
 def prewarm_cronjob(name: str, window: str) -> str:
     """The pre-warm CronJob of one window."""
     return f"{name}-warm-{window}"
+
+
+def prepull(name: str) -> str:
+    """The image pre-pull DaemonSet: one per service, whichever window it serves."""
+    return f"{name}-prepull"
+
+
+def placeholder(name: str, window: str, index: int) -> str:
+    """A capacity placeholder pod of one window (at most 26 + 6 + 20 + 5 characters)."""
+    return f"{name}-hold-{window}-{index}"
 
 
 def model_dir(source_uri: str) -> str:

@@ -58,6 +58,9 @@ class ColdStart:
     uid: str = ""
     # Created while a wake held the floor (spec.fallback): a start a request caused.
     woken: bool = False
+    # Its node held the server image from the operator's pre-pull (warmpath/); None: no
+    # pre-pull in use, nothing to say.
+    image_pre_pulled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ def _record(start: ColdStart) -> dict[str, Any]:
     }
     if start.woken:
         out["woken"] = True
+    if start.image_pre_pulled is not None:
+        out["imagePrePulled"] = start.image_pre_pulled
     if s.downloaded_bytes:
         out["downloadedBytes"] = s.downloaded_bytes
     if s.fetch_phases:
@@ -143,13 +148,16 @@ def account(
     ready_bodies: Mapping[str, dict[str, Any]] | None = None,
     in_window: Callable[[datetime, datetime], bool] | None = None,
     woken_since: datetime | None = None,
+    pre_pulled_nodes: frozenset[str] | None = None,
 ) -> tuple[dict[str, Any], list[ColdStart]]:
     """The new coldStarts status and the cold starts seen for the first time now.
 
     ``ready_bodies``: the ``/ready`` answers the caller got, by pod name; ``in_window``: whether
     a start from the first instant to the second was under way in a window's occurrence;
     ``woken_since``: the start of the wake in force (spec.fallback), so that starts created
-    since are marked ``woken``.
+    since are marked ``woken``. ``pre_pulled_nodes``: the nodes the operator's pre-pull put the
+    server image on (status.prePull), so a start on one is marked ``imagePrePulled``; None: no
+    pre-pull in use.
     """
     previous = previous or {}
     ready_bodies = ready_bodies or {}
@@ -163,7 +171,14 @@ def account(
         inside = bool(in_window and in_window(parts.created, parts.ready_at))
         uid = pending.pod["metadata"].get("uid") or ""
         woken = woken_since is not None and parts.created >= woken_since
-        new.append(ColdStart(pending.name, max(0.0, parts.seconds), parts, inside, uid, woken))
+        pre_pulled = (
+            None
+            if pre_pulled_nodes is None
+            else (pending.pod.get("spec") or {}).get("nodeName") in pre_pulled_nodes
+        )
+        new.append(
+            ColdStart(pending.name, max(0.0, parts.seconds), parts, inside, uid, woken, pre_pulled)
+        )
     recent = [*(previous.get("recent") or []), *(_record(c) for c in new)][-RECENT:]
     inside = sum(c.in_window for c in new)
     status: dict[str, Any] = {
@@ -227,6 +242,8 @@ def describe(start: ColdStart) -> str:
     where = "inside a window" if start.in_window else "outside windows"
     if start.woken:
         where += ", woken by a request"
+    if start.image_pre_pulled:
+        where += ", image pre-pulled"
     return (
         f"pod {start.pod} ready {start.seconds:.1f} s after {origin} ({cache}, {where}): {phases}"
     )

@@ -58,14 +58,21 @@ def _p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def learn_lead(bounds: LeadBounds, samples: list[float], current: timedelta | None) -> LeadDecision:
-    """The lead to use now, given the recent cold starts' seconds and the lead in force."""
+def learn_lead(
+    bounds: LeadBounds,
+    samples: list[float],
+    current: timedelta | None,
+    *,
+    what: str = "cold starts",
+) -> LeadDecision:
+    """The lead to use now, given the recent samples' seconds (``what`` they are: cold starts,
+    or the image pulls of warmpath/pulls.py) and the lead in force."""
     span = f"bounds {format_duration(bounds.minimum)}-{format_duration(bounds.maximum)}"
     if len(samples) < bounds.min_starts:
         lead = bounds.clamp(bounds.initial)
         return LeadDecision(
             lead, "initial",
-            f"initial {format_duration(lead)}: {len(samples)} of {bounds.min_starts} cold starts "
+            f"initial {format_duration(lead)}: {len(samples)} of {bounds.min_starts} {what} "
             "observed so far", len(samples),
         )  # fmt: skip
     p95 = _p95(samples)
@@ -78,7 +85,7 @@ def learn_lead(bounds: LeadBounds, samples: list[float], current: timedelta | No
             lead = bounds.clamp(current)
             held = f"; kept {format_duration(lead)} (a lower target must be {format_duration(step)} below it)"
     basis = (
-        f"p95 {p95:.1f} s of {len(samples)} cold starts + margin {format_duration(bounds.margin)}"
+        f"p95 {p95:.1f} s of {len(samples)} {what} + margin {format_duration(bounds.margin)}"
         f" -> {format_duration(target)} ({span}){held}"
     )
     return LeadDecision(lead, "learned", basis, len(samples), p95, target)

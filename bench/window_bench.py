@@ -1,0 +1,157 @@
+"""One window's warm path on the real node: the timeline from the image pre-pull's start to the
+replicas Ready, against a replica's own cold start with the pull, in one run.
+
+1. baseline: the server image removed from containerd, a one-replica service's cold start: its
+   image phase holds the whole pull (the kubelet's Pulled Event: seconds and bytes).
+2. the window: the image removed again, a service at zero with a window about three minutes
+   ahead (leadTime 1m) and warmPool.prePull (lead 3m): the pre-pull DaemonSet pulls the image
+   while nothing warm exists, the replica comes at start - 1m onto a node holding the image.
+
+Timeline (the API's timestamps): service created, pre-pull DaemonSet created, the image pulled
+on the node (the kubelet's Event), the replica created, Ready, the window's start.
+
+Targets: the replica Ready at (before) the window start; the warm replica-seconds spent before
+the start (replica created -> window start, summed over the window's replicas) at most 1.2x what
+the replicas' own cold start needs (created -> Ready, summed). The second is bounded below by
+the lead's resolution: leadTime is whole minutes, so a replica whose start takes 10 s still
+waits out the rest of its minute. It asserts nothing (tests/e2e/test_warm_path.py does).
+
+    python bench/window_bench.py [--out .bench/window.json]            (make bench-window)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.support import realnode  # noqa: E402
+from tests.support.cluster import cluster_session  # noqa: E402
+from tests.support.helm import install_operator, uninstall_operator  # noqa: E402
+from tests.support.operator_process import install_crd  # noqa: E402
+from tests.support.services import PV_NAMESPACE_LABEL  # noqa: E402
+from tests.support.store import TEST_STORE, credentials_secret, deploy_model_store  # noqa: E402
+from tests.support.warm_path import cold_baseline, prepulled_window, seconds_between  # noqa: E402
+
+RELEASE = "evs-bench"
+SYSTEM_NS = "evs-bench-system"
+STORE = dataclasses.replace(TEST_STORE, namespace="evs-bench-s3")
+NS = "evs-bench-window"
+TARGET_REPLICA_TIME = 1.2
+
+
+def report(cold: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """The timeline (seconds from the pre-pull's creation) and the targets beside the values."""
+    origin = run["prepull_created"]
+    replica = run["replica"]
+    steps = [
+        ("service created", run["service_created"]),
+        ("pre-pull DaemonSet created", run["prepull_created"]),
+        ("image pulled on the node (kubelet Event)", run["prepull_pulled_at"]),
+        ("replica created (start - leadTime)", replica["created"]),
+        ("replica Ready", replica["ready"]),
+        ("window start", run["window_start"]),
+    ]
+    print("\ntimeline (s from the pre-pull's start):")
+    for what, at in steps:
+        offset = seconds_between(origin, at)
+        print(f"  {offset if offset is not None else float('nan'):8.1f}  {what}  ({at})")
+    pulls = run["prepull_pulls"]
+    pull = pulls[0] if pulls else {}
+    early = seconds_between(replica["ready"], run["window_start"]) or 0.0
+    spent = seconds_between(replica["created"], run["window_start"]) or 0.0
+    ratio = spent / replica["seconds"] if replica["seconds"] else float("inf")
+    rows = [
+        ("baseline: image phase (own pull)", f"{cold['image_phase_s']:.1f} s", ""),
+        (
+            "baseline: the kubelet's pull",
+            f"{cold['pull']['seconds']:.1f} s, {cold['pull'].get('bytes', 0) / 1e6:,.0f} MB",
+            "",
+        ),
+        ("baseline: created -> Ready", f"{cold['seconds']:.1f} s", ""),
+        (
+            "pre-pull: the kubelet's pull",
+            f"{pull.get('seconds', float('nan')):.1f} s, {pull.get('bytes', 0) / 1e6:,.0f} MB",
+            "",
+        ),
+        (
+            "window: image phase (status, whole-second stamps)",
+            f"{replica['image_phase_s']:.1f} s",
+            "< 1 s",
+        ),
+        (
+            "window: sandbox -> first container (containerd)",
+            f"{replica['sandbox_to_first_container_s']} s",
+            "< 1 s",
+        ),
+        (
+            "baseline: sandbox -> first container (containerd)",
+            f"{cold['sandbox_to_first_container_s']} s",
+            "",
+        ),
+        ("window: created -> Ready", f"{replica['seconds']:.1f} s", ""),
+        ("window: Ready before the start by", f"{early:.1f} s", ">= 0 s"),
+        (
+            "warm replica-s before start / own cold start",
+            f"{ratio:.2f}x ({spent:.0f} / {replica['seconds']:.1f} s)",
+            f"<= {TARGET_REPLICA_TIME}x",
+        ),
+    ]
+    print("\n| what | measured | target |\n|---|---|---|")
+    for what, value, target in rows:
+        print(f"| {what} | {value} | {target} |")
+    return {
+        "ready_before_start_s": round(early, 1),
+        "replica_seconds_before_start": round(spent, 1),
+        "own_cold_start_s": replica["seconds"],
+        "replica_time_ratio": round(ratio, 2),
+        "image_phase_prepulled_s": replica["image_phase_s"],
+        "image_phase_baseline_s": cold["image_phase_s"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "window.json")
+    args = parser.parse_args(argv)
+    with cluster_session() as cluster:
+        reason = realnode.missing_reason(cluster)
+        if reason:
+            print(f"bench-window needs the real node: {reason}", file=sys.stderr)
+            return 2
+        images = realnode.build_images(on_line=lambda line: print(line, file=sys.stderr))
+        install_crd(cluster)
+        install_operator(cluster, images, RELEASE, SYSTEM_NS, watch=(NS,))
+        try:
+            with tempfile.TemporaryDirectory(prefix="evs-window-") as tmp:
+                work = Path(tmp)
+                store = deploy_model_store(cluster, images["s3"], work, STORE)
+                cluster.kubectl("create", "namespace", NS, check=False)
+                credentials_secret(cluster, NS, STORE)
+                image = images["server-cpu"]
+                cold = dataclasses.asdict(cold_baseline(cluster, NS, store, work, image))
+                run = prepulled_window(cluster, NS, store, work, image).as_dict()
+                # Written before the clean-up, which may take minutes.
+                result = {"baseline": cold, "window": run, "summary": report(cold, run)}
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(result, indent=2))
+                print(f"\nwritten: {args.out}", flush=True)
+        finally:
+            for ns in (NS, STORE.namespace):
+                cluster.kubectl(
+                    "delete", "namespace", ns, "--wait=false", check=False, timeout=60
+                )  # fmt: skip
+            cluster.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={NS}", check=False)
+            uninstall_operator(cluster, RELEASE, SYSTEM_NS)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""One window's warm path on the real node, measured (the end-to-end test asserts on it, the
+window benchmark reports it): the server image removed from containerd, a replica's own cold
+start with its pull (the baseline), then a window three minutes ahead with the image pre-pull,
+whose replica starts on a node that already holds the image.
+
+Every instant comes from the API (objects' creation, conditions, the kubelet's Events, the
+operator's status), so the timeline is what the cluster recorded, not what this process saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from emotivoice_operator.warmpath.pulls import Pull, parse_pulled
+from tests.support import realnode
+from tests.support.cluster import Cluster
+from tests.support.operator_process import wait_for
+from tests.support.services import create_service, evs_manifest
+from tests.support.store import ModelStore
+from tests.support.timestamps import instant
+from tests.support.workload import pod_ready
+
+COLD = "tts-cold"
+WARM = "tts-path"
+# The window: starts on the first minute at least three minutes ahead; the replica's lead 1m;
+# the image lead 3m (fixed: the first pull on a fresh node has nothing to learn from), so the
+# pre-pull is due as soon as the service exists and has 2-3 minutes before the replica comes.
+WINDOW_AHEAD_MIN = 3
+REPLICA_LEAD = "1m"
+IMAGE_LEAD = "3m"
+
+
+@dataclass
+class Start:
+    """One replica's cold start as status.coldStarts recorded it, with its pull."""
+
+    pod: str
+    created: str
+    ready: str
+    seconds: float
+    image_phase_s: float
+    image_pre_pulled: bool | None
+    pull: dict[str, Any] | None
+    # containerd's own times (ns precision): the pod's sandbox -> its first container created,
+    # where the kubelet pulls the image or finds it present (realnode.container_created).
+    sandbox_to_first_container_s: float | None = None
+
+
+@dataclass
+class WindowRun:
+    """The pre-pulled window: its instants (ISO, UTC) and the replica's start."""
+
+    window_start: str
+    service_created: str
+    prepull_created: str
+    prepull_pulls: list[dict[str, Any]]
+    prepull_pulled_at: str | None
+    replica: Start
+    image_bytes: int
+    status_pre_pull: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _pods(cluster: Cluster, ns: str, name: str, component: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={name},app.kubernetes.io/component={component}"
+    return cluster.get_json("pods", "-n", ns, "-l", selector)["items"]
+
+
+def _pulled_events(cluster: Cluster, ns: str, pod: str) -> list[dict[str, Any]]:
+    events = cluster.get_json(
+        "events", "-n", ns, "--field-selector", f"involvedObject.name={pod},reason=Pulled"
+    )["items"]
+    return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+
+def image_pull(cluster: Cluster, ns: str, pod: str, node: str, image: str) -> Pull | None:
+    """The kubelet's pull of ``image`` for ``pod``: the Event that pulled it, else one that
+    found it present."""
+    pulls = [
+        p
+        for e in _pulled_events(cluster, ns, pod)
+        if (p := parse_pulled(e.get("message") or "", pod, node)) and p.image == image
+    ]
+    return next((p for p in pulls if not p.present), pulls[0] if pulls else None)
+
+
+def _start(cluster: Cluster, ns: str, name: str, image: str) -> Start:
+    """The service's one recorded cold start, once status has it."""
+
+    def recorded() -> dict[str, Any] | None:
+        status = cluster.get_json("evs", name, "-n", ns).get("status") or {}
+        recent = (status.get("coldStarts") or {}).get("recent") or []
+        return recent[-1] if recent else None
+
+    record = wait_for(recorded, timeout=120, interval=1, what=f"{name}'s cold start recorded")
+    (pod,) = [p for p in _pods(cluster, ns, name, "server") if pod_ready(p)]
+    node = pod["spec"]["nodeName"]
+    pull = image_pull(cluster, ns, pod["metadata"]["name"], node, image)
+    created = realnode.container_created(pod["metadata"]["name"], ns)
+    first = created.get("fetch-model")
+    precise = round(first - created["sandbox"], 3) if first and "sandbox" in created else None
+    return Start(
+        pod=record["pod"],
+        created=pod["metadata"]["creationTimestamp"],
+        ready=record["at"],
+        seconds=float(record["seconds"]),
+        image_phase_s=float(record["phases"].get("image", 0.0)),
+        image_pre_pulled=record.get("imagePrePulled"),
+        pull=pull.to_status() if pull else None,
+        sandbox_to_first_container_s=precise,
+    )
+
+
+def cold_baseline(
+    cluster: Cluster, ns: str, store: ModelStore, cache_root: Path, image: str
+) -> Start:
+    """A replica's own cold start with the image removed from the node: the pull in its image
+    phase. The service is deleted afterwards (its pods gone)."""
+    assert realnode.remove_image(image), f"containerd could not remove {image}"
+    create_service(cluster, ns, evs_manifest(COLD, store), cache_root, timeout=600)
+    start = _start(cluster, ns, COLD, image)
+    cluster.kubectl("delete", "evs", COLD, "-n", ns, "--wait=true", "--timeout=120s", timeout=150)
+    wait_for(
+        lambda: not _pods(cluster, ns, COLD, "server"), timeout=120, what="the baseline's pods gone"
+    )
+    # Its stopped containers keep the image's content referenced: gone, the next pull is real.
+    realnode.remove_pod_containers(start.pod, ns)
+    return start
+
+
+def prepulled_window(
+    cluster: Cluster, ns: str, store: ModelStore, cache_root: Path, image: str
+) -> WindowRun:
+    """A window about three minutes ahead with the image pre-pull, the image removed first:
+    the service at zero until the window's lead, the DaemonSet pulling meanwhile."""
+    assert realnode.remove_image(image), f"containerd could not remove {image}"
+    # The next whole minute at least three minutes ahead (a cron window starts on a minute).
+    start = (datetime.now(UTC) + timedelta(minutes=WINDOW_AHEAD_MIN, seconds=59)).replace(
+        second=0, microsecond=0
+    )
+    window = {
+        "name": "peak",
+        "cron": f"{start.minute} {start.hour} * * *",
+        "duration": "3m",
+        "leadTime": REPLICA_LEAD,
+        "replicas": 1,
+    }
+    pool = {
+        "timeZone": "UTC",
+        "windows": [window],
+        "prePull": {"enabled": True, "lead": IMAGE_LEAD},
+    }
+    manifest = evs_manifest(WARM, store, replicas={"min": 0, "max": 1}, warmPool=pool)
+    create_service(cluster, ns, manifest, cache_root, wait=False)
+    created = cluster.get_json("evs", WARM, "-n", ns)["metadata"]["creationTimestamp"]
+    ds = wait_for(
+        lambda: cluster.get_json("daemonset", f"{WARM}-prepull", "-n", ns),
+        timeout=60,
+        what="the pre-pull DaemonSet",
+    )
+    wait_for(
+        lambda: any(pod_ready(p) for p in _pods(cluster, ns, WARM, "server")),
+        timeout=(start - datetime.now(UTC)).total_seconds() + 240,
+        interval=1,
+        what="the window's replica Ready",
+    )
+    replica = _start(cluster, ns, WARM, image)
+    status = cluster.get_json("evs", WARM, "-n", ns).get("status") or {}
+    pre = status.get("prePull") or {}
+    pulls = [p for p in pre.get("pulls") or [] if not p.get("present")]
+    pulled_at = None
+    # The pre-pull pods are gone with their DaemonSet; their Events stay (an hour).
+    for entry in pre.get("pulls") or []:
+        for event in _pulled_events(cluster, ns, entry["pod"]):
+            pulled_at = event.get("lastTimestamp") or pulled_at
+    return WindowRun(
+        window_start=start.isoformat().replace("+00:00", "Z"),
+        service_created=created,
+        prepull_created=ds["metadata"]["creationTimestamp"],
+        prepull_pulls=pulls,
+        prepull_pulled_at=pulled_at,
+        replica=replica,
+        image_bytes=sum(realnode.image_layer_sizes(image)),
+        status_pre_pull=pre,
+    )
+
+
+def seconds_between(a: str | None, b: str | None) -> float | None:
+    """Seconds from timestamp ``a`` to ``b`` (None when either is missing)."""
+    return instant(b) - instant(a) if a and b else None
