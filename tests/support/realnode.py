@@ -175,28 +175,11 @@ def container_created(pod: str, namespace: str) -> dict[str, float]:
     the API's stamps have whole seconds): ``sandbox`` (the pod's pause container), then each
     container by name. Between the sandbox and the first container the kubelet ensures the
     image: a pull happens there, or nothing does."""
-    from tests.support.cluster import state_dir
     from tests.support.timestamps import instant
 
-    sock = str(state_dir() / "node" / "run" / "containerd.sock")
-    ctr = ["ctr", "-a", sock, "-n", "k8s.io", "containers"]
-    listed = subprocess.run(
-        [*ctr, "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
-    )
     out: dict[str, float] = {}
-    for cid in listed.stdout.split():
-        info = subprocess.run(
-            [*ctr, "info", cid], capture_output=True, text=True, check=False, timeout=30
-        )
-        if info.returncode != 0:
-            continue
-        record = json.loads(info.stdout)
-        labels = record.get("Labels") or {}
-        if (
-            labels.get("io.kubernetes.pod.name") != pod
-            or labels.get("io.kubernetes.pod.namespace") != namespace
-        ):
-            continue
+    for cid, record in _pod_containers(pod, namespace).items():
+        labels: dict[str, str] = record.get("Labels") or {}  # type: ignore[assignment]
         kind = labels.get("io.cri-containerd.kind")
         name = "sandbox" if kind == "sandbox" else labels.get("io.kubernetes.container.name", cid)
         out[name] = instant(str(record["CreatedAt"]))
