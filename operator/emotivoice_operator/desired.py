@@ -98,6 +98,7 @@ def desired_state(
     cold_start_seconds: Sequence[float] = (),
     lead_in_force: timedelta | None = None,
     *,
+    cold_start_image_seconds: Sequence[float] = (),
     shared_claim_exists: bool = False,
     traffic: fb.Traffic | None = None,
     calendars: Mapping[str, Mapping[str, Any] | None] | None = None,
@@ -107,7 +108,8 @@ def desired_state(
 
     ``requests`` are the warm requests as status holds them (anybody allowed to patch status
     may have written them); only their bounded form reaches the floor. ``cold_start_seconds``
-    (the recent starts) and ``lead_in_force`` (status.leadTime) feed ``leadTime: auto``.
+    (the recent starts), their image phases ``cold_start_image_seconds`` (in the same order) and
+    ``lead_in_force`` (status.leadTime) feed ``leadTime: auto``.
     ``shared_claim_exists``: the claim NAME-model exists and is ours, which keeps an unset cache
     scope Shared. ``traffic``: what the pass saw for ``spec.fallback`` (its own Ready pods, the
     fallback, the wake so far, whether requests were answered since the last read); without
@@ -123,7 +125,8 @@ def desired_state(
     calendar: win.Calendar | None = None
     if spec.warm_pool:
         calendar = pool_calendar(spec.warm_pool, calendars or {})
-        windows, lead = _windows(spec.warm_pool, list(cold_start_seconds), lead_in_force, calendar)
+        samples = replica_samples(spec.warm_pool, cold_start_seconds, cold_start_image_seconds)
+        windows, lead = _windows(spec.warm_pool, samples, lead_in_force, calendar)
     honoured = win.bound_requests(windows, spec.replicas.max, requests, now)
     floor = win.warm_floor(spec.replicas.min, windows, now, honoured)
     route, note, wake = _fallback(spec, owner.name, traffic or fb.Traffic(), floor, now)
@@ -252,6 +255,19 @@ def _fallback(
         hold = parse_duration(spec.fallback.wake_hold, "fallback.wakeHold")
         wake = fb.next_wake(traffic.wake, traffic.requests_seen, floor, now, hold)
     return route, note, wake
+
+
+def replica_samples(
+    pool: WarmPoolSpec, seconds: Sequence[float], image_seconds: Sequence[float]
+) -> list[float]:
+    """What ``leadTime: auto`` learns from: each recent start's seconds, less its image phase when
+    ``prePull`` is on. The pre-pull brings the image before the replicas (its own lead, learned
+    from the kubelet's pulls), so the replicas' lead need not cover a pull again; what is left of
+    the image phase on a node holding the image (the sandbox, well under a second) is the
+    margin's to cover."""
+    if not (pool.pre_pull and pool.pre_pull.enabled) or len(image_seconds) != len(seconds):
+        return list(seconds)
+    return [max(0.0, s - i) for s, i in zip(seconds, image_seconds, strict=True)]
 
 
 def _windows(

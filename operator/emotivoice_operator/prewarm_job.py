@@ -9,8 +9,11 @@ opens.
    real traffic arrives (``emotivoice_server.prime``, imported: it needs only the standard
    library, and the operator's image carries the server package without torch or flask).
 
-Run by hand (``kubectl create job --from=cronjob/NAME-warm-WINDOW``) it pre-warms at once for
-the window's length.
+A CronJob fires on whole minutes, a learned lead has seconds: the CronJob fires in the minute
+before ``start - lead`` and the job waits out the rest (``lead_wait``) before its request, so the
+replicas come when the lead says, not up to a minute early. Run by hand (``kubectl create job
+--from=cronjob/NAME-warm-WINDOW``) away from that minute, it pre-warms at once for the window's
+length.
 
 A CronJob cannot skip a date, so the job checks the pool's dates itself: when the occurrence it
 pre-warms is skipped (a holiday, or a datesOnly window on a date that does not name it) it logs
@@ -36,7 +39,12 @@ from emotivoice_operator.crd import GROUP, PLURAL, VERSION
 from emotivoice_operator.crd.spec import SpecError, parse_spec
 from emotivoice_operator.reconcile.memory import lead_in_force
 from emotivoice_operator.windows.calendar import calendar_from_status
-from emotivoice_operator.windows.schedule import DST_SLACK, occurrence_end, skipped_occurrence
+from emotivoice_operator.windows.schedule import (
+    DST_SLACK,
+    next_start,
+    occurrence_end,
+    skipped_occurrence,
+)
 from emotivoice_server import prime as priming
 
 log = logging.getLogger("emotivoice-prewarm")
@@ -51,16 +59,14 @@ class UnknownWindowError(ValueError):
     made, or a typo in a job run by hand)."""
 
 
-def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> win.WarmRequest:
-    """The request for ``window_name`` made at ``now``: its replicas, until the window ends.
+# The most a run waits for its lead to begin: the CronJob fires less than a minute before it
+# (the lead's minutes rounded up), plus a little for a DST change between the wall clock and UTC.
+MAX_LEAD_WAIT_S = 70.0
 
-    A function of its arguments (no clock, no API, no exit): ``main`` turns its errors into the
-    job's exit. Inside the window (or its lead time) the request ends with the window; a run
-    outside it (by hand, or a late start) holds for lead time + duration from now. Raises
-    ``SkippedOccurrence`` when the pool's dates skip the occurrence warm at ``now`` (its message:
-    the one line the job logs), ``UnknownWindowError`` (or ``SpecError`` for a spec that cannot be
-    honoured).
-    """
+
+def _window(body: dict[str, Any], window_name: str) -> win.Window:
+    """The named window as the operator renders it (the learned lead in force, the calendar as
+    status resolved it), or ``UnknownWindowError``/``SpecError``."""
     spec = parse_spec(body.get("spec") or {})
     learned = lead_in_force(body.get("status"))
     windows: list[win.Window] = []
@@ -73,6 +79,20 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> win.W
         raise UnknownWindowError(
             f"window {window_name!r} is not in spec.warmPool.windows (known: {known})"
         )
+    return window
+
+
+def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> win.WarmRequest:
+    """The request for ``window_name`` made at ``now``: its replicas, until the window ends.
+
+    A function of its arguments (no clock, no API, no exit): ``main`` turns its errors into the
+    job's exit. Inside the window (or its lead time) the request ends with the window; a run
+    outside it (by hand, or a late start) holds for lead time + duration from now. Raises
+    ``SkippedOccurrence`` when the pool's dates skip the occurrence warm at ``now`` (its message:
+    the one line the job logs), ``UnknownWindowError`` (or ``SpecError`` for a spec that cannot be
+    honoured).
+    """
+    window = _window(body, window_name)
     skipped = skipped_occurrence(window, now, early=DST_SLACK)
     if skipped is not None:
         start, entry = skipped
@@ -81,6 +101,18 @@ def warm_request(body: dict[str, Any], window_name: str, now: datetime) -> win.W
         raise SkippedOccurrence(f"window {window.name} skipped on {day.isoformat()}: {why}")
     expires = occurrence_end(window, now) or now + win.window_hold(window)
     return win.WarmRequest(window.replicas, expires)
+
+
+def lead_wait(body: dict[str, Any], window_name: str, now: datetime) -> float:
+    """Seconds from ``now`` until the window's next lead begins (``start - lead``), when that is
+    within ``MAX_LEAD_WAIT_S`` (the CronJob fired in the minute before it); else 0: a run by hand
+    or inside the lead requests at once."""
+    window = _window(body, window_name)
+    start = next_start(window, now)
+    if start is None:
+        return 0.0
+    wait = (start - window.lead - now).total_seconds()
+    return wait if 0 < wait <= MAX_LEAD_WAIT_S else 0.0
 
 
 def wait_ready(read_status: Callable[[], dict[str, Any]], replicas: int, timeout: float) -> int:
@@ -144,6 +176,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     body = api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, args.name)
     try:
         request = warm_request(body, args.window, datetime.now(UTC))
+        wait = lead_wait(body, args.window, datetime.now(UTC))
+        if wait > 0:
+            log.info("the lead of window %s begins in %.1f s; waiting for it", args.window, wait)
+            time.sleep(wait)
+            # Read again: the operator may have learned another lead meanwhile.
+            body = api.get_namespaced_custom_object(
+                GROUP, VERSION, args.namespace, PLURAL, args.name
+            )
+            request = warm_request(body, args.window, datetime.now(UTC))
     except SkippedOccurrence as skipped:
         log.info("%s", skipped)
         return 0

@@ -69,3 +69,20 @@ def test_edges_in_the_past_are_ignored() -> None:
     now = utc("2024-05-01T14:00:00")
     requests = {"w": WarmRequest(2, utc("2024-05-01T13:00:00"))}
     assert next_edge([], requests, None, now, HORIZON) == now + HORIZON
+
+
+def test_the_timer_wakes_at_the_earliest_due_instant_within_its_period() -> None:
+    """A lead learned in seconds begins on time: the timer sleeps until the next due service,
+    never longer than its period, never a busy loop on one already due."""
+    from emotivoice_operator.controller.timer import MIN_SLEEP, Timer
+
+    now = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
+    timer = Timer()
+    assert timer.sleep_for(30.0, now) == 30.0
+    timer.requeue_at(("ns", "a"), now + timedelta(seconds=7.25))
+    timer.requeue_at(("ns", "b"), now + timedelta(minutes=5))
+    assert timer.sleep_for(30.0, now) == 7.25
+    timer.requeue_at(("ns", "a"), now - timedelta(seconds=1))  # due already: triggered this look
+    assert timer.sleep_for(30.0, now) == 30.0
+    timer.requeue_at(("ns", "c"), now + timedelta(milliseconds=1))
+    assert timer.sleep_for(30.0, now) == MIN_SLEEP

@@ -7,13 +7,15 @@ Three zones: Asia/Shanghai (no DST), America/New_York in the week of its 2026 sp
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from emotivoice_operator.crd.schema import apply_defaults, spec_schema
-from emotivoice_operator.crd.spec import SpecError, WarmPoolSpec
+from emotivoice_operator.crd.spec import PrePullSpec, SpecError, WarmPoolSpec
+from emotivoice_operator.desired import replica_samples
 from emotivoice_operator.tuning.lead import learn_lead
 from emotivoice_operator.tuning.misses import check, describe_miss
 from emotivoice_operator.windows import Window, parse_windows, prewarm_cron
@@ -181,25 +183,31 @@ def test_until_enough_starts_the_initial_lead_applies_and_says_so() -> None:
     assert decision.status()["mode"] == "initial" and decision.status()["seconds"] == 600
 
 
-def test_the_learned_lead_is_p95_plus_margin_in_whole_minutes_within_bounds() -> None:
+def test_the_learned_lead_is_p95_plus_margin_to_a_tenth_of_a_second_within_bounds() -> None:
     samples = [20.0] * 18 + [100.0, 130.0]  # p95 (nearest rank) = 100 s
     decision = learn_lead(BOUNDS, samples, None)
     assert decision.mode == "learned" and decision.p95_seconds == 100
-    assert decision.lead == timedelta(minutes=3)  # 100 s + 60 s -> 2m40s -> 3m
+    assert decision.lead == timedelta(seconds=160)  # 100 s + 60 s, not rounded up to 3m
+    assert decision.status()["duration"] == "2m40s" and decision.status()["seconds"] == 160
+    # A fast start with a margin in seconds: 5.93 s + 1 s, rounded up to 7.0 s.
+    fast = replace(BOUNDS, minimum=timedelta(seconds=1), margin=timedelta(seconds=1), min_starts=3)
+    assert learn_lead(fast, [5.2, 5.93, 5.5], None).lead == timedelta(seconds=7)
+    assert learn_lead(fast, [5.2, 5.96, 5.5], None).status()["duration"] == "7s"
+    assert learn_lead(fast, [5.2, 6.01, 5.5], None).status()["seconds"] == 7.1
     assert learn_lead(BOUNDS, [1.0] * 5, None).lead == BOUNDS.minimum
     assert learn_lead(BOUNDS, [5000.0] * 5, None).lead == BOUNDS.maximum
 
 
 def test_the_lead_rises_at_once_and_falls_only_by_a_real_step() -> None:
     five_minutes = timedelta(minutes=5)
-    # A target one minute higher applies at once.
-    assert learn_lead(BOUNDS, [290.0] * 5, five_minutes).lead == timedelta(minutes=6)
-    # One minute lower does not (the step is 2m): the CronJobs are left alone.
-    held = learn_lead(BOUNDS, [170.0] * 5, five_minutes)
-    assert held.lead == five_minutes and held.target == timedelta(minutes=4)
+    # A target higher applies at once, to the second.
+    assert learn_lead(BOUNDS, [290.0] * 5, five_minutes).lead == timedelta(seconds=350)
+    # 40 s lower does not (the step is a fifth of 5m: 1m).
+    held = learn_lead(BOUNDS, [200.0] * 5, five_minutes)
+    assert held.lead == five_minutes and held.target == timedelta(seconds=260)
     assert "kept 5m" in held.basis
-    # Two minutes lower does.
-    assert learn_lead(BOUNDS, [110.0] * 5, five_minutes).lead == timedelta(minutes=3)
+    # 2m10s lower does.
+    assert learn_lead(BOUNDS, [110.0] * 5, five_minutes).lead == timedelta(seconds=170)
     # From 30m the step is a fifth (6m): 25m is held, 24m applies.
     thirty = timedelta(minutes=30)
     assert learn_lead(BOUNDS, [25 * 60 - 60.0] * 5, thirty).lead == thirty
@@ -225,3 +233,28 @@ def test_bounds_that_cannot_hold_name_the_field() -> None:
         parse_windows(pool("UTC", {"name": "w", "start": "09:00", "end": "10:00",
                                    "leadTime": "auto", "replicas": 1},
                            auto={"min": "20m", "max": "10m"}))  # fmt: skip
+
+
+def test_auto_lead_bounds_take_seconds_and_fixed_durations_do_not() -> None:
+    spec = pool("UTC", {"name": "peak", "start": "09:00", "end": "12:00", "leadTime": "auto",
+                        "replicas": 2}, auto={"min": "5s", "margin": "1m30s"})  # fmt: skip
+    bounds = LeadBounds.from_spec(spec.auto_lead_time)
+    assert (bounds.minimum, bounds.margin) == (timedelta(seconds=5), timedelta(seconds=90))
+    fixed = pool("UTC", {"name": "peak", "start": "09:00", "end": "12:00", "leadTime": "90s",
+                         "replicas": 2})  # fmt: skip
+    with pytest.raises(SpecError, match="write hours and minutes") as err:
+        parse_windows(fixed)
+    assert err.value.field == "warmPool.windows[0].leadTime"
+
+
+def test_with_prepull_the_replicas_lead_learns_from_the_starts_less_their_image_phase() -> None:
+    """The pre-pull covers the image: a 40 s pull in a 46 s start leaves 6 s for the replicas."""
+    window = {"name": "peak", "start": "09:00", "end": "12:00", "leadTime": "auto", "replicas": 2}
+    plain = pool("UTC", window)
+    pre_pull = PrePullSpec(enabled=True, lead="auto", initial_lead="5m", gpu_node_selector={})
+    pulled = plain.model_copy(update={"pre_pull": pre_pull})
+    seconds, image = [46.0, 7.0, 6.5], [40.0, 0.8, 0.2]
+    assert replica_samples(plain, seconds, image) == seconds
+    assert replica_samples(pulled, seconds, image) == pytest.approx([6.0, 6.2, 6.3])
+    # Records without phases count whole (the lists must line up to be subtracted).
+    assert replica_samples(pulled, seconds, []) == seconds

@@ -7,13 +7,21 @@ import contextlib
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from emotivoice_operator.prewarm_job import UnknownWindowError, prime_replicas, warm_request
+from emotivoice_operator.crd.spec import parse_spec
+from emotivoice_operator.prewarm_job import (
+    UnknownWindowError,
+    lead_wait,
+    prime_replicas,
+    warm_request,
+)
+from emotivoice_operator.windows.model import parse_windows
+from emotivoice_operator.windows.schedule import prewarm_cron
 from emotivoice_server import prime as priming
 from emotivoice_server.warmup import ENV_WARMUP, WarmupSpec
 from tests.support.invalid_specs import valid_resource
@@ -30,6 +38,31 @@ def test_inside_the_window_the_request_ends_with_it() -> None:
 def test_outside_it_the_request_holds_lead_plus_duration_from_now() -> None:
     request = warm_request(valid_resource(), "morning", MONDAY.replace(hour=6))
     assert request.to_status() == {"replicas": 2, "expiresAt": "2026-01-05T09:10:00Z"}
+
+
+def _learned(seconds: float) -> dict[str, Any]:
+    """valid_resource with its window on leadTime: auto and a lead of ``seconds`` learned."""
+    body = valid_resource()
+    body["spec"]["warmPool"]["windows"][0]["leadTime"] = "auto"
+    body["spec"]["warmPool"]["autoLeadTime"] = {"min": "1s", "margin": "1s"}
+    body["status"] = {"leadTime": {"mode": "learned", "seconds": seconds}}
+    return body
+
+
+def test_a_lead_in_seconds_fires_the_minute_before_and_the_job_waits_out_the_rest() -> None:
+    """A learned 7.1 s lead: the CronJob fires at 00:59Z (the whole minute before 01:00Z), and
+    the job waits 52.9 s, then asks for the window's replicas until its end."""
+    body = _learned(7.1)
+    (window,) = parse_windows(parse_spec(body["spec"]).warm_pool, timedelta(seconds=7.1))
+    assert prewarm_cron(window) == "59 8 * * 1"  # Asia/Shanghai 08:59, Mondays
+    fired = MONDAY.replace(hour=0, minute=59)
+    assert lead_wait(body, "morning", fired) == pytest.approx(52.9)
+    # A late pod start waits less; inside the lead, or far from it (a run by hand), none.
+    assert lead_wait(body, "morning", fired + timedelta(seconds=30)) == pytest.approx(22.9)
+    assert lead_wait(body, "morning", MONDAY.replace(hour=1, minute=0) - timedelta(seconds=5)) == 0
+    assert lead_wait(body, "morning", MONDAY.replace(hour=0, minute=30)) == 0
+    begun = MONDAY.replace(hour=0, minute=59, second=52, microsecond=900_000)
+    assert warm_request(body, "morning", begun).to_status()["expiresAt"] == "2026-01-05T04:00:00Z"
 
 
 def test_an_unknown_window_is_an_error_naming_the_known_ones_not_an_exit() -> None:

@@ -622,9 +622,10 @@ def test_the_cronjobs_are_the_windows_desired_state_parsed_with_the_learned_lead
         {"name": "fixed", "start": "18:00", "end": "19:00", "leadTime": "15m", "replicas": 2},
     )
     at = datetime(2026, 1, 5, 3, tzinfo=UTC)
-    # Ten cold starts of 110 s + the default 1m margin: a learned lead of 3m.
+    # Ten cold starts of 110 s + the default 1m margin: a learned lead of 2m50s; the CronJob
+    # fires at the whole minute before it (3m), its job waits the other 10 s.
     desired = desired_state(body["spec"], OWNER, at, {}, OperatorSettings(), [110.0] * 10)
-    assert desired.lead and desired.lead.lead == timedelta(minutes=3)
+    assert desired.lead and desired.lead.lead == timedelta(seconds=170)
     jobs = {m["metadata"]["name"]: m for m in desired.manifests if m["kind"] == "CronJob"}
     assert [w.name for w in desired.windows] == ["peak", "fixed"]
     assert list(jobs) == ["tts-warm-peak", "tts-warm-fixed"]

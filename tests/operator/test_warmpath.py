@@ -227,8 +227,8 @@ def test_the_image_lead_is_initial_until_three_pulls_then_their_p95_plus_a_minut
     assert "1 of 3 image pulls" in first.basis
     pulls = [Pull(str(i), "n", "i", s, 1, False) for i, s in enumerate([100.0, 170.0, 0.0])]
     learned = image_lead("auto", timedelta(minutes=5), pulls, None)
-    # p95 170 s + 60 s = 230 s -> 4 minutes.
-    assert (learned.mode, learned.lead) == ("learned", timedelta(minutes=4))
+    # p95 170 s + 60 s = 230 s.
+    assert (learned.mode, learned.lead) == ("learned", timedelta(seconds=230))
     fixed = image_lead("15m", timedelta(minutes=5), pulls, None)
     assert (fixed.mode, fixed.lead) == ("fixed", timedelta(minutes=15))
 

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
+# The shortest sleep between looks, so that a due instant in the past cannot spin the loop.
+MIN_SLEEP = 0.05
 
 
 class Timer:
@@ -33,15 +35,22 @@ class Timer:
     def forget(self, key: Key) -> None:
         self.due.pop(key, None)
 
+    def sleep_for(self, interval: float, now: datetime) -> float:
+        """Seconds to the next look: the period, or less when a service is due sooner."""
+        upcoming = [(due - now).total_seconds() for due in self.due.values() if due > now]
+        return max(MIN_SLEEP, min([interval, *upcoming]))
+
     async def run(
         self,
         interval: float,
         services: Callable[[], Iterable[Key]],
         trigger: Callable[[Key], None],
     ) -> None:
-        """Every ``interval`` seconds, ``trigger``s each of ``services()`` that is due."""
+        """``trigger``s each of ``services()`` that is due, every ``interval`` seconds and also at
+        the earliest due instant in between: a window's lead learned in seconds begins on time,
+        not up to one period late."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.sleep_for(interval, datetime.now(UTC)))
             try:
                 now = datetime.now(UTC)
                 for key in list(services()):

@@ -21,7 +21,7 @@ from emotivoice_operator.recommend.floor import floor_per_minute, operator_windo
 from emotivoice_operator.recommend.history import MINUTES_PER_WEEK, History
 from emotivoice_operator.recommend.propose import MAX_WINDOWS, propose, window_specs
 from emotivoice_operator.recommend.score import Score, score
-from emotivoice_operator.tuning.lead import learn_lead
+from emotivoice_operator.tuning.lead import ceil_minutes, learn_lead
 from emotivoice_operator.windows.model import AUTO, LeadBounds, format_duration
 
 
@@ -85,7 +85,8 @@ def proposed_lead(service: Service) -> Lead:
     if service.cold_starts is not None and len(samples) >= bounds.min_starts:
         decision = learn_lead(bounds, samples, None)
         return Lead(
-            format_duration(decision.lead),
+            # A fixed leadTime is whole minutes (its CronJob's schedule); auto learns seconds.
+            format_duration(ceil_minutes(decision.lead.total_seconds())),
             f"p95 of {len(samples)} cold starts {decision.p95_seconds:.0f} s + margin "
             f"{format_duration(bounds.margin)}, rounded up to minutes",
         )

@@ -42,6 +42,8 @@ class Memory:
     # status.coldStarts as written, and its recent starts' seconds to Ready.
     cold_starts: Mapping[str, Any] | None
     cold_start_seconds: list[float]
+    # The same starts' image phases (0 where not recorded): a pre-pull covers those seconds.
+    cold_start_image_seconds: list[float]
     # The learned lead status.leadTime holds (None while the initial applies or none is written).
     lead_in_force: timedelta | None
     lead_time: Mapping[str, Any]
@@ -66,7 +68,8 @@ class Memory:
             warm_requests=requests,
             malformed_requests=malformed,
             cold_starts=status.get("coldStarts"),
-            cold_start_seconds=_recent_seconds(status),
+            cold_start_seconds=[seconds for seconds, _ in _recent(status)],
+            cold_start_image_seconds=[image for _, image in _recent(status)],
             lead_in_force=lead_in_force(status),
             lead_time=status.get("leadTime") or {},
             misses=status.get("misses"),
@@ -113,18 +116,20 @@ def lead_in_force(status: Mapping[str, Any] | None) -> timedelta | None:
     if lead.get("mode") != "learned":
         return None
     try:
-        return timedelta(seconds=int(lead["seconds"]))
+        return timedelta(seconds=float(lead["seconds"]))
     except (KeyError, TypeError, ValueError):
         return None
 
 
-def _recent_seconds(status: Mapping[str, Any]) -> list[float]:
-    """Seconds to Ready of the recent cold starts in status (what leadTime: auto learns from)."""
+def _recent(status: Mapping[str, Any]) -> list[tuple[float, float]]:
+    """(seconds to Ready, image phase) of the recent cold starts in status: what leadTime: auto
+    learns from."""
     out = []
     for r in (status.get("coldStarts") or {}).get("recent") or []:
         try:
-            out.append(float(r["seconds"]))
-        except (KeyError, TypeError, ValueError):
+            image = float((r.get("phases") or {}).get("image") or 0.0)
+            out.append((float(r["seconds"]), image))
+        except (AttributeError, KeyError, TypeError, ValueError):
             continue
     return out
 

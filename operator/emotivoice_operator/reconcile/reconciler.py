@@ -113,6 +113,7 @@ class Reconciler:
             desired = desired_state(
                 body.get("spec") or {}, owner, now, memory.warm_requests, self.settings,
                 cold_start_seconds=memory.cold_start_seconds,
+                cold_start_image_seconds=memory.cold_start_image_seconds,
                 lead_in_force=memory.lead_in_force,
                 shared_claim_exists=shared is not None and is_ours(shared, owner.uid, owner.name),
                 traffic=traffic, calendars=snap.calendars,

@@ -2,14 +2,17 @@
 observed. Pure: the caller passes the recent starts' seconds and the lead in force (both read
 back from status by reconcile/memory.py).
 
-target = the p95 of the recent cold starts (pod created -> Ready) + ``margin``, rounded up to
-whole minutes (a CronJob schedule has minutes), within [``min``, ``max``]. The margin covers
-what a cold start does not: the operator's reaction to the window's lead (up to one timer
-period) and the Deployment controller creating the pods.
+target = the p95 of the recent cold starts (pod created -> Ready) + ``margin``, rounded up to a
+tenth of a second, within [``min``, ``max``]. The margin covers what a cold start does not: the
+operator's reaction to the window's lead and the Deployment controller creating the pods. The
+lead is not rounded to the CronJob's minutes: the operator raises the floor at ``start - lead``
+itself (its timer wakes at that instant), and the pre-warm job, which fires in the minute before,
+waits out the seconds (prewarm_job.py). A replica that takes 6 s to start is then warm ~7 s
+before its window, not the rest of a minute.
 
-Hysteresis, so the CronJobs are not rewritten on every new sample: the lead rises to a higher
-target at once (a miss costs more than an idle minute), and falls only when the target is at
-least ``LOWER_STEP`` (or a fifth of the current lead, whichever is more) below it. Until
+Hysteresis, so the lead does not follow every sample's noise: it rises to a higher target at
+once (a miss costs more than an idle second), and falls only when the target is at least a
+fifth of the current lead below it. Until
 ``minStarts`` starts are observed, ``initial`` applies, and the basis says so.
 """
 
@@ -21,8 +24,9 @@ from datetime import timedelta
 
 from emotivoice_operator.windows.model import LeadBounds, format_duration
 
-# A lower target must undercut the lead in force by this much (or a fifth of it) to apply.
-LOWER_STEP = timedelta(minutes=2)
+# A lower target must undercut the lead in force by a fifth of it (and at least this) to apply.
+# Not minutes: the CronJobs change only when the lead's whole minutes do.
+LOWER_STEP = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class LeadDecision:
         """``status.leadTime`` (documented in the CRD's status schema)."""
         out: dict[str, object] = {
             "mode": self.mode,
-            "seconds": int(self.lead.total_seconds()),
+            "seconds": round(self.lead.total_seconds(), 1),
             "duration": format_duration(self.lead),
             "basis": self.basis,
             "samples": self.samples,
@@ -49,8 +53,13 @@ class LeadDecision:
         return out
 
 
-def _ceil_minutes(seconds: float) -> timedelta:
+def ceil_minutes(seconds: float) -> timedelta:
+    """Whole minutes, rounded up (at least one): what a fixed ``leadTime`` can say."""
     return timedelta(minutes=max(1, math.ceil(seconds / 60 - 1e-9)))
+
+
+def _ceil_tenths(seconds: float) -> timedelta:
+    return timedelta(seconds=max(1, math.ceil(seconds * 10 - 1e-6)) / 10)
 
 
 def _p95(values: list[float]) -> float:
@@ -76,11 +85,11 @@ def learn_lead(
             "observed so far", len(samples),
         )  # fmt: skip
     p95 = _p95(samples)
-    target = bounds.clamp(_ceil_minutes(p95 + bounds.margin.total_seconds()))
+    target = bounds.clamp(_ceil_tenths(p95 + bounds.margin.total_seconds()))
     lead = target
     held = ""
     if current is not None and target < current:
-        step = max(LOWER_STEP, _ceil_minutes(current.total_seconds() / 5))
+        step = max(LOWER_STEP, _ceil_tenths(current.total_seconds() / 5))
         if current - target < step:
             lead = bounds.clamp(current)
             held = f"; kept {format_duration(lead)} (a lower target must be {format_duration(step)} below it)"

@@ -9,6 +9,7 @@ that durations are sensible, that a cron expression parses, fires, and can be pr
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
@@ -36,6 +37,8 @@ MAX_LEAD = timedelta(hours=24)
 # A cron window as long as a week is a permanent floor: that is replicas.min's job.
 MAX_CRON_DURATION = timedelta(days=7)
 _DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?$")
+# autoLeadTime's fields also take seconds: a learned lead is timed to a tenth of a second.
+_DURATION_S = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
@@ -105,7 +108,9 @@ class Window:
         try:
             return shift_earlier(
                 self.start_schedule(),
-                int(self.lead.total_seconds()) // 60,
+                # Whole minutes, rounded up: a lead with seconds fires in the minute before, and
+                # the job waits out the rest (prewarm_job.py), so neither comes early.
+                math.ceil(self.lead.total_seconds() / 60 - 1e-9),
                 format_duration(self.lead),
             )
         except CronError as exc:
@@ -205,10 +210,10 @@ class LeadBounds:
     def from_spec(cls, spec: AutoLeadTimeSpec) -> LeadBounds:
         field = "warmPool.autoLeadTime"
         bounds = cls(
-            initial=parse_duration(spec.initial, f"{field}.initial"),
-            minimum=parse_duration(spec.min, f"{field}.min"),
-            maximum=parse_duration(spec.max, f"{field}.max"),
-            margin=parse_duration(spec.margin, f"{field}.margin"),
+            initial=parse_duration(spec.initial, f"{field}.initial", seconds=True),
+            minimum=parse_duration(spec.min, f"{field}.min", seconds=True),
+            maximum=parse_duration(spec.max, f"{field}.max", seconds=True),
+            margin=parse_duration(spec.margin, f"{field}.margin", seconds=True),
             min_starts=spec.min_starts,
         )
         if bounds.minimum > bounds.maximum or bounds.maximum >= MAX_LEAD:
@@ -228,21 +233,30 @@ def auto_lead(pool: WarmPoolSpec, learned_lead: timedelta | None) -> timedelta:
     return bounds.clamp(bounds.initial if learned_lead is None else learned_lead)
 
 
-def parse_duration(text: str, field: str) -> timedelta:
-    """``15m``, ``3h``, ``1h30m`` or ``90m``: whole hours and minutes."""
-    match = _DURATION.fullmatch(text)
+def parse_duration(text: str, field: str, *, seconds: bool = False) -> timedelta:
+    """``15m``, ``3h``, ``1h30m`` or ``90m``: whole hours and minutes; with ``seconds`` also
+    ``45s`` or ``1m30s`` (autoLeadTime's bounds, which a learned lead in seconds must meet)."""
+    match = (_DURATION_S if seconds else _DURATION).fullmatch(text)
     if not text or match is None:
-        raise SpecError(
-            field, f'"{text}" is not a duration; write hours and minutes like 15m, 3h or 1h30m'
-        )
-    hours, minutes = (int(g) if g else 0 for g in match.groups())
-    return timedelta(minutes=min(hours * 60 + minutes, 10**9))
+        like = "45s, 15m or 1h30m" if seconds else "15m, 3h or 1h30m"
+        units = "hours, minutes and seconds" if seconds else "hours and minutes"
+        raise SpecError(field, f'"{text}" is not a duration; write {units} like {like}')
+    hours, minutes, secs = (
+        int(g) if g else 0 for g in match.groups("0") + ("0",) * (3 - len(match.groups()))
+    )
+    return timedelta(seconds=min((hours * 60 + minutes) * 60 + secs, 60 * 10**9))
 
 
 def format_duration(duration: timedelta) -> str:
-    """The inverse of ``parse_duration``: 1h30m, 15m, 3h."""
-    hours, minutes = divmod(int(duration.total_seconds()) // 60, 60)
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes or not hours else "")
+    """The inverse of ``parse_duration``: 1h30m, 15m, 3h; a lead with seconds 1m7s or 7.1s."""
+    total = round(duration.total_seconds(), 1)
+    whole, tenths = divmod(round(total * 10), 10)
+    hours, rest = divmod(int(whole), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    if secs or tenths:
+        text += f"{secs}.{tenths}s" if tenths else f"{secs}s"
+    return text or "0m"
 
 
 def _parse_window(spec: WarmWindowSpec, pool_zone: ZoneInfo, where: str, auto: timedelta) -> Window:
