@@ -260,14 +260,19 @@ def _fallback(
 def replica_samples(
     pool: WarmPoolSpec, seconds: Sequence[float], image_seconds: Sequence[float]
 ) -> list[float]:
-    """What ``leadTime: auto`` learns from: each recent start's seconds, less its image phase when
-    ``prePull`` is on. The pre-pull brings the image before the replicas (its own lead, learned
-    from the kubelet's pulls), so the replicas' lead need not cover a pull again; what is left of
-    the image phase on a node holding the image (the sandbox, well under a second) is the
-    margin's to cover."""
+    """What ``leadTime: auto`` learns from: each recent start's seconds; with ``prePull`` on, as
+    if its image had been on the node: its image phase replaced by the smallest one seen (a
+    start that found the image present: only the sandbox and the containers' creation).
+
+    The pre-pull brings the image before the replicas (its own lead, learned from the kubelet's
+    pulls), so the replicas' lead need not cover a pull again. Until some start has found the
+    image present, the smallest image phase is a pull and the lead stays on the safe side."""
     if not (pool.pre_pull and pool.pre_pull.enabled) or len(image_seconds) != len(seconds):
         return list(seconds)
-    return [max(0.0, s - i) for s, i in zip(seconds, image_seconds, strict=True)]
+    if not seconds:
+        return []
+    present = min(image_seconds)
+    return [max(0.0, s - i + present) for s, i in zip(seconds, image_seconds, strict=True)]
 
 
 def _windows(
