@@ -247,7 +247,7 @@ def test_auto_lead_bounds_take_seconds_and_fixed_durations_do_not() -> None:
     assert err.value.field == "warmPool.windows[0].leadTime"
 
 
-def test_with_prepull_the_replicas_lead_learns_from_the_starts_less_their_image_phase() -> None:
+def test_with_prepull_the_replicas_lead_learns_as_if_each_image_had_been_present() -> None:
     """The pre-pull covers the image: a 40 s pull in a 46 s start counts as the 0.2 s image
     phase of a start that found the image present: 6.2 s."""
     window = {"name": "peak", "start": "09:00", "end": "12:00", "leadTime": "auto", "replicas": 2}
@@ -257,7 +257,7 @@ def test_with_prepull_the_replicas_lead_learns_from_the_starts_less_their_image_
     seconds, image = [46.0, 7.0, 6.5], [40.0, 0.8, 0.2]
     assert replica_samples(plain, seconds, image) == seconds
     assert replica_samples(pulled, seconds, image) == pytest.approx([6.2, 6.4, 6.5])
-    # No start found the image present yet: the smallest phase is a pull, nothing is gained.
-    assert replica_samples(pulled, [46.0, 50.0], [40.0, 44.0]) == [46.0, 50.0]
+    # No start found the image present yet: the smallest phase is a pull, which each keeps.
+    assert replica_samples(pulled, [46.0, 50.0], [40.0, 44.0]) == [46.0, 46.0]
     # Records without phases count whole (the lists must line up to be subtracted).
     assert replica_samples(pulled, seconds, []) == seconds
