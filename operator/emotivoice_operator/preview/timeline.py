@@ -469,7 +469,5 @@ def _local(instant: datetime, zone: ZoneInfo) -> str:
 
 
 def _signed_duration(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds()) // 60
-    sign = "-" if minutes < 0 else "+"
-    hours, rest = divmod(abs(minutes), 60)
-    return sign + (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+    """-7.1s, +1h30m: a learned lead has seconds."""
+    return ("-" if delta < timedelta(0) else "+") + format_duration(abs(delta))
