@@ -31,15 +31,16 @@ instant, that one is the boundary:
   ``ready_after_s`` counts from), so ``import``, ``load`` and ``warmup`` end where the server's
   own clock says.
 
-So a start on a node that holds the image shows its ``image`` phase in tenths of a second, not
-the one or two seconds two truncated stamps give. A finer instant is taken only when it falls
-near its whole-second stamp (``SLACK``): one that does not (a body from another process, a
-skewed clock) leaves the stamp in force. The pod's creation, its Ready and the container
-starts without a finer source (a failed attempt's) keep whole seconds: the total is still
-created -> Ready as the API records them, ``scheduling`` carries the creation's truncation and,
-when the server turned ready within Ready's second, the boundaries past Ready are held at it
-(``probe`` reads 0, ``warmup`` loses the difference). The finer instants come from the control
-plane's and the node's clocks, taken as synchronised to the API's within the slack.
+So the ``image`` phase of a start on a node that holds the image is the gaps between the steps
+as their own clocks saw them, not the one or two seconds two truncated stamps add. A finer
+instant is taken only when it falls near its whole-second stamp (``SLACK``): one that does not
+(a body from another process, a skewed clock) leaves the stamp in force. The pod's creation,
+its Ready and the container starts without a finer source (a failed attempt's) keep whole
+seconds: the total is still created -> Ready as the API records them, ``scheduling`` carries
+the creation's truncation and, when the server turned ready within Ready's second, the
+boundaries past Ready are held at it (``probe`` reads 0, ``warmup`` loses the difference). The
+finer instants come from the control plane's and the node's clocks, taken as synchronised to
+the API's within the slack.
 
 A boundary the pod does not show (no init container) is the previous one, and boundaries are
 kept in order and within created -> Ready, so no phase is ever negative and the phases add up
