@@ -75,7 +75,7 @@ def shuffled_text(seed: int, count: int = len(WORDS)) -> str:
 def released_load(model_dir: Path, upstream: Path | None) -> None:
     """Child process: upstream's start-up sequence, then print seconds since process start."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from emotivoice_server.procstat import process_start_time
+    from emotivoice_fetch.procstat import process_start_time
 
     started = process_start_time()
     import model_bench  # imports nothing heavy at module level

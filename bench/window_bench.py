@@ -85,7 +85,7 @@ def report(cold: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         ),
         (
             "window: image phase (status.coldStarts)",
-            f"{replica['image_phase_s']:.1f} s",
+            f"{replica['image_phase_s']:.2f} s",
             "< 1 s",
         ),
         (

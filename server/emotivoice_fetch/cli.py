@@ -11,6 +11,7 @@ import argparse
 import gc
 import os
 import sys
+import time
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -19,6 +20,7 @@ from emotivoice_fetch import config as cfg
 from emotivoice_fetch import report
 from emotivoice_fetch.durability import DEFAULT_DURABILITY, Durability
 from emotivoice_fetch.errors import PROG, ExitCode, FetchError
+from emotivoice_fetch.procstat import process_start_time
 
 if TYPE_CHECKING:
     from emotivoice_fetch.fetch import Outcome
@@ -193,11 +195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"({outcome.seconds * 1000:.0f} ms)"
         )
     if args.report:
-        report.write(args.report, summary(outcome))
+        report.write(
+            args.report, summary(outcome, started_at=process_start_time(), ended_at=time.time())
+        )
     return int(ExitCode.OK)
 
 
-def summary(outcome: Outcome) -> report.FetchReport:
+def summary(
+    outcome: Outcome, *, started_at: float | None = None, ended_at: float | None = None
+) -> report.FetchReport:
+    """The report of ``outcome``; ``started_at``/``ended_at``: the process's wall-clock start
+    and end (epoch seconds), the operator's sub-second bounds of the fetch phase."""
     files = outcome.model.files
     return report.FetchReport(
         action=outcome.action,
@@ -207,6 +215,8 @@ def summary(outcome: Outcome) -> report.FetchReport:
         seconds=outcome.seconds,
         phases=dict(outcome.phases),
         remote=outcome.remote,
+        started_at=started_at,
+        ended_at=ended_at,
     )
 
 

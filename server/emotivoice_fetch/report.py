@@ -1,5 +1,6 @@
-"""The fetch step's one-line report to the operator: what this start found in the cache and how
-long each phase took.
+"""The fetch step's one-line report to the operator: what this start found in the cache, how
+long each phase took, and when the process started and ended (to the millisecond, where the
+pod's container states have whole seconds).
 
 It travels as the init container's termination message (the kubelet copies the file named by
 `terminationMessagePath`, /dev/termination-log by default, into the pod's status), so the
@@ -48,11 +49,22 @@ class FetchReport:
     # How the cache was compared with the store: "compared", "unreachable" (the store could
     # not be asked; the verified cache was used as it is), "not-needed" (every file pinned).
     remote: str = "compared"
+    # Wall-clock epoch seconds (ms) of the process's start (the kernel's record, so the
+    # interpreter's start-up counts) and of the report's writing: the operator's boundaries of
+    # the fetch phase, where the pod's container states have whole seconds only. None in a
+    # report from a fetch step older than them.
+    started_at: float | None = None
+    ended_at: float | None = None
 
     def to_json(self) -> str:
         body = asdict(self) | {"v": VERSION}
         body["seconds"] = round(self.seconds, 3)
         body["phases"] = {k: round(v, 3) for k, v in self.phases.items()}
+        for key in ("started_at", "ended_at"):
+            if body[key] is None:
+                del body[key]
+            else:
+                body[key] = round(body[key], 3)
         text = json.dumps(body, separators=(",", ":"), sort_keys=True)
         if len(text.encode()) > MAX_BYTES:
             raise ValueError(f"fetch report is {len(text.encode())} bytes, over {MAX_BYTES}")
@@ -84,9 +96,19 @@ def parse(text: str | None) -> FetchReport | None:
             seconds=float(body.get("seconds", 0.0)),
             phases={str(k): float(v) for k, v in (body.get("phases") or {}).items()},
             remote=str(body.get("remote", "compared")),
+            started_at=_epoch(body.get("started_at")),
+            ended_at=_epoch(body.get("ended_at")),
         )
     except (TypeError, ValueError):
         return None
+
+
+def _epoch(value: object) -> float | None:
+    """An instant of the report, epoch seconds; None when absent (an older fetch step) or not
+    an instant: the rest of the report still stands."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if value > 0 else None
 
 
 def write(path: Path, report: FetchReport) -> None:

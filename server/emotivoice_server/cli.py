@@ -17,8 +17,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from emotivoice_fetch.procstat import process_start_time
 from emotivoice_server import settings as settings_module
-from emotivoice_server.procstat import process_start_time
 from emotivoice_server.warmup import ENV_WARMUP, WarmupConfigError, WarmupSpec, parse_warmup
 
 EXIT_USAGE = 2

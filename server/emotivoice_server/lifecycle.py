@@ -329,6 +329,11 @@ class ModelHost:
         }
         if self.state.ready_after_s is not None:
             body["ready_after_s"] = self.state.ready_after_s
+        if self.settings.process_start > 0:
+            # The instant ready_after_s and since_process_start_s count from (epoch seconds):
+            # the operator anchors the server's phases on it, not on the container's
+            # whole-second startedAt (tuning/phases.py).
+            body["process_started_at"] = round(self.settings.process_start, 3)
         if self.state.error is not None:
             body["error"] = self.state.error
         if self.draining:

@@ -27,6 +27,7 @@ from tests.support.cluster import Cluster
 from tests.support.in_process import InProcess
 from tests.support.invalid_specs import valid_resource
 from tests.support.operator_process import install_crd, wait_for
+from tests.support.timestamps import instant
 from tests.support.workload import server_pods
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -163,6 +164,15 @@ def test_a_window_that_cannot_be_met_is_a_miss_and_one_that_is_met_is_not(
     }
     # Waiting for the volume is scheduling time, and the phases add up to the start.
     assert first["phases"]["scheduling"] >= 1
+    # It ends at the scheduler's Scheduled Event (eventTime in microseconds), not at the
+    # PodScheduled condition's whole second, held within created -> Ready (KWOK marks the pod
+    # Ready within the scheduling's second, and Ready has whole seconds).
+    pod = cluster.get_json("pod", first["pod"], "-n", namespace)
+    selector = f"reason=Scheduled,involvedObject.uid={pod['metadata']['uid']}"
+    [scheduled] = cluster.get_json("events", "-n", namespace, "--field-selector", selector)["items"]
+    assert scheduled["eventTime"] and not scheduled["firstTimestamp"]
+    waited = instant(scheduled["eventTime"]) - instant(pod["metadata"]["creationTimestamp"])
+    assert first["phases"]["scheduling"] == pytest.approx(min(waited, first["seconds"]), abs=0.001)
     assert sum(first["phases"].values()) == pytest.approx(first["seconds"], abs=0.01)
     assert passes.status("tts-met")["coldStarts"]["outsideWindows"] >= 2
 

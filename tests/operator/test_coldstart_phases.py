@@ -9,7 +9,7 @@ restarted, and a server container restarted in place after the pod had been Read
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +213,118 @@ def test_a_start_no_container_runtime_ran_is_marked_simulated_not_measured() -> 
     # The same pod run by a runtime is a measurement, with its phases in the Event.
     assert split(pod, None).source == "pod"  # type: ignore[union-attr]
     assert "simulated" not in coldstarts.describe(coldstarts.account([pod], None)[1][0])
+
+
+def at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def pre_pulled(precise: bool = True) -> tuple[dict[str, Any], dict[str, Any], datetime | None]:
+    """A warm-cache replica on a node that holds the image, as the API records it, with the
+    finer instants the scheduler's Event, the fetch step's report and the server's /ready give
+    (``precise``) or without them (an older fetch step and server, no Event read).
+
+    What happened: created 09:10:00.4, scheduled at :00.90, the fetch step ran from :01.02 to
+    :01.93, the server process started at :02.06 and was ready 6.42 s later (:08.48); the
+    kubelet marked the pod Ready at :09.1. The API's whole seconds: scheduled :00, fetch
+    :01 -> :01, server :02, Ready :09, so two truncated gaps read 2 s of image where the
+    runtime took 0.25 s.
+    """
+    pod, ready = recorded("warm_cache")
+    assert ready is not None
+    status = pod["status"]
+    for c in status["conditions"]:
+        c["lastTransitionTime"] = {
+            "PodScheduled": "2026-03-02T09:10:00Z",
+            "Ready": "2026-03-02T09:10:09Z",
+            "ContainersReady": "2026-03-02T09:10:09Z",
+        }.get(c["type"], c["lastTransitionTime"])
+    fetch = status["initContainerStatuses"][0]["state"]["terminated"]
+    fetch |= {"startedAt": "2026-03-02T09:10:01Z", "finishedAt": "2026-03-02T09:10:01Z"}
+    status["containerStatuses"][0]["state"]["running"]["startedAt"] = "2026-03-02T09:10:02Z"
+    if not precise:
+        return pod, ready, None
+    message = json.loads(fetch["message"])
+    message |= {
+        "started_at": at("2026-03-02T09:10:01.02Z").timestamp(),
+        "ended_at": at("2026-03-02T09:10:01.93Z").timestamp(),
+    }
+    fetch["message"] = json.dumps(message)
+    ready = {**ready, "process_started_at": at("2026-03-02T09:10:02.06Z").timestamp()}
+    return pod, ready, at("2026-03-02T09:10:00.90Z")
+
+
+def test_finer_instants_show_a_pre_pulled_image_phase_under_a_second() -> None:
+    pod, ready, scheduled = pre_pulled()
+    parts = split(pod, ready, scheduled_at=scheduled)
+    assert parts is not None and parts.source == "server"
+    # 0.12 s scheduled -> fetch step, 0.13 s fetch step -> server; the rest where each clock
+    # put it: created (whole second) -> scheduled, the fetch's own 0.91 s, the server's own
+    # phases from its process start, and Ready's second after the server's ready.
+    assert parts.phases == {
+        "scheduling": 0.9, "image": 0.25, "fetch": 0.91,
+        "import": 2.31, "load": 0.61, "warmup": 3.5, "probe": 0.52,
+    }  # fmt: skip
+    assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
+    assert parts.seconds == total(pod) == 9.0
+
+
+def test_without_the_finer_instants_the_stamps_give_the_old_split() -> None:
+    pod, ready, _ = pre_pulled(precise=False)
+    parts = split(pod, ready)
+    assert parts is not None
+    assert parts.phases == {
+        "scheduling": 0.0, "image": 2.0, "fetch": 0.0,
+        "import": 2.31, "load": 0.61, "warmup": 3.5, "probe": 0.58,
+    }  # fmt: skip
+    assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
+
+
+@pytest.mark.parametrize(
+    "name", ["cold_cache", "warm_cache", "image_present_waited", "fetch_restarted"]
+)
+def test_recorded_pods_without_finer_instants_split_as_before(name: str) -> None:
+    """Reports and /ready bodies from before the finer instants (the recorded pods) and no
+    Scheduled Event give exactly what the whole-second stamps gave."""
+    pod, ready = recorded(name)
+    assert split(pod, ready, scheduled_at=None) == split(pod, ready)
+
+
+def test_a_finer_instant_far_from_its_stamp_is_not_taken() -> None:
+    """An instant outside its stamp's second (by more than the slack) is another event or a
+    skewed clock: the stamp stays the boundary, and the other finer instants still count."""
+    pod, ready, scheduled = pre_pulled()
+    assert scheduled is not None
+    late = {**ready, "process_started_at": ready["process_started_at"] + 5}
+    parts = split(pod, late, scheduled_at=scheduled - timedelta(seconds=3))
+    assert parts is not None and parts.source == "server"
+    # Scheduled at the condition's :00, the server from its container's :02.
+    assert parts.phases["scheduling"] == 0.0
+    assert parts.phases["image"] == pytest.approx(1.02 + 0.07)
+    assert parts.phases["fetch"] == 0.91
+    assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
+
+
+def test_a_server_ready_past_the_ready_stamp_is_held_at_it() -> None:
+    """Ready has whole seconds: a server that turned ready within Ready's second ends the phases
+    at the stamp (probe 0, warm-up cut), so they still add up to created -> Ready."""
+    pod, ready, scheduled = pre_pulled()
+    slow = {**ready, "ready_after_s": 7.2, "phase_seconds": {**ready["phase_seconds"]}}
+    parts = split(pod, slow, scheduled_at=scheduled)
+    assert parts is not None
+    # Server start :02.06 + 7.2 s = :09.26, past Ready's :09.
+    assert parts.phases["probe"] == 0.0
+    assert parts.phases["warmup"] == pytest.approx(3.5 - 0.26)
+    assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
+
+
+def test_accounting_takes_the_scheduled_instant_by_uid_or_name() -> None:
+    pod, ready, scheduled = pre_pulled()
+    assert scheduled is not None
+    name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
+    for times in ({uid: scheduled}, {name: scheduled}):
+        [start] = coldstarts.account([pod], None, {name: ready}, scheduled=times)[1]
+        assert start.split is not None and start.split.phases["image"] == 0.25
+    # Another pod's Event (a replica that had this name before) is not this one's.
+    [start] = coldstarts.account([pod], None, {name: ready}, scheduled={"other-uid": scheduled})[1]
+    assert start.split is not None and start.split.phases["scheduling"] == 0.0

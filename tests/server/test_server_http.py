@@ -66,6 +66,11 @@ def test_ready_reports_every_phase_and_only_after_warmup(server: ServerProcess):
     assert body["ready"] is True
     assert set(body["phase_seconds"]) == {"importing", "loading", "warming"}
     assert body["ready_after_s"] >= sum(body["phase_seconds"].values())
+    # The instant its seconds count from (the operator anchors the server's phases on it): the
+    # server was ready ready_after_s after it, and since_process_start_s after it is now.
+    started = body["process_started_at"]
+    assert started + body["ready_after_s"] <= time.time()
+    assert abs(started + body["since_process_start_s"] - time.time()) < 1.0
     metrics = server.metrics()
     # Each configured phrase ran (2 phrases, the second has 2 sentences), before ready.
     assert metrics["emotivoice_warmup_synthesis_total"] >= 3

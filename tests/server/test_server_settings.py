@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from emotivoice_fetch.procstat import parse_start_ticks
 from emotivoice_server import settings as s
 from emotivoice_server.cli import _read_warmup, main
-from emotivoice_server.procstat import parse_start_ticks
 from emotivoice_server.warmup import WarmupConfigError, WarmupSpec
 
 MODEL = Path("/models/demo")

@@ -51,14 +51,16 @@ def observe(
     cost_reading: CostReading | None = None,
     pre_pull: dict[str, Any] | None = None,
     capacity: dict[str, Any] | None = None,
+    scheduled: Mapping[str, datetime] | None = None,
 ) -> tuple[Observed, Findings]:
     """What the watches show now, and what changed since the last status; ``desired`` is None
     when the spec cannot be honoured, ``workload`` None when no server workload of ours exists.
     ``ready_bodies``: the /ready answers of the pods that just turned Ready (tuning/prober.py);
+    ``scheduled``: when the scheduler placed them, to the microsecond (reconcile/scheduled.py);
     ``cost_reading``: the counters read for the windows' cost, and whether the operator has
     just started (reconcile/cost.py); None leaves status.cost as it is."""
     findings = Findings(lead=desired.lead if desired else None)
-    cold, findings.new_starts = _cold_starts(desired, pods, memory, ready_bodies)
+    cold, findings.new_starts = _cold_starts(desired, pods, memory, ready_bodies, scheduled)
     findings.p95_seconds = cold.get("p95Seconds")
     if desired and (desired.windows or memory.misses):
         findings.miss_report = misses.check(
@@ -104,6 +106,7 @@ def _cold_starts(
     pods: list[dict[str, Any]],
     memory: Memory,
     ready_bodies: Mapping[str, dict[str, Any]],
+    scheduled: Mapping[str, datetime] | None = None,
 ) -> tuple[dict[str, Any], list[coldstarts.ColdStart]]:
     """The coldStarts status with the starts new since the last pass, and those starts."""
     windows = desired.windows if desired else []
@@ -118,7 +121,7 @@ def _cold_starts(
         entries = (memory.status.get("prePull") or {}).get("nodes") or []
         pulled = frozenset(e.get("node") for e in entries if e.get("state") == "Pulled")
     return coldstarts.account(
-        pods, memory.cold_starts, ready_bodies, in_window, woken_since, pulled
+        pods, memory.cold_starts, ready_bodies, in_window, woken_since, pulled, scheduled=scheduled
     )
 
 

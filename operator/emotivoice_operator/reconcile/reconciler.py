@@ -42,6 +42,7 @@ from emotivoice_operator.reconcile.memory import Memory
 from emotivoice_operator.reconcile.observe import Findings, observe
 from emotivoice_operator.reconcile.ownership import conflict_message, is_ours
 from emotivoice_operator.reconcile.report import EventPoster, Reporter
+from emotivoice_operator.reconcile.scheduled import ScheduledReader
 from emotivoice_operator.reconcile.status import (
     Observed,
     compute_status,
@@ -86,6 +87,7 @@ class Reconciler:
         self.traffic = TrafficReader(self.settings.ask_servers)
         self.cost = CostReader(self.settings.ask_servers)
         self.warm_path = WarmPathIO(self.api)
+        self.scheduled = ScheduledReader(self.api)
 
     def reconcile(self, snap: Snapshot, post: EventPoster) -> Outcome | None:
         """One pass over ``snap``; None when the service is gone or being deleted."""
@@ -215,16 +217,20 @@ class Reconciler:
         memory: Memory,
         **outcome: Any,
     ) -> tuple[Observed, Findings]:
-        """What the watches show now (observe.py), with the one outside call of a pass: a server
-        pod that just turned Ready is asked for its start-up phases (tuning/prober.py), which
-        only that pod can tell."""
+        """What the watches show now (observe.py), with the outside calls of a pass with new
+        starts: a server pod that just turned Ready is asked for its start-up phases
+        (tuning/prober.py), which only that pod can tell, and the scheduler's Events say when
+        the new pods were placed, finer than their conditions (scheduled.py)."""
         workload = self.children.server_workload(owner, desired, snap)
+        pending = coldstarts.pending_starts(snap.pods, memory.cold_starts)
         ready_bodies: dict[str, dict[str, Any]] = {}
         if self.settings.ask_servers:
-            ready_bodies = prober.answers(coldstarts.pending_starts(snap.pods, memory.cold_starts))
+            ready_bodies = prober.answers(pending)
+        scheduled = self.scheduled.read(owner.namespace, pending) if pending else {}
         return observe(
-            body, desired, memory, workload, snap.pods, ready_bodies, self.clock, **outcome
-        )
+            body, desired, memory, workload, snap.pods, ready_bodies, self.clock,
+            scheduled=scheduled, **outcome,
+        )  # fmt: skip
 
     def _write_status(
         self, body: dict[str, Any], memory: Memory, observed: Observed, report: Reporter

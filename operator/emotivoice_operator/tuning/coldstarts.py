@@ -149,6 +149,8 @@ def account(
     in_window: Callable[[datetime, datetime], bool] | None = None,
     woken_since: datetime | None = None,
     pre_pulled_nodes: frozenset[str] | None = None,
+    *,
+    scheduled: Mapping[str, datetime] | None = None,
 ) -> tuple[dict[str, Any], list[ColdStart]]:
     """The new coldStarts status and the cold starts seen for the first time now.
 
@@ -157,19 +159,24 @@ def account(
     ``woken_since``: the start of the wake in force (spec.fallback), so that starts created
     since are marked ``woken``. ``pre_pulled_nodes``: the nodes the operator's pre-pull put the
     server image on (status.prePull), so a start on one is marked ``imagePrePulled``; None: no
-    pre-pull in use.
+    pre-pull in use. ``scheduled``: the ``eventTime`` of the scheduler's Scheduled Events, by
+    pod uid or, for an Event that names none, by pod name (reconcile/scheduled.py).
     """
     previous = previous or {}
     ready_bodies = ready_bodies or {}
+    scheduled = scheduled or {}
     new: list[ColdStart] = []
     for pending in pending_starts(pods, previous):
+        uid = pending.pod["metadata"].get("uid") or ""
         parts = split(
-            pending.pod, ready_bodies.get(pending.name), since_restart=pending.since_restart
+            pending.pod,
+            ready_bodies.get(pending.name),
+            since_restart=pending.since_restart,
+            scheduled_at=scheduled.get(uid) or scheduled.get(pending.name),
         )
         if parts is None:
             continue
         inside = bool(in_window and in_window(parts.created, parts.ready_at))
-        uid = pending.pod["metadata"].get("uid") or ""
         woken = woken_since is not None and parts.created >= woken_since
         pre_pulled = (
             None

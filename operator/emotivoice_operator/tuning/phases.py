@@ -20,16 +20,38 @@ the start's total (pod created -> Ready) exactly:
 - ``server``: when the server could not be asked (simulated nodes, a server that restarted
   since), its start -> Ready in one phase.
 
-API timestamps have whole seconds, so each boundary is within a second of the truth; the
-server's own seconds are exact. A boundary the pod does not show (no init container) is the
-previous one, and boundaries are kept in order, so no phase is ever negative.
+The API's timestamps have whole seconds (truncated), so where a finer clock recorded the same
+instant, that one is the boundary:
+
+- PodScheduled: the kube-scheduler's ``Scheduled`` Event, posted through events.k8s.io with
+  an ``eventTime`` in microseconds (the caller lists the Events: ``scheduled_at``);
+- the fetch step's start and end: its report's ``started_at``/``ended_at`` (the process's
+  kernel start and the report's writing, in ms);
+- the server's start: ``process_started_at`` of its ``/ready`` (the instant its
+  ``ready_after_s`` counts from), so ``import``, ``load`` and ``warmup`` end where the server's
+  own clock says.
+
+So the ``image`` phase of a start on a node that holds the image is the gaps between the steps
+as their own clocks saw them, not the one or two seconds two truncated stamps add. A finer
+instant is taken only when it falls near its whole-second stamp (``SLACK``): one that does not
+(a body from another process, a skewed clock) leaves the stamp in force. The pod's creation,
+its Ready and the container starts without a finer source (a failed attempt's) keep whole
+seconds: the total is still created -> Ready as the API records them, ``scheduling`` carries
+the creation's truncation and, when the server turned ready within Ready's second, the
+boundaries past Ready are held at it (``probe`` reads 0, ``warmup`` loses the difference). The
+finer instants come from the control plane's and the node's clocks, taken as synchronised to
+the API's within the slack.
+
+A boundary the pod does not show (no init container) is the previous one, and boundaries are
+kept in order and within created -> Ready, so no phase is ever negative and the phases add up
+to the total exactly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from emotivoice_fetch import report as fetch_report
 
@@ -40,6 +62,10 @@ PHASES = ("scheduling", "image", "retry", "fetch", "import", "load", "warmup", "
 # What the server's /ready calls its phases -> ours. ``verifying`` (the completion marker) and
 # the process's start before its first phase go to ``import``: all of it precedes loading.
 SERVER_PHASES = {"loading": "load", "warming": "warmup"}
+# How far outside its whole-second stamp's second a finer instant may fall and still be taken
+# as the same instant: a process's kernel start precedes its container's recorded start by the
+# runtime's create -> start, an Event is recorded just after the binding it reports.
+SLACK = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,27 @@ def instant(text: str | None) -> datetime | None:
     if not text:
         return None
     return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+
+
+def epoch(seconds: float | None) -> datetime | None:
+    """An epoch-seconds instant (a report's, a /ready body's) as a UTC datetime."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(seconds), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def refined(stamp: datetime | None, finer: datetime | None) -> datetime | None:
+    """``finer`` where it records the instant whose whole-second ``stamp`` the API shows (in
+    [stamp - SLACK, stamp + 1 s + SLACK)), else ``stamp``; ``finer`` alone when the API shows
+    none."""
+    if finer is None or stamp is None:
+        return finer or stamp
+    if stamp - SLACK <= finer < stamp + timedelta(seconds=1) + SLACK:
+        return finer
+    return stamp
 
 
 def _condition_at(pod: dict[str, Any], type_: str) -> datetime | None:
@@ -151,13 +198,15 @@ def split(
     ready_body: dict[str, Any] | None = None,
     *,
     since_restart: bool = False,
+    scheduled_at: datetime | None = None,
 ) -> StartSplit | None:
     """The phases of the pod's start that ended in its current Ready; None while not Ready.
 
     ``ready_body`` is the server's ``/ready`` answer (used only when it reports ready and its
     process started with the server container's current start). ``since_restart``: the pod was
     Ready before and this start is its server container's restart in place; it then runs from
-    the previous container's exit, not from the pod's creation.
+    the previous container's exit, not from the pod's creation. ``scheduled_at``: the
+    ``eventTime`` of the scheduler's ``Scheduled`` Event for this pod, when the caller has it.
     """
     status = pod.get("status") or {}
     meta = pod.get("metadata") or {}
@@ -176,20 +225,26 @@ def split(
     if ready is None or created is None:
         return None
     ready = max(ready, created)
+    fetched = None if since_restart else fetch_result(pod)
+    reported = _server_seconds(ready_body)
+    if server_start is not None and reported is not None:
+        server_start = refined(server_start, reported.started)
     line = _Timeline(created, ready)
     if not since_restart:
-        line.to("scheduling", _condition_at(pod, "PodScheduled"))
+        line.to("scheduling", refined(_condition_at(pod, "PodScheduled"), scheduled_at))
         init = _container(status.get("initContainerStatuses"), FETCH_CONTAINER)
         failed_init, init_start, init_end = _attempts(init)
+        if fetched is not None:
+            init_start = refined(init_start, epoch(fetched.started_at))
+            init_end = refined(init_end, epoch(fetched.ended_at))
         line.to("image", failed_init or init_start)
         line.to("retry", init_start if failed_init else None)
         line.to("fetch", init_end)
         line.to("image", failed_server or server_start)
     line.to("retry", server_start if failed_server or since_restart else None)
     source = "pod" if (server or {}).get("containerID") else "simulated"
-    reported = _server_seconds(ready_body)
     if reported is not None and server_start is not None:
-        total, load, warmup = reported
+        total, load, warmup = reported.total, reported.load, reported.warmup
         line.to("import", server_start + timedelta(seconds=total - load - warmup))
         line.to("load", server_start + timedelta(seconds=total - warmup))
         line.to("warmup", server_start + timedelta(seconds=total))
@@ -197,7 +252,6 @@ def split(
         source = "server"
     else:
         line.to("server", ready)
-    fetched = None if since_restart else fetch_result(pod)
     return StartSplit(
         pod=meta.get("name", ""),
         created=created,
@@ -212,8 +266,15 @@ def split(
     )
 
 
-def _server_seconds(body: dict[str, Any] | None) -> tuple[float, float, float] | None:
-    """(process start -> ready, loading, warming) from a ready server's /ready, else None."""
+class _ServerTimes(NamedTuple):
+    total: float  # process start -> ready
+    load: float
+    warmup: float
+    started: datetime | None  # the process's start (wall clock), when the body says
+
+
+def _server_seconds(body: dict[str, Any] | None) -> _ServerTimes | None:
+    """The server's own times from a ready server's /ready, else None."""
     if not body or not body.get("ready"):
         return None
     try:
@@ -224,4 +285,6 @@ def _server_seconds(body: dict[str, Any] | None) -> tuple[float, float, float] |
     load, warmup = seconds.get("loading", 0.0), seconds.get("warming", 0.0)
     if total < 0 or load < 0 or warmup < 0 or load + warmup > total + 0.001:
         return None
-    return total, load, warmup
+    started = body.get("process_started_at")
+    valid = isinstance(started, int | float) and not isinstance(started, bool) and started > 0
+    return _ServerTimes(total, load, warmup, epoch(started) if valid else None)

@@ -1,7 +1,10 @@
-"""When did this process start? The clock for "process start -> ready".
+"""When did this process start? The clock for the server's "process start -> ready" and the
+instant the fetch step's report gives as its start.
 
 Measured from the kernel's record of the process start, not from when our code first ran, so
 the interpreter start-up and imports before `main()` are counted as a user would count them.
+Stdlib only, in the fetch package (which the server imports, never the reverse) so both
+processes read their start the same way.
 """
 
 from __future__ import annotations
