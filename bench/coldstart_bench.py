@@ -320,7 +320,9 @@ def prepull(cluster: Cluster, image: str) -> dict[str, Any]:
     """The server image onto the node before anything is timed (both our pod and the recipe's
     then find it present): how long that took, whether it was there already, and its size
     (the registry's manifest: compressed layers, what a pull transfers)."""
-    first_pull = forget_image(image)
+    # Every name of the image and its content go (realnode.remove_image): a tag alone would
+    # leave the content, and the "pull" would take milliseconds.
+    first_pull = realnode.remove_image(image)
     size = sum(realnode.image_layer_sizes(image))
     began = time.time()
     cluster.apply(
@@ -346,19 +348,6 @@ def prepull(cluster: Cluster, image: str) -> dict[str, Any]:
     cluster.kubectl("delete", "pod", "prepull", "-n", NS, "--wait=false")
     return {"image_pull_s": round(time.time() - began, 3), "image_bytes": size,
             "image_first_pull": first_pull}  # fmt: skip
-
-
-def forget_image(image: str) -> bool:
-    """Removes the image from the real node's containerd, so that the prepull is a first pull
-    (a node that never ran it); False when containerd could not be asked."""
-    from tests.support.cluster import state_dir
-
-    sock = state_dir() / "node" / "run" / "containerd.sock"
-    result = subprocess.run(
-        ["ctr", "-a", str(sock), "-n", "k8s.io", "images", "rm", image],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
-    return result.returncode == 0 or "not found" in result.stderr
 
 
 # A pod just seen Ready reaches kube-proxy's rules a moment later (the endpoints controller,

@@ -18,13 +18,13 @@ switch waits for the operator. Owned EndpointSlices would freeze instead, dead p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from emotivoice_operator.crd.spec import EmotiVoiceServiceSpec, SpecError
+from emotivoice_operator.exposition import counter_sum
 from emotivoice_operator.tuning.coldstarts import stamp
 
 # Why the Service selects the pool it does (status.routing.reason, the Routed events).
@@ -38,7 +38,6 @@ POLL_SECONDS = 5.0
 WAKE_WRITE_EVERY = timedelta(minutes=1)
 # The server's counter of answered speech requests (emotivoice_server.metrics), by status code.
 REQUEST_COUNTER = "emotivoice_speech_requests_total"
-_SAMPLE = re.compile(r"^" + re.escape(REQUEST_COUNTER) + r"(\{[^}]*\})?\s+([0-9.eE+-]+)")
 
 
 @dataclass(frozen=True)
@@ -177,12 +176,7 @@ def next_wake(
 
 def requests_answered(metrics_text: str) -> float:
     """The sum over status codes of the server's answered speech requests, from its /metrics."""
-    total = 0.0
-    for line in metrics_text.splitlines():
-        match = _SAMPLE.match(line)
-        if match:
-            total += float(match.group(2))
-    return total
+    return counter_sum(metrics_text, REQUEST_COUNTER)
 
 
 def counters_rose(previous: Mapping[str, float], current: Mapping[str, float]) -> bool:

@@ -343,3 +343,20 @@ def test_preview_name_shows_each_windows_cost_and_a_verdict() -> None:
     assert "small: no warm span accounted yet" in text
     assert "broken" not in text
     assert read_recorded({}).cost is None
+
+
+def test_a_counter_is_summed_over_its_labels_and_nothing_else() -> None:
+    """One parser for both counters the operator reads itself (cost and the fallback's wake)."""
+    from emotivoice_operator.exposition import counter_sum
+
+    text = "\n".join([
+        "# TYPE emotivoice_speech_requests_total counter",
+        'emotivoice_speech_requests_total{code="200"} 41',
+        'emotivoice_speech_requests_total{code="503"} 1.5e1',
+        "emotivoice_speech_requests_total_created 1765000000",
+        'emotivoice_speech_requests_total{code="500"} NaN',
+        "emotivoice_model_busy_seconds_total 12.25",
+    ])  # fmt: skip
+    assert counter_sum(text, "emotivoice_speech_requests_total") == 56.0
+    assert counter_sum(text, "emotivoice_model_busy_seconds_total") == 12.25
+    assert counter_sum(text, "emotivoice_absent_total") == 0.0

@@ -12,12 +12,12 @@ left out of this read (its count is read again next time), so it never looks lik
 from __future__ import annotations
 
 import logging
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from emotivoice_operator.exposition import counter_sum
 from emotivoice_operator.fallback import requests_answered
 from emotivoice_operator.tuning.phases import ready_at
 from emotivoice_operator.tuning.prober import TIMEOUT_SECONDS, ready_url
@@ -29,7 +29,6 @@ MAX_PODS = 10
 MAX_BYTES = 256 * 1024
 # The server's counter of wall seconds its model thread spent (emotivoice_server.metrics).
 BUSY_COUNTER = "emotivoice_model_busy_seconds_total"
-_BUSY = re.compile(r"^" + re.escape(BUSY_COUNTER) + r"(\{[^}]*\})?\s+([0-9.eE+-]+)")
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,7 @@ class ServerCounters:
 
 def parse(metrics_text: str) -> ServerCounters:
     """Busy seconds and answered speech requests (every code) from a server's /metrics."""
-    busy = 0.0
-    for line in metrics_text.splitlines():
-        match = _BUSY.match(line)
-        if match:
-            busy += float(match.group(2))
-    return ServerCounters(busy, requests_answered(metrics_text))
+    return ServerCounters(counter_sum(metrics_text, BUSY_COUNTER), requests_answered(metrics_text))
 
 
 def ready_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
