@@ -26,6 +26,7 @@ from emotivoice_operator.crd.spec import SpecError, parse_spec
 from emotivoice_operator.desired import WarmPath, desired_state, pool_calendar
 from emotivoice_operator.render import Owner, names
 from emotivoice_operator.settings import OperatorSettings
+from emotivoice_operator.warmpath.plan import split_text
 from emotivoice_operator.windows.clock import UnknownZoneError, local_to_utc, lookup_zone, to_utc
 from emotivoice_operator.windows.cron import parse_cron
 from emotivoice_operator.windows.model import format_duration
@@ -149,13 +150,7 @@ class LeadSplit:
         return self.replicas + max(self.image or timedelta(0), self.node or timedelta(0))
 
     def text(self) -> str:
-        parts = []
-        if self.node is not None:
-            parts.append(f"node {format_duration(self.node)}")
-        if self.image is not None:
-            parts.append(f"image {format_duration(self.image)}")
-        parts.append(f"replicas {format_duration(self.replicas)}")
-        return ", ".join(parts)
+        return split_text(self.replicas, self.image, self.node)
 
 
 @dataclass(frozen=True)

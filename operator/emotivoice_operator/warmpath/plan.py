@@ -81,14 +81,22 @@ class Stage:
         return [t for t in (self.image_at, self.node_at, self.replicas_at, self.end) if t]
 
     def split(self) -> str:
-        """The lead in words, as the preview and Events show it: node, image, replicas."""
-        parts = []
-        if self.node_at is not None:
-            parts.append(f"node {format_duration(self.replicas_at - self.node_at)}")
-        if self.image_at is not None:
-            parts.append(f"image {format_duration(self.replicas_at - self.image_at)}")
-        parts.append(f"replicas {format_duration(self.window.lead)}")
-        return ", ".join(parts)
+        """The lead in words, as the Events show it: node, image, replicas."""
+        return split_text(
+            self.window.lead,
+            self.replicas_at - self.image_at if self.image_at is not None else None,
+            self.replicas_at - self.node_at if self.node_at is not None else None,
+        )
+
+
+def split_text(replicas: timedelta, image: timedelta | None, node: timedelta | None) -> str:
+    """A lead in its parts, as Events and the preview word it: "node 10m, image 3m, replicas
+    7.1s" (a part that is off is left out)."""
+    parts = [] if node is None else [f"node {format_duration(node)}"]
+    if image is not None:
+        parts.append(f"image {format_duration(image)}")
+    parts.append(f"replicas {format_duration(replicas)}")
+    return ", ".join(parts)
 
 
 def stages(
