@@ -178,17 +178,24 @@ def _learn_lead(cluster: Cluster, ns: str, name: str) -> list[str]:
     after the first its pod deleted and replaced (the image present, the Shared cache warm: what a
     window's replica will meet); the pods' names."""
     pods: list[str] = []
+
+    def serving() -> list[str]:
+        """The Ready replicas not leaving (a deleted pod drains, Ready, for a few seconds)."""
+        return [
+            p["metadata"]["name"]
+            for p in _pods(cluster, ns, name, "server")
+            if pod_ready(p) and not p["metadata"].get("deletionTimestamp")
+            and p["metadata"]["name"] not in pods
+        ]  # fmt: skip
+
     for k in range(LEARN_STARTS):
         wait_for(
-            lambda k=k: (
-                _start_count(cluster, ns, name) > k
-                and any(pod_ready(p) for p in _pods(cluster, ns, name, "server"))
-            ),
+            lambda k=k: _start_count(cluster, ns, name) > k and serving(),
             timeout=300,
             interval=1,
             what=f"{name}'s start {k + 1} of {LEARN_STARTS} recorded",
         )
-        (pod,) = [p["metadata"]["name"] for p in _pods(cluster, ns, name, "server") if pod_ready(p)]
+        pod = serving()[0]
         pods.append(pod)
         if k + 1 < LEARN_STARTS:
             cluster.kubectl("delete", "pod", pod, "-n", ns, "--wait=false")
