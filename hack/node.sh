@@ -480,6 +480,8 @@ reboot_node() {
     ctr -a "$SOCK" -n k8s.io tasks kill -s KILL "$task" >/dev/null 2>&1 || true
   done
   stop containerd
+  # Not "exited" while down: wait_for dies when a component with a recorded pid has exited.
+  for name in kubelet containerd kube-proxy metrics-server; do rm -f "$STATE/pids/$name.pid"; done
   nft delete table ip kube-proxy 2>/dev/null || true
   nft delete table ip6 kube-proxy 2>/dev/null || true
   ctr oci spec | jq --arg id "$boot_id" \
