@@ -318,6 +318,7 @@ def test_the_store_down_for_a_window_s_whole_lead(
         failing = c.get_json("evs", "tts-s", "-n", ns).get("status") or {}
         start_store(c, images["s3"], model_store)
         over = time.monotonic()
+        print(f"store back after {(datetime.now(UTC) - down_at).total_seconds():.0f} s down")
         wait_for(lambda: faults.ready_pods(c, ns, "tts-s") >= 3, timeout=420, interval=1,
                  what="tts-s-2 Ready once the store is back")  # fmt: skip
         recovered = time.monotonic() - over
