@@ -15,6 +15,12 @@
 #                          stop kubelet, containerd, kube-proxy or metrics-server and start it
 #                          again with the same flags after PAUSE seconds (the pods keep running:
 #                          their shims are not containerd's children); waits until it answers
+#   hack/node.sh reboot BOOT_ID
+#                          what the node's pods see of a reboot (the fault suite's): every
+#                          component stopped, every container killed (SIGKILL), kube-proxy's
+#                          rules gone, then all started again; the containers started from now on
+#                          see BOOT_ID as the kernel's boot id (EMOTIVOICE_FETCH_BOOT_ID, through
+#                          containerd's base spec: a TEST HOOK, see reboot_node)
 #   hack/node.sh down      delete the pods, stop everything by pid, remove every interface,
 #                          nftables table, mount and cgroup the node made
 #
@@ -173,6 +179,8 @@ state = "$STATE/run/containerd-state"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # Written by `reboot` only (the fault suite's TEST HOOK, see reboot_node).
+$([ -f "$STATE/base-spec.json" ] && printf '      base_runtime_spec = "%s"\n' "$STATE/base-spec.json")
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         BinaryName = "/usr/sbin/runc"
@@ -447,8 +455,56 @@ restart_component() {
   log "$name restarted ($((SECONDS - t0)) s, down for at least $pause s)"
 }
 
+# reboot_node BOOT_ID: a reboot as the node's pods see it, without rebooting the machine (the
+# control plane and the other session's processes run on it). Played: every node component
+# stops at once, every container (pause included) is SIGKILLed, kube-proxy's nftables tables go
+# (a reboot empties them), then containerd, the kubelet (which finds every sandbox dead and runs
+# each pod again from its first init container, in a new sandbox), kube-proxy and metrics-server
+# start. Not played: the kernel, so the page cache keeps what was written (no data is lost) and
+# /proc/sys/kernel/random/boot_id keeps its value; the new boot id reaches the containers as the
+# fetch step's TEST HOOK EMOTIVOICE_FETCH_BOOT_ID (server/emotivoice_fetch/durability.py), set in
+# containerd's base OCI spec (`ctr oci spec` plus the variable), which every container created
+# from now on starts from: the fetch step and the server alike see the new boot.
+reboot_node() {
+  local boot_id=${1:?usage: hack/node.sh reboot BOOT_ID} t0=$SECONDS name pid task
+  BIN=$CACHE/bin
+  for name in kubelet containerd kube-proxy metrics-server; do
+    alive "$name" || die "$name is not running: nothing to reboot"
+    pid=$(pid_of "$name")
+    cp "/proc/$pid/cmdline" "$STATE/pids/$name.argv"
+  done
+  stop kubelet
+  stop kube-proxy
+  stop metrics-server
+  for task in $(ctr -a "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr -a "$SOCK" -n k8s.io tasks kill -s KILL "$task" >/dev/null 2>&1 || true
+  done
+  stop containerd
+  # Not "exited" while down: wait_for dies when a component with a recorded pid has exited.
+  for name in kubelet containerd kube-proxy metrics-server; do rm -f "$STATE/pids/$name.pid"; done
+  nft delete table ip kube-proxy 2>/dev/null || true
+  nft delete table ip6 kube-proxy 2>/dev/null || true
+  ctr oci spec | jq --arg id "$boot_id" \
+    '.process.env = ((.process.env // []) + ["EMOTIVOICE_FETCH_BOOT_ID=" + $id])' \
+    >"$STATE/base-spec.json"
+  containerd_config
+  local argv=()
+  for name in containerd kubelet kube-proxy metrics-server; do
+    mv "$STATE/logs/$name.log" "$STATE/logs/$name.log.$(date +%s)"
+    mapfile -d '' -t argv <"$STATE/pids/$name.argv"
+    start "$name" "${argv[@]}"
+    case "$name" in
+      containerd) wait_for "containerd" ctr -a "$SOCK" version ;;
+      kubelet) wait_for "kubelet healthy" curl -sf --max-time 2 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" ;;
+      kube-proxy) wait_for "kube-proxy healthy" curl -sf --max-time 2 "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz" ;;
+    esac
+  done
+  log "node 'rebooted' in $((SECONDS - t0)) s: containers now see boot id $boot_id"
+}
+
 case "${1:-}" in
   check) check ;;
+  reboot) reboot_node "${2:-}" ;;
   restart) restart_component "${2:?usage: hack/node.sh restart NAME [PAUSE]}" "${3:-0}" ;;
   healthy) healthy ;;
   registry) registry ;;
@@ -456,7 +512,7 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   *)
-    echo "usage: hack/node.sh check|bridge|up|healthy|down|registry|restart NAME [PAUSE]" >&2
+    echo "usage: hack/node.sh check|bridge|up|healthy|down|registry|restart NAME [PAUSE]|reboot BOOT_ID" >&2
     exit 2
     ;;
 esac

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,19 +20,25 @@ from typing import Any
 
 import pytest
 
+from emotivoice_fetch import report as fetch_report
+from emotivoice_fetch.durability import BOOT_ID_PATH
+from emotivoice_fetch.paths import MARKER_NAME
+from emotivoice_operator.render.deployment import READINESS_PROBE_PERIOD_SECONDS
 from tests.support import faults
 from tests.support.cluster import Cluster
+from tests.support.operator_process import wait_for
 from tests.support.services import create_service, evs_manifest
-from tests.support.store import ModelStore
+from tests.support.store import ModelStore, start_store, stop_store
+from tests.support.timestamps import first_line, timestamped_log
 from tests.support.traffic import SteadyClient, failures, summary
 from tests.support.workload import pod_ready, server_pods
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 CUT_SECONDS = 30
-# The server's readiness probe period (render/deployment.py): a restarted kubelet reports every
-# container not ready until its first probe, which it delays by up to one period.
-READINESS_PERIOD_S = 5
+# The server's readiness probe period: a restarted kubelet reports every container not ready
+# until its first probe, which it delays by up to one period.
+READINESS_PERIOD_S = READINESS_PROBE_PERIOD_SECONDS
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,11 @@ def node_fault(
     cache_root: Path,
     fault: str,
     inject: Callable[[], None],
+    settled: Callable[[], bool] | None = None,
 ) -> NodeFault:
     """Service tts-w Ready (1 replica) with a client on its Service; a window raising it to 2
-    whose lead starts 4 s into the fault; tts-c created as the fault begins."""
+    whose lead starts 4 s into the fault; tts-c created as the fault begins. ``settled``: one
+    more milestone the fault needs (the API may still show pods Ready that the fault stopped)."""
     c = cluster
     windowed = evs_manifest("tts-w", store, replicas={"min": 1, "max": 2})
     create_service(c, ns, windowed, cache_root)
@@ -95,6 +104,8 @@ def node_fault(
             "new service Ready": lambda: faults.phase(c, ns, "tts-c") == "Ready",
             "window replicas Ready": lambda: faults.ready_pods(c, ns, "tts-w") >= 2,
         }
+        if settled is not None:
+            milestones["the fault's pods re-run and Ready"] = settled
         deadline = time.monotonic() + 300
         while len(reached) < len(milestones) and time.monotonic() < deadline:
             for what, check in milestones.items():
@@ -106,6 +117,9 @@ def node_fault(
                     reached[what] = time.monotonic() - over
                     if what == "window replicas Ready":
                         windowed_at = datetime.now(UTC)
+                    if what == "the fault's pods re-run and Ready":
+                        # Before, ready_pods may have counted pods the API still showed Ready.
+                        windowed_at = max(windowed_at or datetime.now(UTC), datetime.now(UTC))
             time.sleep(1)
         time.sleep(3)
     outcomes = client.snapshot()
@@ -217,3 +231,216 @@ def test_the_operator_cut_from_the_api_server_for_30_s(
     assert after["metadata"]["uid"] == operator["metadata"]["uid"]
     assert figures.duplicated == 0 and figures.lost == 0, figures
     assert figures.failed_requests == 0, figures
+
+
+# ---- the S3 store down for a window's whole lead ------------------------------------------------
+
+
+def _fetch_report(pod: dict[str, Any]) -> fetch_report.FetchReport | None:
+    """What the pod's fetch step reported (its termination message), None before it ended."""
+    for init in pod["status"].get("initContainerStatuses") or []:
+        if init["name"] == "fetch-model":
+            done = (init.get("state") or {}).get("terminated") or {}
+            return fetch_report.parse(done.get("message"))
+    return None
+
+
+def _per_replica(name: str, store: ModelStore, **replicas: int) -> dict[str, Any]:
+    """A service whose replicas each have their own cache claim (model-cache-NAME-K): a replica
+    new to the service has no cache at all, one that comes back has its own, verified."""
+    body = evs_manifest(name, store, replicas=replicas)
+    body["spec"]["model"]["cache"] = {"size": "1Gi", "scope": "PerReplica"}
+    return body
+
+
+def _message(cluster: Cluster, ns: str, name: str) -> str:
+    return (cluster.get_json("evs", name, "-n", ns).get("status") or {}).get("message", "")
+
+
+def test_the_store_down_for_a_window_s_whole_lead(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    images: dict[str, str],
+    e2e_namespace: str,
+    cache_root: Path,
+) -> None:
+    """Issue 33: the S3 store is down from before a window's lead until after its start. The
+    replica the window brings back starts on its own verified cache (the fetch step reports
+    `warm`, the store `unreachable`) and the window is met; a replica new to the service, with no
+    cache, fails its fetch and the service's status says so; once the store is back it starts.
+
+    tts-s (PerReplica claims) is created with 2 replicas, so both claims hold a verified cache,
+    then lowered to 1 with a window of 2 (no scale-down delay: the HPA lets the second go within
+    a sync or two). A client sends through its Service the whole time (tts-s-0 keeps serving)."""
+    c, ns = real_cluster, e2e_namespace
+    body = _per_replica("tts-s", model_store, min=2, max=3, scaleDownDelaySeconds=0)
+    create_service(c, ns, body, cache_root, timeout=300)
+    svc = c.get_json("service", "tts-s", "-n", ns)
+    url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+    window, start = faults.window_at_next_minute(150, replicas=2)
+    lead_at = start - timedelta(minutes=1)
+    pool = {"timeZone": "UTC", "windows": [window]}
+    lowered = {"min": 1, "max": 3, "scaleDownDelaySeconds": 0}
+    c.kubectl("patch", "evs", "tts-s", "-n", ns, "--type=merge",
+              "-p", json.dumps({"spec": {"replicas": lowered, "warmPool": pool}}))  # fmt: skip
+    body["spec"].update(replicas=lowered, warmPool=pool)
+    client = SteadyClient(url, "/health", period=0.05, limit_s=900, max_requests=18_000, timeout=5)
+    with client:
+        wait_for(lambda: len(server_pods(c, ns, "tts-s")) == 1, timeout=150, interval=1,
+                 what="tts-s lowered to 1 replica")  # fmt: skip
+        assert datetime.now(UTC) < lead_at - timedelta(seconds=10), "no time left before the lead"
+        stop_store(c, model_store)
+        down_at = datetime.now(UTC)
+        print(f"\nstore down {(lead_at - down_at).total_seconds():.0f} s before the lead")
+
+        def window_ready() -> bool:
+            return faults.ready_pods(c, ns, "tts-s") >= 2
+
+        wait_for(window_ready, timeout=240, interval=1, what="the window's 2 replicas Ready")
+        windowed_at = datetime.now(UTC)
+        pods = {p["metadata"]["name"]: p for p in server_pods(c, ns, "tts-s")}
+        back = _fetch_report(pods["tts-s-1"])
+        print(f"tts-s-1 (the window's) fetch report: {back}")
+        assert back is not None and back.action == "warm" and back.remote == "unreachable", back
+        time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds() + 5))
+
+        # A replica new to the service: no cache, no store.
+        raised = {"min": 3, "max": 3, "scaleDownDelaySeconds": 0}
+        c.kubectl("patch", "evs", "tts-s", "-n", ns, "--type=merge",
+                  "-p", json.dumps({"spec": {"replicas": raised}}))  # fmt: skip
+        body["spec"]["replicas"] = raised
+        said = wait_for(
+            lambda: (m := _message(c, ns, "tts-s")) and "tts-s-2: model download failed" in m and m,
+            timeout=240, interval=1, what="the status naming tts-s-2's failed fetch",
+        )  # fmt: skip
+        print(f"status while the store is down: {said}")
+        failing = c.get_json("evs", "tts-s", "-n", ns).get("status") or {}
+        start_store(c, images["s3"], model_store)
+        over = time.monotonic()
+        print(f"store back after {(datetime.now(UTC) - down_at).total_seconds():.0f} s down")
+        wait_for(lambda: faults.ready_pods(c, ns, "tts-s") >= 3, timeout=420, interval=1,
+                 what="tts-s-2 Ready once the store is back")  # fmt: skip
+        recovered = time.monotonic() - over
+        time.sleep(3)
+    outcomes = client.snapshot()
+    counts = faults.census(c, ns, body)
+    figures = faults.FaultFigures(
+        fault="S3 store down from before a window's lead to after its start",
+        environment="real node",
+        recovery_s=round(recovered, 1),
+        converging_recovery_s=round(recovered, 1),
+        failed_requests=sum(failures(outcomes).values()),
+        requests=len(outcomes),
+        duplicated=counts.duplicated,
+        lost=counts.lost,
+        window_met=windowed_at <= start,
+        window_late_s=round((windowed_at - start).total_seconds(), 1),
+        window_missed_events=len(faults.window_missed_events(c, ns, "tts-s")),
+    )
+    print(f"phase while the store was down: {failing.get('phase')}; client: {summary(outcomes)}")
+    faults.record(figures)
+    fresh = _fetch_report(
+        next(p for p in server_pods(c, ns, "tts-s") if p["metadata"]["name"] == "tts-s-2")
+    )
+    assert fresh is not None and fresh.action == "downloaded", fresh
+    assert figures.window_met, figures
+    assert figures.duplicated == 0 and figures.lost == 0, figures
+    assert figures.failed_requests == 0, figures
+
+
+# ---- a node "reboot" ------------------------------------------------------------------------------
+
+
+def _marker(cache_root: Path, ns: str, claim: str) -> dict[str, Any]:
+    """The completion marker in a cache claim's hostPath directory, as the fetch step wrote it."""
+    [path] = (cache_root / ns / claim).rglob(MARKER_NAME)
+    return json.loads(path.read_text())
+
+
+def _started_at(pod: dict[str, Any], container: str) -> datetime | None:
+    for status in pod["status"].get("containerStatuses") or []:
+        running = (status.get("state") or {}).get("running") or {}
+        if status["name"] == container and running.get("startedAt"):
+            return datetime.fromisoformat(running["startedAt"].replace("Z", "+00:00"))
+    return None
+
+
+def test_a_node_reboot(
+    real_cluster: Cluster,
+    operator_release: str,
+    model_store: ModelStore,
+    e2e_namespace: str,
+    cache_root: Path,
+) -> None:
+    """Issue 33: a node "reboot" under serving pods, as hack/node.sh reboot plays it: every node
+    component stops, every container on the node (the operator's, the store's, CoreDNS' too) is
+    SIGKILLed, kube-proxy's rules go; then all starts again and the containers see a new boot id.
+    The pods (the same objects: the node is back in seconds, nothing evicts them) run again from
+    their fetch step in new sandboxes; tts-w's cache, written without fsync in the old boot, must
+    be re-hashed from disk (re-verified, never trusted), then marked synced under the new boot.
+
+    What is simulated, precisely: the new boot id reaches the containers through the fetch
+    step's TEST HOOK EMOTIVOICE_FETCH_BOOT_ID (durability.py), set by node.sh in containerd's
+    base OCI spec, so every container started after the "reboot" sees it (the kernel's own
+    /proc/sys/kernel/random/boot_id cannot change without rebooting the machine). Not simulated:
+    the kernel itself, so the page cache keeps every byte written (no unsynced data is lost and
+    the re-hash reads from memory, not the disk), the control plane (its own processes on this
+    machine) stays up, and so does the image registry.
+    """
+    c, ns = real_cluster, e2e_namespace
+    host_boot = BOOT_ID_PATH.read_text().strip()
+    new_boot = str(uuid.uuid4())
+    rebooted_at: list[datetime] = []
+
+    def inject() -> None:
+        cached = _marker(cache_root, ns, "tts-w-model")
+        print(f"\ntts-w's cache before: synced {cached['synced']}, boot {cached['boot_id']} "
+              f"(the kernel's: {host_boot})")  # fmt: skip
+        assert cached["synced"] is False, cached
+        rebooted_at.append(datetime.now(UTC).replace(microsecond=0))
+        took = faults.reboot_node(new_boot)
+        print(f"\nnode 'rebooted' in {took:.1f} s; containers now see boot id {new_boot}")
+
+    def rerun() -> bool:
+        """tts-w's pods: 2 Ready, each server container started after the reboot."""
+        pods = [
+            p for p in server_pods(c, ns, "tts-w") if not p["metadata"].get("deletionTimestamp")
+        ]
+        fresh = [p for p in pods if (t := _started_at(p, "server")) and t >= rebooted_at[0]]
+        return len(fresh) == len(pods) >= 2 and all(pod_ready(p) for p in pods)
+
+    result = node_fault(
+        c, ns, model_store, cache_root, "node reboot (new boot id, every container killed)",
+        inject, settled=rerun,
+    )  # fmt: skip
+    figures = result.figures
+    survivor = next(iter(result.before))
+    after = {p["metadata"]["name"]: p for p in server_pods(c, ns, "tts-w")}
+    assert survivor in after, (survivor, list(after))
+    kept = after[survivor]
+    restarts = sum(s.get("restartCount", 0) for s in kept["status"]["containerStatuses"])
+    same = kept["metadata"]["uid"] == result.before[survivor][0]
+    print(f"{survivor}: the same pod object {same}, server restarts {restarts}")
+    # tts-w's pods share one claim: the one that takes the cache's lock first re-hashes it, the
+    # other waits for it ("completed by another pod") or, started later, finds it synced ("cache
+    # complete"), never before the re-hash: no pod trusts the old boot's unsynced marker.
+    rehashed: dict[str, float] = {}
+    trusted: dict[str, float] = {}
+    for name in after:
+        log = timestamped_log(c, ns, name, "fetch-model")
+        report = _fetch_report(after[name])
+        line = first_line(log, "re-hashed from disk")
+        print(f"{name}'s fetch after the reboot: {report}; {line[1] if line else 'no re-hash'}")
+        if line is not None:
+            assert report is not None and report.downloaded_bytes == 0, report
+            assert "verify" in report.phases, report
+            rehashed[name] = line[0]
+        if (complete := first_line(log, "cache complete")) is not None:
+            trusted[name] = complete[0]
+    assert len(rehashed) == 1, rehashed
+    [when] = rehashed.values()
+    assert all(t >= when for t in trusted.values()), (rehashed, trusted)
+    marker = _marker(cache_root, ns, "tts-w-model")
+    assert marker["synced"] is True and marker["boot_id"] == new_boot, marker
+    assert figures.duplicated == 0 and figures.lost == 0, figures

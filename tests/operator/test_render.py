@@ -116,6 +116,11 @@ def test_probes_gate_traffic_and_protect_loading_pods() -> None:
     assert startup["failureThreshold"] == math.ceil(timeout / startup["periodSeconds"])
     # The pod turns Ready within a second of the server's own /ready (the kubelet's next probe).
     assert startup["periodSeconds"] <= 1
+    # A restarted kubelet holds the pods not ready until its first readiness probe, up to one
+    # period: a second; a server slow to answer is still given 10 s before it leaves.
+    ready = server["readinessProbe"]
+    assert ready["periodSeconds"] <= 1
+    assert ready["periodSeconds"] * ready["failureThreshold"] >= 10
 
 
 @pytest.mark.parametrize("drain", [None, 0, 60])

@@ -68,6 +68,13 @@ def restart_node_component(component: str, pause: float = 0.0) -> float:
     return _script("node.sh", "restart", component, str(pause), timeout=180)
 
 
+def reboot_node(boot_id: str) -> float:
+    """hack/node.sh reboot: every node component stopped and every container killed, then all
+    started again, the containers seeing ``boot_id`` as the kernel's (what is and is not played
+    of a reboot: node.sh's reboot_node); returns the seconds it took."""
+    return _script("node.sh", "reboot", boot_id, timeout=300)
+
+
 def _etcd(path: str, body: dict[str, Any]) -> dict[str, Any]:
     url = f"http://127.0.0.1:{ports()['ETCD_PORT']}{path}"
     request = urllib.request.Request(

@@ -162,6 +162,8 @@ class ModelStore:
 
     spec: StoreSpec
     sums: dict[str, str]
+    # The model's files as uploaded: `start_store` uploads them again into a new pod.
+    model_dir: Path | None = None
 
     @property
     def endpoint(self) -> str:
@@ -195,7 +197,30 @@ def deploy_model_store(
     )  # fmt: skip
     # Uploaded straight to the pod's address on the node's bridge.
     ip = pod_ip(cluster, store.namespace, f"app={store.service}")
-    return ModelStore(store, upload_model(f"http://{ip}:{store.port}", store, model_dir))
+    return ModelStore(store, upload_model(f"http://{ip}:{store.port}", store, model_dir), model_dir)
+
+
+def stop_store(cluster: Cluster, store: ModelStore) -> None:
+    """The store down (the fault suite's): its Deployment scaled to 0, waited for until its pod
+    is gone, so its Service has no endpoint and refuses every connection. The pod's emptyDir goes
+    with it: ``start_store`` uploads the model again."""
+    spec = store.spec
+    cluster.kubectl("scale", f"deploy/{spec.service}", "-n", spec.namespace, "--replicas=0")
+    cluster.kubectl(
+        "wait", "--for=delete", "pod", "-l", f"app={spec.service}", "-n", spec.namespace,
+        "--timeout=120s", timeout=130,
+    )  # fmt: skip
+
+
+def start_store(cluster: Cluster, image: str, store: ModelStore) -> ModelStore:
+    """Brings ``stop_store``'s store back: one pod again, the same model uploaded into it (the
+    same files, so the same checksums: a cache verified before stays valid)."""
+    spec = store.spec
+    assert store.model_dir is not None, "a store deployed by deploy_model_store"
+    cluster.kubectl("scale", f"deploy/{spec.service}", "-n", spec.namespace, "--replicas=1")
+    back = deploy_model_store(cluster, image, store.model_dir.parent, spec, store.model_dir)
+    assert back.sums == store.sums, "the store came back with another model"
+    return back
 
 
 def credentials_secret(cluster: Cluster, namespace: str, store: StoreSpec = TEST_STORE) -> None:

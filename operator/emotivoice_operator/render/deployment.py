@@ -43,6 +43,16 @@ from emotivoice_server.settings import GRACEFUL_TIMEOUT_S
 # it lagged 2 s on average on a real kubelet); a probe is one local HTTP GET, and liveness
 # waits for the startup probe, so the budget (startupTimeoutSeconds) is unchanged.
 STARTUP_PROBE_PERIOD_SECONDS = 1
+# Every second too, for a kubelet restart: a kubelet that starts reports every container not
+# ready until its first readiness probe (kubelet v1.34 pkg/kubelet/prober: worker.go's initial
+# result is Failure, prober_manager.go's UpdatePodStatus says not ready while no probe has run),
+# and it delays each worker's first probe by a random part of the period (worker.go's run), so
+# the pods leave the Service's endpoints for up to a period. /ready is a local GET of a flag (it
+# answers 503 while loading or draining only, never under load), so a probe a second costs
+# nothing. The failure budget stays READINESS_FAILURE_BUDGET_SECONDS (10 s, as at 5 s x 2): a
+# server slow to answer under load is not dropped sooner than before.
+READINESS_PROBE_PERIOD_SECONDS = 1
+READINESS_FAILURE_BUDGET_SECONDS = 10
 GPU_RESOURCE = "nvidia.com/gpu"
 # The fetch step converts the released weights once, for the precision the server will load:
 # emotivoice_tts.convert's convert_fp32/fp16/bf16 (it imports torch, which the operator's image
@@ -183,7 +193,12 @@ def _probes(spec: EmotiVoiceServiceSpec) -> dict[str, Any]:
             timeoutSeconds=3,
             failureThreshold=startup_failures,
         ),
-        "readinessProbe": http("/ready", periodSeconds=5, timeoutSeconds=3, failureThreshold=2),
+        "readinessProbe": http(
+            "/ready",
+            periodSeconds=READINESS_PROBE_PERIOD_SECONDS,
+            timeoutSeconds=3,
+            failureThreshold=READINESS_FAILURE_BUDGET_SECONDS // READINESS_PROBE_PERIOD_SECONDS,
+        ),
         "livenessProbe": http("/health", periodSeconds=10, timeoutSeconds=5, failureThreshold=3),
     }
 
