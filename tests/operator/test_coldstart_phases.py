@@ -52,11 +52,11 @@ def test_cold_cache_start_shows_the_pull_the_download_and_the_servers_own_phases
     assert parts.downloaded_bytes == 160012345
     assert parts.fetch_phases == {"list": 0.08, "download": 2.1, "verify": 0.9, "convert": 0.31}
     # 08:44:00 created, :01 scheduled, 08:45:10 fetch starts (69 s of image pull), 4 s fetch,
-    # 1 s to the server's start; the server's 7.95 s: 3.05 import, 1.02 load, 3.88 warm-up;
-    # Ready at :24, 1.05 s after the server's /ready.
+    # 1 s to the server's start (its container's creation: import's); the server's 7.95 s:
+    # 3.05 import, 1.02 load, 3.88 warm-up; Ready at :24, 1.05 s after the server's /ready.
     assert parts.phases == {
-        "scheduling": 1.0, "image": 70.0, "fetch": 4.0,
-        "import": 3.05, "load": 1.02, "warmup": 3.88, "probe": 1.05,
+        "scheduling": 1.0, "image": 69.0, "fetch": 4.0,
+        "import": 1.0 + 3.05, "load": 1.02, "warmup": 3.88, "probe": 1.05,
     }  # fmt: skip
 
 
@@ -64,7 +64,7 @@ def test_warm_cache_start_is_a_hit_with_no_download() -> None:
     pod, ready = recorded("warm_cache")
     parts = split(pod, ready)
     assert parts is not None and parts.cache == "warm" and parts.downloaded_bytes == 0
-    assert parts.phases["fetch"] == 1.0 and parts.phases["image"] == 2.0
+    assert parts.phases["fetch"] == 1.0 and parts.phases["image"] == 1.0
     assert parts.phases["scheduling"] == 0.0
 
 
@@ -72,8 +72,9 @@ def test_without_the_servers_answer_the_server_is_one_phase() -> None:
     pod, _ = recorded("image_present_waited")
     parts = split(pod, None)
     assert parts is not None and parts.source == "pod" and parts.cache == "waited"
-    # Waiting for a volume (30 s), then the image was already there: one second to the fetch.
-    assert parts.phases == {"scheduling": 30.0, "image": 2.0, "fetch": 9.0, "server": 8.0}
+    # Waiting for a volume (30 s), then the image was already there: one second to the fetch;
+    # without the server's answer, its container's creation is part of its one phase.
+    assert parts.phases == {"scheduling": 30.0, "image": 1.0, "fetch": 9.0, "server": 9.0}
 
 
 def test_a_failed_fetch_and_its_back_off_are_retry_time() -> None:
@@ -81,7 +82,7 @@ def test_a_failed_fetch_and_its_back_off_are_retry_time() -> None:
     parts = split(pod, ready)
     assert parts is not None and parts.cache == "downloaded"
     # First attempt 10:00:02, failed; the successful one started at :13.
-    assert parts.phases["image"] == 2.0 + 1.0
+    assert parts.phases["image"] == 2.0
     assert parts.phases["retry"] == 11.0
     assert parts.phases["fetch"] == 4.0
 
@@ -163,7 +164,7 @@ def test_the_event_reads_as_one_line() -> None:
     [start] = coldstarts.account([pod], None, {pod["metadata"]["name"]: ready})[1]
     assert coldstarts.describe(start) == (
         "pod tts-6d9f7c5b8-x2k4q ready 84.0 s after it was created (downloaded 160.0 MB, "
-        "outside windows): scheduling 1.0 s, image 70.0 s, fetch 4.0 s, import 3.0 s, "
+        "outside windows): scheduling 1.0 s, image 69.0 s, fetch 4.0 s, import 4.0 s, "
         "load 1.0 s, warmup 3.9 s, probe 1.1 s"
     )
 
@@ -258,12 +259,13 @@ def test_finer_instants_show_a_pre_pulled_image_phase_under_a_second() -> None:
     pod, ready, scheduled = pre_pulled()
     parts = split(pod, ready, scheduled_at=scheduled)
     assert parts is not None and parts.source == "server"
-    # 0.12 s scheduled -> fetch step, 0.13 s fetch step -> server; the rest where each clock
-    # put it: created (whole second) -> scheduled, the fetch's own 0.91 s, the server's own
-    # phases from its process start, and Ready's second after the server's ready.
+    # 0.12 s scheduled -> fetch step (the image phase), 0.13 s fetch step -> server (its
+    # container's creation, in import); the rest where each clock put it: created (whole
+    # second) -> scheduled, the fetch's own 0.91 s, the server's own phases from its process
+    # start, and Ready's second after the server's ready.
     assert parts.phases == {
-        "scheduling": 0.9, "image": 0.25, "fetch": 0.91,
-        "import": 2.31, "load": 0.61, "warmup": 3.5, "probe": 0.52,
+        "scheduling": 0.9, "image": 0.12, "fetch": 0.91,
+        "import": 0.13 + 2.31, "load": 0.61, "warmup": 3.5, "probe": 0.52,
     }  # fmt: skip
     assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
     assert parts.seconds == total(pod) == 9.0
@@ -274,8 +276,8 @@ def test_without_the_finer_instants_the_stamps_give_the_old_split() -> None:
     parts = split(pod, ready)
     assert parts is not None
     assert parts.phases == {
-        "scheduling": 0.0, "image": 2.0, "fetch": 0.0,
-        "import": 2.31, "load": 0.61, "warmup": 3.5, "probe": 0.58,
+        "scheduling": 0.0, "image": 1.0, "fetch": 0.0,
+        "import": 1.0 + 2.31, "load": 0.61, "warmup": 3.5, "probe": 0.58,
     }  # fmt: skip
     assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
 
@@ -300,7 +302,7 @@ def test_a_finer_instant_far_from_its_stamp_is_not_taken() -> None:
     assert parts is not None and parts.source == "server"
     # Scheduled at the condition's :00, the server from its container's :02.
     assert parts.phases["scheduling"] == 0.0
-    assert parts.phases["image"] == pytest.approx(1.02 + 0.07)
+    assert parts.phases["image"] == pytest.approx(1.02)
     assert parts.phases["fetch"] == 0.91
     assert sum(parts.phases.values()) == pytest.approx(parts.seconds, abs=0.001)
 
@@ -324,7 +326,7 @@ def test_accounting_takes_the_scheduled_instant_by_uid_or_name() -> None:
     name, uid = pod["metadata"]["name"], pod["metadata"]["uid"]
     for times in ({uid: scheduled}, {name: scheduled}):
         [start] = coldstarts.account([pod], None, {name: ready}, scheduled=times)[1]
-        assert start.split is not None and start.split.phases["image"] == 0.25
+        assert start.split is not None and start.split.phases["image"] == 0.12
     # Another pod's Event (a replica that had this name before) is not this one's.
     [start] = coldstarts.account([pod], None, {name: ready}, scheduled={"other-uid": scheduled})[1]
     assert start.split is not None and start.split.phases["scheduling"] == 0.0

@@ -6,16 +6,20 @@ The phases are consecutive intervals between instants the API records, so they a
 the start's total (pod created -> Ready) exactly:
 
 - ``scheduling``: created -> PodScheduled (waiting for a node, a volume, capacity);
-- ``image``: scheduled -> the first container of ours runs, plus the init container's end ->
-  the server container's start: sandbox, image pulls, container creation;
+- ``image``: scheduled -> the first container of ours runs: the sandbox, the image pull (or
+  none, on a node that holds it), the fetch container's creation. The server container runs
+  the same image, which the fetch container's start has put on the node, so its creation (the
+  init container's end -> the server's start) is not image time: it opens ``import``;
 - ``retry``: time lost to failed attempts (a fetch step or a server that exited and was
   restarted, with the kubelet's back-off), from the last failed attempt's start to the start
   of the one that succeeded. Kubernetes keeps only the last failed attempt: with more than one
-  restart, the earlier attempts count under ``image``;
+  restart, the earlier attempts count under ``image`` (a fetch step's) or ``import`` (a
+  server's);
 - ``fetch``: the init container's successful run (its own report, ``emotivoice_fetch.report``,
   splits it into list/download/verify/convert and says whether the cache was warm);
 - ``import``, ``load``, ``warmup``: the server process's own phases from ``/ready`` (``import``
-  is everything before loading: the interpreter, imports, the marker check), then ``probe``:
+  is everything before loading: its container's creation, the interpreter, imports, the marker
+  check), then ``probe``:
   the server's ``/ready`` turning 200 -> the kubelet marking the pod Ready;
 - ``server``: when the server could not be asked (simulated nodes, a server that restarted
   since), its start -> Ready in one phase.
@@ -229,6 +233,7 @@ def split(
     reported = _server_seconds(ready_body)
     if server_start is not None and reported is not None:
         server_start = refined(server_start, reported.started)
+    server_known = reported is not None and server_start is not None
     line = _Timeline(created, ready)
     if not since_restart:
         line.to("scheduling", refined(_condition_at(pod, "PodScheduled"), scheduled_at))
@@ -240,7 +245,8 @@ def split(
         line.to("image", failed_init or init_start)
         line.to("retry", init_start if failed_init else None)
         line.to("fetch", init_end)
-        line.to("image", failed_server or server_start)
+        # The server container's creation: the start of the server's own phases (see above).
+        line.to("import" if server_known else "server", failed_server or server_start)
     line.to("retry", server_start if failed_server or since_restart else None)
     source = "pod" if (server or {}).get("containerID") else "simulated"
     if reported is not None and server_start is not None:
