@@ -31,6 +31,7 @@ from emotivoice_operator import metrics
 from emotivoice_operator.controller.cache import Snapshot, first, pack, unpacked
 from emotivoice_operator.controller.expectations import Expectations
 from emotivoice_operator.controller.queue import FairQueue, Key
+from emotivoice_operator.controller.seen import SeenClock
 from emotivoice_operator.controller.selectors import (
     CALENDAR_USERS_INDEX,
     CALENDARS_INDEX,
@@ -249,9 +250,13 @@ async def on_calendar_event(name: str, memo: kopf.Memo, **_: Any) -> None:
             _trigger(memo, service)
 
 
+# When the watch showed each server pod first and turned Ready (seen.py): the cold start's ends.
+SEEN = SeenClock()
+
+
 @kopf.index("", "v1", "pods", labels=SERVER_PODS, id=PODS_INDEX)
 async def _index_pod(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, labels[names.LABEL_INSTANCE]): pack(body)}
+    return {(namespace, labels[names.LABEL_INSTANCE]): pack(SEEN.stamp(body))}
 
 
 @kopf.index("", "v1", "pods", labels=WARM_PODS, id=WARM_PODS_INDEX)

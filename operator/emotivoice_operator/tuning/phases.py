@@ -27,6 +27,9 @@ the start's total (pod created -> Ready) exactly:
 The API's timestamps have whole seconds (truncated), so where a finer clock recorded the same
 instant, that one is the boundary:
 
+- the pod's creation and its Ready: when the operator's watch showed the pod first and showed it
+  turn Ready (``SEEN_FIELD``, controller/seen.py), within milliseconds of the truth; after an
+  operator restart, or for a pod created before it started, the stamps;
 - PodScheduled: the kube-scheduler's ``Scheduled`` Event, posted through events.k8s.io with
   an ``eventTime`` in microseconds (the caller lists the Events: ``scheduled_at``);
 - the fetch step's start and end: its report's ``started_at``/``ended_at`` (the process's
@@ -38,13 +41,13 @@ instant, that one is the boundary:
 So the ``image`` phase of a start on a node that holds the image is the gaps between the steps
 as their own clocks saw them, not the one or two seconds two truncated stamps add. A finer
 instant is taken only when it falls near its whole-second stamp (``SLACK``): one that does not
-(a body from another process, a skewed clock) leaves the stamp in force. The pod's creation,
-its Ready and the container starts without a finer source (a failed attempt's) keep whole
-seconds: the total is still created -> Ready as the API records them, ``scheduling`` carries
-the creation's truncation and, when the server turned ready within Ready's second, the
-boundaries past Ready are held at it (``probe`` reads 0, ``warmup`` loses the difference). The
-finer instants come from the control plane's and the node's clocks, taken as synchronised to
-the API's within the slack.
+(a body from another process, a skewed clock) leaves the stamp in force. The container starts
+without a finer source (a failed attempt's) keep whole seconds; so do the creation and Ready
+when the operator did not watch them happen: the total is then created -> Ready as the API
+records them, ``scheduling`` carries the creation's truncation and, when the server turned
+ready within Ready's second, the boundaries past Ready are held at it (``probe`` reads 0,
+``warmup`` loses the difference). The finer instants come from the operator's, the control
+plane's and the node's clocks, taken as synchronised to the API's within the slack.
 
 A boundary the pod does not show (no init container) is the previous one, and boundaries are
 kept in order and within created -> Ready, so no phase is ever negative and the phases add up
@@ -66,6 +69,9 @@ PHASES = ("scheduling", "image", "retry", "fetch", "import", "load", "warmup", "
 # What the server's /ready calls its phases -> ours. ``verifying`` (the completion marker) and
 # the process's start before its first phase go to ``import``: all of it precedes loading.
 SERVER_PHASES = {"loading": "load", "warming": "warmup"}
+# Where the operator's watch puts, on its indexed copy of a pod, when it first saw the pod and
+# when it saw it turn Ready (epoch seconds; controller/seen.py): the start's two ends, finer.
+SEEN_FIELD = "emotivoiceSeen"
 # How far outside its whole-second stamp's second a finer instant may fall and still be taken
 # as the same instant: a process's kernel start precedes its container's recorded start by the
 # runtime's create -> start, an Event is recorded just after the binding it reports.
@@ -221,13 +227,16 @@ def split(
     previous_exit = instant(
         ((server or {}).get("lastState") or {}).get("terminated", {}).get("finishedAt")
     )
+    seen = pod.get(SEEN_FIELD) or {}
     if since_restart and previous_exit is not None:
         created = previous_exit
     else:
         created = instant(meta.get("creationTimestamp")) or instant(status.get("startTime"))
+        created = refined(created, epoch(seen.get("first")))
         since_restart = False
     if ready is None or created is None:
         return None
+    ready = refined(ready, epoch(seen.get("ready")))
     ready = max(ready, created)
     fetched = None if since_restart else fetch_result(pod)
     reported = _server_seconds(ready_body)
