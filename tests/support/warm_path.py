@@ -14,6 +14,8 @@ operator's status), so the timeline is what the cluster recorded, not what this 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from emotivoice_operator.warmpath.pulls import Pull, parse_pulled
 from tests.support import realnode
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
-from tests.support.services import create_service, evs_manifest
+from tests.support.services import POD_UID, create_service, evs_manifest
 from tests.support.store import ModelStore
 from tests.support.timestamps import instant
 from tests.support.workload import pod_ready
@@ -173,6 +175,13 @@ def _window(start: datetime) -> dict[str, Any]:
     }
 
 
+def _seed_cache(source: Path, target: Path) -> None:
+    """A copy of a verified cache volume's directory, owned by the pods' uid."""
+    shutil.copytree(source, target, symlinks=True)
+    for path in (target, *target.rglob("*")):
+        os.chown(path, POD_UID, POD_UID, follow_symlinks=False)
+
+
 def _learn_lead(cluster: Cluster, ns: str, name: str) -> list[str]:
     """The service at one replica until leadTime: auto has learned from LEARN_STARTS starts, each
     after the first its pod deleted and replaced (the image present, the Shared cache warm: what a
@@ -214,7 +223,11 @@ def prepulled_window(
 
     The service first runs one replica (its window half a day away) until its replica lead is
     learned, then goes to zero; its pods' containers and the image are removed, and only then is
-    the window moved to three minutes ahead: the DaemonSet pulls while nothing warm exists."""
+    the window moved to three minutes ahead: the DaemonSet pulls while nothing warm exists.
+
+    Its cache starts as a copy of the baseline's (what a Shared claim holds after its first
+    replica's download), so the starts it learns from are the start the window's replica will
+    have: the image present, the cache verified, not downloaded."""
     far = datetime.now(UTC) + timedelta(hours=12)
     pool = {
         "timeZone": "UTC",
@@ -223,6 +236,7 @@ def prepulled_window(
         "prePull": {"enabled": True, "lead": IMAGE_LEAD},
     }
     manifest = evs_manifest(WARM, store, replicas={"min": 1, "max": 1}, warmPool=pool)
+    _seed_cache(cache_root / ns / f"{COLD}-model", cache_root / ns / f"{WARM}-model")
     create_service(cluster, ns, manifest, cache_root, wait=False)
     learned_on = _learn_lead(cluster, ns, WARM)
     cluster.kubectl(
