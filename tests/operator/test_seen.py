@@ -81,6 +81,11 @@ def test_a_start_runs_between_the_watch_instants_when_they_match_the_stamps() ->
     watched = split(pod)
     assert watched is not None and round(watched.seconds, 3) == 4.41
     assert sum(watched.phases.values()) == round(watched.seconds, 3)
+    # Seen more than half a second past the stamp's second (a relist, a busy operator): the
+    # stamp, not a creation that late.
+    pod[SEEN_FIELD] = {"first": _epoch("2026-03-02T09:10:01.600"), "ready": None}
+    relisted = split(pod)
+    assert relisted is not None and relisted.seconds == 4.0
     # An operator that started later saw the pod first long after its creation: the stamp.
     pod[SEEN_FIELD] = {"first": _epoch("2026-03-02T09:30:00"), "ready": None}
     late = split(pod)
