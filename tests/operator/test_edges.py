@@ -86,3 +86,33 @@ def test_the_timer_wakes_at_the_earliest_due_instant_within_its_period() -> None
     assert timer.sleep_for(30.0, now) == 30.0
     timer.requeue_at(("ns", "c"), now + timedelta(milliseconds=1))
     assert timer.sleep_for(30.0, now) == MIN_SLEEP
+
+
+def test_an_edge_set_while_the_timer_sleeps_a_period_is_kept_on_time() -> None:
+    """A window set a minute ahead while the loop sleeps its 30 s period: the pass's requeue
+    wakes the loop, which then sleeps only until the new edge (a bounded run, under a second)."""
+    import asyncio
+
+    from emotivoice_operator.controller.timer import Timer
+
+    key = ("ns", "a")
+    fired: list[float] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        timer = Timer()
+        timer.requeue_at(key, datetime.now(UTC) + timedelta(hours=1))
+        task = asyncio.create_task(
+            timer.run(30.0, lambda: [key], lambda k: fired.append(loop.time()))
+        )
+        try:
+            await asyncio.sleep(0.05)  # the loop sleeps its period now
+            began = loop.time()
+            timer.requeue_at(key, datetime.now(UTC) + timedelta(seconds=0.3))
+            await asyncio.sleep(0.8)
+            assert fired, "the edge 0.3 s ahead did not fire within 0.8 s"
+            assert 0.25 <= fired[0] - began < 0.7, fired[0] - began
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())

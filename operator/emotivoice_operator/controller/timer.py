@@ -13,9 +13,10 @@ not). Resources that still carry that finalizer lose it at their next event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,16 @@ class Timer:
     def __init__(self) -> None:
         # (namespace, name) -> when the timer must bring the service back (its next time edge).
         self.due: dict[Key, datetime] = {}
+        # When the running loop looks next, and what wakes it sooner (both on the event loop).
+        self._next_look: datetime | None = None
+        self._sooner: asyncio.Event | None = None
 
     def requeue_at(self, key: Key, when: datetime) -> None:
+        """Called on the event loop after each pass: an edge sooner than the loop's next look
+        (a window set a minute ahead while it sleeps a period) wakes it to sleep until then."""
         self.due[key] = when
+        if self._sooner is not None and self._next_look is not None and when < self._next_look:
+            self._sooner.set()
 
     def forget(self, key: Key) -> None:
         self.due.pop(key, None)
@@ -49,8 +57,14 @@ class Timer:
         """``trigger``s each of ``services()`` that is due, every ``interval`` seconds and also at
         the earliest due instant in between: a window's lead learned in seconds begins on time,
         not up to one period late."""
+        self._sooner = asyncio.Event()
         while True:
-            await asyncio.sleep(self.sleep_for(interval, datetime.now(UTC)))
+            now = datetime.now(UTC)
+            pause = self.sleep_for(interval, now)
+            self._next_look = now + timedelta(seconds=pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sooner.wait(), timeout=pause)
+            self._sooner.clear()
             try:
                 now = datetime.now(UTC)
                 for key in list(services()):
