@@ -1,7 +1,7 @@
 """The image pre-pull on the real node (issue 31): with the server image removed from
 containerd, a window about three minutes ahead brings its replica up Ready before the window
-starts, its image phase under a second, against a replica's own full pull measured in the same
-run (the bytes and seconds the kubelet reported for both)."""
+starts, its image phase a tenth of a replica's own full pull at most, measured in the same run
+(the bytes and seconds the kubelet reported for both; make bench-window reports the figures)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_a_pre_pulled_window_starts_its_replica_without_the_pull(
     assert cold.pull is not None and not cold.pull["present"], cold
     assert cold.image_phase_s >= cold.pull["seconds"] - 1.0, cold
 
-    run = prepulled_window(real_cluster, e2e_namespace, model_store, tmp_path, image)
+    # A margin of 3 s (the benchmark runs 1 s): this asserts the flow, not how tight it is.
+    run = prepulled_window(real_cluster, e2e_namespace, model_store, tmp_path, image, "3s")
     print(f"\nbaseline: {cold}\nwindow: {run}")
     # The pre-pull pulled it (the kubelet measured the pull on the node) ...
     assert run.prepull_pulls and run.prepull_pulls[0]["bytes"] > 0, run.status_pre_pull
@@ -44,11 +45,14 @@ def test_a_pre_pulled_window_starts_its_replica_without_the_pull(
     # ... so the replica found it present, its image phase container creation only ...
     assert run.replica.pull is not None and run.replica.pull["present"], run.replica
     assert run.replica.image_pre_pulled is True, run.replica
-    # containerd's own times: sandbox -> first container (where a pull would be) under 1 s, and
-    # the status's image phase (the scheduler's and our processes' sub-second stamps) under 1 s.
+    # containerd's own times: sandbox -> first container (where a pull would be), and the
+    # status's image phase (sub-second stamps), each a tenth of the baseline's at most (the
+    # absolute figures, 0.13 s and 0.49 s against a 30 s pull, are make bench-window's: on a
+    # busy run the first read 0.94 s).
     precise = run.replica.sandbox_to_first_container_s
-    assert precise is not None and precise < 1.0, run.replica
-    assert run.replica.image_phase_s < 1.0, (run.replica, cold)
+    baseline = cold.sandbox_to_first_container_s
+    assert precise is not None and baseline and precise <= 0.1 * baseline, (run.replica, cold)
+    assert run.replica.image_phase_s <= 0.1 * cold.image_phase_s, (run.replica, cold)
     # ... was Ready before the window started ...
     early = seconds_between(run.replica.ready, run.window_start)
     assert early is not None and early > 0, run

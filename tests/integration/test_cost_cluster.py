@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client import REGISTRY
@@ -28,9 +29,14 @@ from tests.support.workload import pod_ready, server_pods
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
 NAME = "tts-cost"
-# valid_resource's window: Mondays 09:00-12:00 Asia/Shanghai (01:00-04:00Z), 2 replicas over
-# replicas.min 1; with a 10m lead it is warm from 00:50Z. 2030-01-07 is a Monday.
-START = datetime(2030, 1, 7, 1, 0, tzinfo=UTC)
+# valid_resource's window, moved to the weekday three days after today's (real clock, Asia/
+# Shanghai): 09:00-12:00 (01:00-04:00Z), 2 replicas over replicas.min 1; with a 10m lead it is
+# warm from 00:50Z. The pods' Ready times are the real clock's, so on the window's own weekday
+# and hours a real occurrence would hold them and count a second occurrence (it failed on a
+# Monday at 01:05Z). 2030-01-07 is a Monday.
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+WEEKDAY = (datetime.now(ZoneInfo("Asia/Shanghai")).weekday() + 3) % 7
+START = datetime(2030, 1, 7 + WEEKDAY, 1, 0, tzinfo=UTC)
 END = START + timedelta(hours=3)
 WARM_FROM = START - timedelta(minutes=10)
 
@@ -57,6 +63,7 @@ def test_warm_replica_seconds_are_the_ready_pods_the_cluster_had(
     body = valid_resource(NAME)
     body["spec"]["model"]["cache"] = {"scope": "Shared"}  # one claim, cache_volume's
     body["spec"]["warmPool"]["windows"][0]["leadTime"] = "10m"
+    body["spec"]["warmPool"]["windows"][0]["days"] = [DAYS[WEEKDAY]]
     cluster.apply(body, namespace=namespace)
     op = InProcess(cluster, namespace, WARM_FROM - timedelta(hours=1))
     op.until(NAME, lambda s: s.get("readyReplicas") == 1, "replicas.min's pod Ready")
@@ -90,7 +97,7 @@ def test_warm_replica_seconds_are_the_ready_pods_the_cluster_had(
     morning = _morning(op)
     assert morning["warmReplicaSeconds"] == pytest.approx(expected)
     assert morning["occurrences"] == 1
-    assert morning["last"]["start"] == "2030-01-07T01:00:00Z"
+    assert morning["last"]["start"] == START.isoformat().replace("+00:00", "Z")
     assert morning["last"]["warmReplicaSeconds"] == morning["warmReplicaSeconds"]
     # No server was read (simulated pods) and no start was under way in 2030.
     assert (morning["servedReplicaSeconds"], morning["leadRequests"]) == (0, 0)

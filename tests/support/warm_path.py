@@ -33,12 +33,12 @@ from tests.support.workload import pod_ready
 COLD = "tts-cold"
 WARM = "tts-path"
 # The window: starts on the first minute at least three minutes ahead; the replica's lead
-# learned from LEARN_STARTS starts (p95 + 1 s); the image lead 3m (fixed: the first pull on a
+# learned from LEARN_STARTS starts (p95 + the caller's margin); the image lead 3m (fixed: the first pull on a
 # fresh node has nothing to learn from), so the pre-pull is due within a minute of the window
 # being set and has 2-3 minutes before the replica comes.
 WINDOW_AHEAD_MIN = 3
 LEARN_STARTS = 3
-AUTO_LEAD = {"initial": "1m", "min": "1s", "margin": "1s", "minStarts": LEARN_STARTS}
+AUTO_LEAD = {"initial": "1m", "min": "1s", "minStarts": LEARN_STARTS}
 IMAGE_LEAD = "3m"
 
 
@@ -217,7 +217,7 @@ def _learn_lead(cluster: Cluster, ns: str, name: str) -> list[str]:
 
 
 def prepulled_window(
-    cluster: Cluster, ns: str, store: ModelStore, cache_root: Path, image: str
+    cluster: Cluster, ns: str, store: ModelStore, cache_root: Path, image: str, margin: str = "1s"
 ) -> WindowRun:
     """A window about three minutes ahead with the image pre-pull, the image removed first.
 
@@ -232,7 +232,7 @@ def prepulled_window(
     pool = {
         "timeZone": "UTC",
         "windows": [_window(far)],
-        "autoLeadTime": AUTO_LEAD,
+        "autoLeadTime": {**AUTO_LEAD, "margin": margin},
         "prePull": {"enabled": True, "lead": IMAGE_LEAD},
     }
     manifest = evs_manifest(WARM, store, replicas={"min": 1, "max": 1}, warmPool=pool)
