@@ -62,14 +62,15 @@ class Memory:
     def from_status(cls, status: Mapping[str, Any] | None) -> Memory:
         status = status or {}
         requests, malformed = _warm_requests(status)
+        recent = _recent(status)
         cache = status.get("cache") or {}
         return cls(
             status=status,
             warm_requests=requests,
             malformed_requests=malformed,
             cold_starts=status.get("coldStarts"),
-            cold_start_seconds=[seconds for seconds, _ in _recent(status)],
-            cold_start_image_seconds=[image for _, image in _recent(status)],
+            cold_start_seconds=[seconds for seconds, _ in recent],
+            cold_start_image_seconds=[image for _, image in recent],
             lead_in_force=lead_in_force(status),
             lead_time=status.get("leadTime") or {},
             misses=status.get("misses"),
