@@ -26,8 +26,8 @@ export GOPATH=${GOPATH:-$HOME/go}
 VERSITYGW_VERSION=v1.8.0
 KWOK_VERSION=v0.7.0
 HELM_VERSION=v3.19.5
-# Kubernetes and the etcd release it is paired with (Kubernetes 1.34 pairs with etcd 3.6).
-K8S_VERSION=v1.34.4
+# Kubernetes and the etcd release it is paired with (Kubernetes 1.35 pairs with etcd 3.6).
+K8S_VERSION=v1.35.4
 ETCD_VERSION=v3.6.16
 # The real node's cluster DNS and the local image registry the node pulls from.
 COREDNS_VERSION=v1.15.0

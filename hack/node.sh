@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One REAL node for the local control plane of hack/cluster.sh: containerd (runc, overlayfs,
-# cgroupfs), a CNI bridge, kubelet and kube-proxy v1.34.4, CoreDNS, metrics-server (the resource
+# cgroupfs), a CNI bridge, kubelet and kube-proxy v1.35.4, CoreDNS, metrics-server (the resource
 # metrics API the HPA reads), and a local image registry the kubelet pulls from. Needs root on
 # Linux (network interfaces, mounts, cgroups): `check` says why not when it cannot run.
 # cluster.sh calls it; by hand, use cluster.sh.

@@ -23,7 +23,6 @@ import pytest
 from emotivoice_fetch import report as fetch_report
 from emotivoice_fetch.durability import BOOT_ID_PATH
 from emotivoice_fetch.paths import MARKER_NAME
-from emotivoice_operator.render.deployment import READINESS_PROBE_PERIOD_SECONDS
 from tests.support import faults
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
@@ -36,9 +35,6 @@ from tests.support.workload import pod_ready, server_pods
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 CUT_SECONDS = 30
-# The server's readiness probe period: a restarted kubelet reports every container not ready
-# until its first probe, which it delays by up to one period.
-READINESS_PERIOD_S = READINESS_PROBE_PERIOD_SECONDS
 
 
 @dataclass(frozen=True)
@@ -180,15 +176,10 @@ def test_a_node_component_restarted_under_serving_pods(
     _kept_serving(result.before, result.after)
     assert figures.duplicated == 0 and figures.lost == 0, figures
     assert figures.window_met, figures
-    if component == "containerd":
-        assert figures.failed_requests == 0, figures
-    else:
-        # Measured: the restarted kubelet marks the serving pods not ready until its first
-        # probe (up to one period later), kube-proxy refuses the Service meanwhile (issue 33's
-        # target was 0: not reachable while the kubelet resets readiness). Bounded: only then.
-        span = READINESS_PERIOD_S + 5
-        assert all(-2 <= t <= span for t in result.failed_at), result.failed_at
-        assert len(result.failed_at) <= span / 0.05, figures
+    # Both 0: the kubelet (v1.35, KEP-4781) keeps its containers' Ready across its own restart
+    # instead of reporting them not ready until their first probe; a v1.34 kubelet refused
+    # 22 of 1,354 requests here (docs/troubleshooting.md).
+    assert figures.failed_requests == 0, (figures, result.failed_at)
 
 
 def _operator_pod(cluster: Cluster, namespace: str) -> dict[str, Any]:

@@ -43,14 +43,15 @@ from emotivoice_server.settings import GRACEFUL_TIMEOUT_S
 # it lagged 2 s on average on a real kubelet); a probe is one local HTTP GET, and liveness
 # waits for the startup probe, so the budget (startupTimeoutSeconds) is unchanged.
 STARTUP_PROBE_PERIOD_SECONDS = 1
-# Every second too, for a kubelet restart: a kubelet that starts reports every container not
-# ready until its first readiness probe (kubelet v1.34 pkg/kubelet/prober: worker.go's initial
-# result is Failure, prober_manager.go's UpdatePodStatus says not ready while no probe has run),
-# and it delays each worker's first probe by a random part of the period (worker.go's run), so
-# the pods leave the Service's endpoints for up to a period. /ready is a local GET of a flag (it
-# answers 503 while loading or draining only, never under load), so a probe a second costs
-# nothing. The failure budget stays READINESS_FAILURE_BUDGET_SECONDS (10 s, as at 5 s x 2): a
-# server slow to answer under load is not dropped sooner than before.
+# Every second too, for a kubelet restart on nodes before Kubernetes v1.35: such a kubelet
+# reports every container not ready until its first readiness probe (v1.34 pkg/kubelet/prober:
+# worker.go's initial result is Failure, prober_manager.go's UpdatePodStatus says not ready while
+# no probe has run), and it delays each worker's first probe by a random part of the period
+# (worker.go's run), so the pods leave the Service's endpoints for up to a period (v1.35 keeps
+# readiness across the restart: KEP-4781). /ready is a local GET of a flag (it answers 503 while
+# loading or draining only, never under load), so a probe a second costs nothing. The failure
+# budget stays READINESS_FAILURE_BUDGET_SECONDS (10 s, as at 5 s x 2): a server slow to answer
+# under load is not dropped sooner than before.
 READINESS_PROBE_PERIOD_SECONDS = 1
 READINESS_FAILURE_BUDGET_SECONDS = 10
 GPU_RESOURCE = "nvidia.com/gpu"
