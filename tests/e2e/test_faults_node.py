@@ -9,25 +9,29 @@ and appended to $EVS_FAULTS_REPORT (tests/support/faults.py).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from emotivoice_fetch import report as fetch_report
 from emotivoice_fetch.durability import BOOT_ID_PATH
 from emotivoice_fetch.paths import MARKER_NAME
 from tests.support import faults
 from tests.support.cluster import Cluster
-from tests.support.operator_process import wait_for
-from tests.support.services import create_service, evs_manifest
-from tests.support.store import ModelStore, start_store, stop_store
+from tests.support.helm import install_operator, uninstall_operator
+from tests.support.operator_process import install_crd, wait_for
+from tests.support.services import PV_NAMESPACE_LABEL, create_service, evs_manifest
+from tests.support.store import ModelStore, credentials_secret, start_store, stop_store
 from tests.support.timestamps import first_line, timestamped_log
 from tests.support.traffic import SteadyClient, failures, summary
 from tests.support.workload import pod_ready, server_pods
@@ -43,6 +47,7 @@ class NodeFault:
     before: dict[str, tuple[str, int]]  # tts-w's serving pods: name -> (uid, restarts)
     after: dict[str, tuple[str, int]]
     failed_at: list[float]  # each failed request's send time, seconds after the fault's end
+    reached: dict[str, float]  # each milestone, seconds after the fault's end
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +75,14 @@ def node_fault(
     fault: str,
     inject: Callable[[], None],
     settled: Callable[[], bool] | None = None,
+    extra: dict[str, Callable[[], bool]] | None = None,
+    record: bool = True,
 ) -> NodeFault:
     """Service tts-w Ready (1 replica) with a client on its Service; a window raising it to 2
     whose lead starts 4 s into the fault; tts-c created as the fault begins. ``settled``: one
-    more milestone the fault needs (the API may still show pods Ready that the fault stopped)."""
+    more milestone the fault needs (the API may still show pods Ready that the fault stopped);
+    ``extra``: more milestones by name, timed and awaited like the others, the window's time
+    left alone. ``record``: False leaves faults.record to the caller (figures of its own)."""
     c = cluster
     windowed = evs_manifest("tts-w", store, replicas={"min": 1, "max": 2})
     create_service(c, ns, windowed, cache_root)
@@ -102,6 +111,7 @@ def node_fault(
         }
         if settled is not None:
             milestones["the fault's pods re-run and Ready"] = settled
+        milestones.update(extra or {})
         deadline = time.monotonic() + 300
         while len(reached) < len(milestones) and time.monotonic() < deadline:
             for what, check in milestones.items():
@@ -143,13 +153,14 @@ def node_fault(
         + ", ".join(f"{k} +{v:.1f} s" for k, v in reached.items())
         + f"; client: {summary(outcomes)}"
     )
-    faults.record(figures)
+    if record:
+        faults.record(figures)
     failed_at = [round(o.sent - over, 2) for o in outcomes if not o.ok]
     if failed_at:
         print(
             f"failed requests sent from {failed_at[0]:+.1f} s to {failed_at[-1]:+.1f} s after the fault"
         )
-    return NodeFault(figures, before, after, failed_at)
+    return NodeFault(figures, before, after, failed_at, reached)
 
 
 def _kept_serving(before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]]) -> None:
@@ -435,3 +446,185 @@ def test_a_node_reboot(
     marker = _marker(cache_root, ns, "tts-w-model")
     assert marker["synced"] is True and marker["boot_id"] == new_boot, marker
     assert figures.duplicated == 0 and figures.lost == 0, figures
+
+
+# ---- operator HA: the active replica killed --------------------------------------------------
+
+HA_RELEASE = "evs-ha"
+HA_SYSTEM_NAMESPACE = "evs-ha-system"
+# Not the e2e operator's evs-e2e-*: two operators must never reconcile one namespace.
+HA_NAMESPACE_PREFIX = "evs-ha-"
+# The chart's defaults: its peering object's name, the operator's metrics port.
+HA_PEERING = "emotivoice-operator"
+HA_METRICS_PORT = 9090
+# kopf's own log line (kopf/_core/engines/peering.py): a replica starts paused (the peering is
+# mandatory) and says this when it finds no live peer of a higher priority, i.e. when it leads.
+RESUMED = "Resuming operations after the pause"
+
+
+@dataclass(frozen=True)
+class HaOperator:
+    system: str  # the release's namespace: its two operator pods
+    namespace: str  # the one namespace it watches, by name
+
+
+@pytest.fixture
+def ha_operator(real_cluster: Cluster, images: dict[str, str]) -> Iterator[HaOperator]:
+    """A second release of the chart, two replicas with peering, watching one namespace by name
+    (the chart refuses peering with namespace patterns; its KopfPeering lives in that
+    namespace, so the namespace is made first). Everything goes at the end, failed or not."""
+    c = real_cluster
+    ns = f"{HA_NAMESPACE_PREFIX}{uuid.uuid4().hex[:6]}"
+    assert not ns.startswith("evs-e2e-"), ns
+    try:
+        c.kubectl("create", "namespace", ns)
+        c.kubectl("wait", "--for=create", "serviceaccount/default", "-n", ns, "--timeout=60s")
+        credentials_secret(c, ns)
+        install_crd(c)
+        install_operator(
+            c, images, HA_RELEASE, HA_SYSTEM_NAMESPACE,
+            extra_values={"replicaCount": 2, "peering": {"enabled": True, "name": HA_PEERING},
+                          "watchNamespaces": [ns]},
+        )  # fmt: skip
+        yield HaOperator(HA_SYSTEM_NAMESPACE, ns)
+    finally:
+        # The services first, while their operator still runs; then the operator; then both
+        # namespaces (waited for: the next run installs into a system namespace of that name).
+        c.kubectl("delete", "evs", "--all", "-n", ns, "--wait=true", "--timeout=60s",
+                  check=False, timeout=80)  # fmt: skip
+        uninstall_operator(c, HA_RELEASE, HA_SYSTEM_NAMESPACE)
+        for name in (ns, HA_SYSTEM_NAMESPACE):
+            c.kubectl("delete", "namespace", name, "--wait=true", "--timeout=180s",
+                      check=False, timeout=200)  # fmt: skip
+        c.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={ns}", check=False)
+
+
+def _ha_pods(cluster: Cluster, system: str) -> dict[str, dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance={HA_RELEASE}"
+    pods = cluster.get_json("pods", "-n", system, "-l", selector)["items"]
+    return {p["metadata"]["name"]: p for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
+def _operator_status(pod: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in pod["status"]["containerStatuses"] if s["name"] == "operator")
+
+
+def _passes(pod: dict[str, Any]) -> int:
+    """The replica's reconcile passes since its process started (its own metrics, on the pod's
+    address: the node's bridge is this machine's)."""
+    url = f"http://{pod['status']['podIP']}:{HA_METRICS_PORT}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return int(
+        sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == "emotivoice_reconcile_seconds_count"
+        )
+    )
+
+
+def _peers(cluster: Cluster, ns: str) -> tuple[list[str], list[str]]:
+    """The KopfPeering's peers: (live, dead) identities, by their lastseen and lifetime."""
+    status = cluster.get_json("kopfpeering", HA_PEERING, "-n", ns).get("status") or {}
+    now = datetime.now(UTC)
+    live, dead = [], []
+    for identity, info in status.items():
+        if not isinstance(info, dict) or "lastseen" not in info:
+            continue
+        seen = datetime.fromisoformat(info["lastseen"].replace("Z", "+00:00"))
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        expired = seen + timedelta(seconds=float(info.get("lifetime", 60))) < now
+        (dead if expired else live).append(identity)
+    return live, dead
+
+
+def test_operator_ha_the_active_replica_killed_as_a_lead_begins(
+    real_cluster: Cluster,
+    ha_operator: HaOperator,
+    model_store: ModelStore,
+    cache_root: Path,
+) -> None:
+    """Issue 33: the chart's two operator replicas with kopf peering (its own release, watching
+    one namespace by name), the active one killed hard: its container's process SIGKILLed on
+    the node through containerd (faults.kill_container), no goodbye to its peers, as in a crash
+    or an OOM kill; the kubelet restarts the container in the same pod.
+
+    When: 4 s before the window's lead (node_fault's moment), as tts-c is created. The standby
+    waits for the dead replica's peering record to expire (the operator's 15 s lifetime, minus
+    the time since its last keepalive), so the handover falls in the lead: the window's floor
+    and tts-c are the standby's to make. A steady client sends through tts-w's Service all along.
+    The killed replica comes back younger, so with a lower priority: as the standby."""
+    c, system, ns = real_cluster, ha_operator.system, ha_operator.namespace
+    killed: dict[str, Any] = {}
+
+    def inject() -> None:
+        pods = _ha_pods(c, system)
+        assert len(pods) == 2 and all(pod_ready(p) for p in pods.values()), list(pods)
+        passes = {name: _passes(p) for name, p in pods.items()}
+        working = [name for name, n in passes.items() if n > 0]
+        assert len(working) == 1, f"replicas reconciling: {passes}"
+        [active] = working
+        [standby] = [name for name in pods if name != active]
+        led = {name: first_line(timestamped_log(c, system, name, "operator"), RESUMED)
+               for name in pods}  # fmt: skip
+        assert led[active] is not None and led[standby] is None, (active, led)
+        status = _operator_status(pods[active])
+        killed.update(
+            active=active, standby=standby, restarts=status.get("restartCount", 0),
+            standby_passes=passes[standby], at=time.time(),
+        )  # fmt: skip
+        faults.kill_container(status["containerID"])
+        print(f"\nSIGKILLed {active} (active, {passes[active]} passes); standby {standby}")
+
+    def standby_reconciling() -> bool:
+        return _passes(_ha_pods(c, system)[killed["standby"]]) > killed["standby_passes"]
+
+    def killed_back() -> bool:
+        pod = _ha_pods(c, system).get(killed["active"])
+        return (
+            pod is not None
+            and pod_ready(pod)
+            and _operator_status(pod).get("restartCount", 0) > killed["restarts"]
+        )
+
+    result = node_fault(
+        c, ns, model_store, cache_root,
+        "operator HA: the active replica SIGKILLed 4 s before a window's lead", inject,
+        extra={"the standby reconciling": standby_reconciling,
+               "the killed replica's container restarted": killed_back},
+        record=False,
+    )  # fmt: skip
+    active, standby = killed["active"], killed["standby"]
+    resumed = first_line(timestamped_log(c, system, standby, "operator"), RESUMED)
+    assert resumed is not None, f"{standby} never resumed"
+    takeover = resumed[0] - killed["at"]
+    figures = dataclasses.replace(result.figures, takeover_s=round(takeover, 1))
+    faults.record(figures)
+    reconciled = result.reached["the standby reconciling"]
+    restarted = result.reached["the killed replica's container restarted"]
+    print(
+        f"{standby} resumed {takeover:.1f} s after the kill (kopf's log), reconciled "
+        f"+{reconciled:.1f} s; {active}'s container back +{restarted:.1f} s"
+    )
+    # The killed replica came back in the same pod, as the standby; nothing else appeared.
+    pods = _ha_pods(c, system)
+    assert sorted(pods) == sorted([active, standby]), list(pods)
+    back = timestamped_log(c, system, active, "operator")
+    assert back and first_line(back, RESUMED) is None, back[-20:]
+    for _ in range(3):  # it stays paused while the other lives
+        assert _passes(pods[active]) == 0
+        time.sleep(2)
+
+    def two_live_peers() -> tuple[list[str], list[str]] | None:
+        live, dead = _peers(c, ns)
+        return (live, dead) if len(live) == 2 and not dead else None
+
+    live, dead = wait_for(two_live_peers, timeout=60, interval=2,
+                          what="two live peers, the killed one's record cleaned")  # fmt: skip
+    print(f"peers now: {live} (dead: {dead})")
+    assert figures.failed_requests == 0, (figures, result.failed_at)
+    assert figures.duplicated == 0 and figures.lost == 0, figures
+    assert figures.window_met, figures

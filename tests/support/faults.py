@@ -215,6 +215,8 @@ class FaultFigures:
     # From the fault's end until the operator had raised the window's floor (on the HPA): its
     # own part of the recovery; the rest is the controllers' and the kubelet's.
     floor_s: float | None = None
+    # Operator HA: from the active replica's kill until the standby resumed (kopf's log).
+    takeover_s: float | None = None
 
     def line(self) -> str:
         requests = (
@@ -232,6 +234,11 @@ class FaultFigures:
                 ""
                 if self.floor_s is None
                 else f"; the operator raised the floor +{self.floor_s:.1f} s"
+            )
+            + (
+                ""
+                if self.takeover_s is None
+                else f"; the standby took over +{self.takeover_s:.1f} s"
             )
         )
 
@@ -274,3 +281,23 @@ def reconnect() -> None:
         check=False,
         timeout=10,
     )
+
+
+def kill_container(container_id: str) -> None:
+    """SIGKILLs a container's task on the real node, through containerd (``ctr tasks kill -s
+    KILL``, as node.sh's reboot does): its init process dies without a chance to say goodbye,
+    as in a crash or an OOM kill, and the kubelet starts the container again in the same pod.
+    ``container_id``: the pod status' ``containerID`` (``containerd://ID``)."""
+    runtime, _, cid = container_id.partition("://")
+    if runtime != "containerd" or not cid:
+        raise FaultError(f"not a containerd container: {container_id!r}")
+    sock = state_dir() / "node" / "run" / "containerd.sock"
+    result = subprocess.run(
+        ["ctr", "-a", str(sock), "-n", "k8s.io", "tasks", "kill", "-s", "KILL", cid],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise FaultError(f"ctr tasks kill {cid} failed: {result.stderr.strip()}")

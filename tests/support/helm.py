@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
+from typing import Any
 
 from tests.support.cluster import REPO, Cluster, ClusterError, build_binaries
 from tests.support.realnode import REAL_NODE_TOLERATION, node_facts
@@ -17,13 +19,16 @@ def install_operator(
     images: dict[str, str],
     release: str,
     namespace: str,
-    watch: tuple[str, ...],
+    watch: tuple[str, ...] = (),
     timer_s: int = 5,
+    extra_values: Mapping[str, Any] | None = None,
 ) -> None:
     """The Helm chart for real, with our images: the operator runs as a pod on the real node
     and watches only the namespaces matching ``watch`` (kopf globs), so it never reconciles a
     demo's services, nor the demo's operator its. `images` needs "server-cpu" (this node has
-    no GPU); "server" (CUDA) when it was built."""
+    no GPU); "server" (CUDA) when it was built. ``extra_values`` go over the rest (top-level
+    keys replaced): e.g. ``replicaCount: 2``, ``peering: {enabled: true}`` and
+    ``watchNamespaces: [NAME]`` with no ``watch`` (the chart refuses peering with patterns)."""
     helm = build_binaries("helm") / "helm"
     operator_repo, operator_tag = images["operator"].rsplit(":", 1)
     server_repo, cpu_tag = images["server-cpu"].rsplit(":", 1)
@@ -33,11 +38,12 @@ def install_operator(
         "image": {"repository": operator_repo, "tag": operator_tag},
         "serverImage": {"repository": server_repo, "tag": gpu_tag, "cpuTag": cpu_tag},
         "timerIntervalSeconds": timer_s,
-        "watchNamespacePatterns": list(watch),
+        **({"watchNamespacePatterns": list(watch)} if watch else {}),
         "tolerations": [REAL_NODE_TOLERATION],
         "extraPodTolerations": [REAL_NODE_TOLERATION],
         # The warm path's pods run the node's own sandbox image (nothing to pull).
         "pauseImage": node_facts()["PAUSE_IMAGE"],
+        **(extra_values or {}),
     }
     result = subprocess.run(
         [str(helm), "upgrade", "--install", release, str(CHART), "--namespace", namespace,
