@@ -150,9 +150,10 @@ bench: bench-coldstart
 
 ## bench-window: one window's warm path on the real node: the image pre-pull's timeline to the
 ## replicas Ready, the image phase with and without the pre-pull, replica-time spent before the start
+## (the full-size model, the start users' replicas have; MODEL=small for the tests' model)
 .PHONY: bench-window
-bench-window: venv tools node-tools
-	@$(PY) bench/window_bench.py
+bench-window: venv tools node-tools test-model-full
+	@$(PY) bench/window_bench.py $(if $(MODEL),--model $(MODEL))
 bench: bench-window
 
 ## bench-fallback: a primary at zero behind a CPU fallback on the real node, against no fallback:

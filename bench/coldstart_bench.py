@@ -54,10 +54,16 @@ sys.path.insert(0, str(REPO))
 
 from tests.server.server_process import free_port  # noqa: E402
 from tests.support import realnode  # noqa: E402
-from tests.support.cluster import Cluster, cluster_session  # noqa: E402
-from tests.support.helm import install_operator, uninstall_operator  # noqa: E402
-from tests.support.operator_process import install_crd, wait_for  # noqa: E402
-from tests.support.services import PV_NAMESPACE_LABEL, cache_volume, evs_manifest  # noqa: E402
+from tests.support.bench_session import (  # noqa: E402
+    BenchRelease,
+    NoRealNode,
+    install,
+    real_node_bench,
+    remove,
+)
+from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.operator_process import wait_for  # noqa: E402
+from tests.support.services import cache_volume, default_resources, evs_manifest  # noqa: E402
 from tests.support.store import TEST_STORE, ModelStore, credentials_secret, deploy_model_store  # noqa: E402
 from tests.support.timestamps import first_line, instant, timestamped_log  # noqa: E402
 from tests.support.workload import pod_ready  # noqa: E402
@@ -66,6 +72,7 @@ RELEASE = "evs-bench"
 SYSTEM_NS = "evs-bench-system"
 STORE = dataclasses.replace(TEST_STORE, namespace="evs-bench-s3")
 NS = "evs-bench-coldstart"
+BENCH = BenchRelease(RELEASE, SYSTEM_NS, watch=(NS,), also_delete=(STORE.namespace,))
 NAME = "tts"
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "today"]
 STEADY_REQUESTS = 10
@@ -376,16 +383,6 @@ def first_and_steady(url: str) -> tuple[float, float]:
     return first, steady
 
 
-def default_resources() -> dict[str, Any]:
-    """The server container's requests and limits as the CRD defaults them (its one source),
-    with a CPU request of 250m so that the pod fits beside a demo's on the 2-core node."""
-    from emotivoice_operator.crd.spec import parse_spec
-
-    res = parse_spec({"model": {"source": {"uri": "s3://m/v1"}}}).server.resources
-    requests = {k: str(v) for k, v in res.requests.items()} | {"cpu": "250m"}
-    return {"requests": requests, "limits": {k: str(v) for k, v in res.limits.items()}}
-
-
 def measure(
     cluster: Cluster, images: dict[str, str], work: Path, model_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -562,37 +559,25 @@ def main(argv: list[str] | None = None) -> int:
     if "full" in sizes and not full.is_dir():
         parser.error(f"--models full needs {full}: run `make test-model-full` first")
     results: dict[str, Any] = {}
-    with cluster_session() as cluster:
-        reason = realnode.missing_reason(cluster)
-        if reason:
-            print(f"bench-coldstart needs the real node: {reason}", file=sys.stderr)
-            return 2
-        images = realnode.build_images(on_line=lambda line: print(line, file=sys.stderr))
-        install_crd(cluster)
-        for size in sizes:
-            print(f"\n==== the {size} model", file=sys.stderr)
-            # An operator per model: its namespace is deleted and made again between models,
-            # and an operator watching one namespace by name was seen not to follow that
-            # (the second model's service was never reconciled; see docs/benchmarks.md).
-            install_operator(cluster, images, RELEASE, SYSTEM_NS, watch=(NS,))
-            try:
-                with tempfile.TemporaryDirectory(prefix="evs-coldstart-") as tmp:
-                    model = full if size == "full" else None
-                    results[size] = measure(cluster, images, Path(tmp), model)
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(results, indent=2))  # what is measured so far
-            finally:
-                for ns in (NS, STORE.namespace):
-                    cluster.kubectl(
-                        "delete", "namespace", ns, "--wait=true", "--timeout=180s",
-                        check=False, timeout=200,
-                    )  # fmt: skip
-                cluster.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={NS}", check=False)
-                uninstall_operator(cluster, RELEASE, SYSTEM_NS)
-                cluster.kubectl(
-                    "delete", "namespace", SYSTEM_NS, "--wait=true", "--timeout=120s",
-                    check=False, timeout=140,
-                )  # fmt: skip
+    try:
+        with real_node_bench("bench-coldstart") as (cluster, images):
+            for size in sizes:
+                print(f"\n==== the {size} model", file=sys.stderr)
+                # An operator per model: its namespace is deleted and made again between models,
+                # and an operator watching one namespace by name was seen not to follow that
+                # (the second model's service was never reconciled; see docs/benchmarks.md).
+                install(cluster, images, BENCH)
+                try:
+                    with tempfile.TemporaryDirectory(prefix="evs-coldstart-") as tmp:
+                        model = full if size == "full" else None
+                        results[size] = measure(cluster, images, Path(tmp), model)
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    args.out.write_text(json.dumps(results, indent=2))  # measured so far
+                finally:
+                    remove(cluster, BENCH)
+    except NoRealNode as err:
+        print(err, file=sys.stderr)
+        return 2
     for size, result in results.items():
         print(f"\n======== the {size} model ({result['model_bytes'] / 1e6:.0f} MB of files)")
         result["ratios"] = report(result)

@@ -43,11 +43,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support import realnode  # noqa: E402
-from tests.support.cluster import Cluster, cluster_session  # noqa: E402
-from tests.support.helm import install_operator, uninstall_operator  # noqa: E402
-from tests.support.operator_process import install_crd, wait_for  # noqa: E402
-from tests.support.services import PV_NAMESPACE_LABEL, create_service, evs_manifest  # noqa: E402
+from tests.support.bench_session import BenchRelease, NoRealNode, operator_bench  # noqa: E402
+from tests.support.cluster import Cluster  # noqa: E402
+from tests.support.operator_process import wait_for  # noqa: E402
+from tests.support.services import create_service, evs_manifest  # noqa: E402
 from tests.support.store import TEST_STORE, credentials_secret, deploy_model_store  # noqa: E402
 from tests.support.workload import pod_ready  # noqa: E402
 
@@ -55,6 +54,7 @@ RELEASE = "evs-fallback-bench"
 SYSTEM_NS = "evs-fallback-bench-system"
 STORE = dataclasses.replace(TEST_STORE, namespace="evs-fallback-bench-s3")
 NS = "evs-fallback-bench"
+BENCH = BenchRelease(RELEASE, SYSTEM_NS, watch=(NS,), also_delete=(STORE.namespace,))
 PRIMARY, FALLBACK, PLAIN = "tts-main", "tts-cpu", "tts-plain"
 POOL_HEADER = "x-emotivoice-pool"
 PERIOD_S = 0.5  # 2 speech requests/s: the fallback's one CPU pod keeps up
@@ -358,24 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "fallback.json")
     args = parser.parse_args(argv)
-    with cluster_session() as cluster:
-        reason = realnode.missing_reason(cluster)
-        if reason:
-            print(f"bench-fallback needs the real node: {reason}", file=sys.stderr)
-            return 2
-        images = realnode.build_images(on_line=lambda line: print(line, file=sys.stderr))
-        install_crd(cluster)
-        install_operator(cluster, images, RELEASE, SYSTEM_NS, watch=(NS,))
-        try:
-            with tempfile.TemporaryDirectory(prefix="evs-fallback-") as tmp:
-                result = measure(cluster, images, Path(tmp))
-        finally:
-            for ns in (NS, STORE.namespace):
-                cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=120s",
-                                check=False)  # fmt: skip
-            cluster.kubectl("delete", "pv", "-l", f"{PV_NAMESPACE_LABEL}={NS}", check=False)
-            uninstall_operator(cluster, RELEASE, SYSTEM_NS)
-            cluster.kubectl("delete", "namespace", SYSTEM_NS, "--wait=false", check=False)
+    try:
+        bench = operator_bench("bench-fallback", BENCH)
+        with bench as (cluster, images), tempfile.TemporaryDirectory(prefix="evs-fallback-") as tmp:
+            result = measure(cluster, images, Path(tmp))
+    except NoRealNode as err:
+        print(err, file=sys.stderr)
+        return 2
     result["ratios"] = report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

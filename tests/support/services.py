@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from emotivoice_operator.render.security import UID as POD_UID
 from tests.support.cluster import Cluster
@@ -48,6 +49,16 @@ def evs_manifest(name: str, store: ModelStore, **spec: object) -> dict:
         "metadata": {"name": name},
         "spec": body,
     }
+
+
+def default_resources() -> dict[str, Any]:
+    """The server container's requests and limits as the CRD defaults them (its one source),
+    with a CPU request of 250m so that the pod fits beside a demo's on the 2-core node."""
+    from emotivoice_operator.crd.spec import parse_spec
+
+    res = parse_spec({"model": {"source": {"uri": "s3://m/v1"}}}).server.resources
+    requests = {k: str(v) for k, v in res.requests.items()} | {"cpu": "250m"}
+    return {"requests": requests, "limits": {k: str(v) for k, v in res.limits.items()}}
 
 
 def create_service(

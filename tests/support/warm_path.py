@@ -14,8 +14,6 @@ operator's status), so the timeline is what the cluster recorded, not what this 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +23,7 @@ from emotivoice_operator.warmpath.pulls import Pull, parse_pulled
 from tests.support import realnode
 from tests.support.cluster import Cluster
 from tests.support.operator_process import wait_for
-from tests.support.services import POD_UID, create_service, evs_manifest
+from tests.support.services import create_service, evs_manifest
 from tests.support.store import ModelStore
 from tests.support.timestamps import instant
 from tests.support.workload import pod_ready
@@ -59,6 +57,8 @@ class Start:
     # The scheduler's Scheduled Event (microseconds; ``created`` has whole seconds): when the
     # replica took its room on the node, which a warm replica holds until the window.
     scheduled: str | None = None
+    # status.coldStarts' phases of this start (seconds).
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +75,8 @@ class WindowRun:
     image_bytes: int
     # status.leadTime when the window was set: the learned replica lead, and from what.
     lead: dict[str, Any] = field(default_factory=dict)
+    # The starts the lead was learned from (status.coldStarts.recent: seconds, phases).
+    learned_from: list[dict[str, Any]] = field(default_factory=list)
     status_pre_pull: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,23 +147,34 @@ def _start(cluster: Cluster, ns: str, name: str, image: str, after: int = 0) -> 
         pull=pull.to_status() if pull else None,
         sandbox_to_first_container_s=precise,
         scheduled=scheduled_at(cluster, ns, pod["metadata"]["name"]),
+        phases={k: float(v) for k, v in (record.get("phases") or {}).items()},
     )
 
 
+def _manifest(name: str, store: ModelStore, server: dict[str, Any] | None, **spec: object) -> dict:
+    """evs_manifest's service, its spec.server replaced by ``server`` when given (the window
+    bench's: the CRD's default warm-up and resources, what users get)."""
+    manifest = evs_manifest(name, store, **spec)
+    if server is not None:
+        manifest["spec"]["server"] = server
+    return manifest
+
+
 def cold_baseline(
-    cluster: Cluster, ns: str, store: ModelStore, cache_root: Path, image: str
+    cluster: Cluster,
+    ns: str,
+    store: ModelStore,
+    cache_root: Path,
+    image: str,
+    server: dict[str, Any] | None = None,
 ) -> Start:
     """A replica's own cold start with the image removed from the node: the pull in its image
     phase. The service is deleted afterwards (its pods gone)."""
     assert realnode.remove_image(image), f"containerd could not remove {image}"
-    create_service(cluster, ns, evs_manifest(COLD, store), cache_root, timeout=600)
+    create_service(cluster, ns, _manifest(COLD, store, server), cache_root, timeout=600)
     start = _start(cluster, ns, COLD, image)
     cluster.kubectl("delete", "evs", COLD, "-n", ns, "--wait=true", "--timeout=120s", timeout=150)
-    wait_for(
-        lambda: not _pods(cluster, ns, COLD, "server"), timeout=120, what="the baseline's pods gone"
-    )
-    # Its stopped containers keep the image's content referenced: gone, the next pull is real.
-    realnode.remove_pod_containers(start.pod, ns)
+    _gone(cluster, ns, COLD, [start.pod])  # so the next pull is real
     return start
 
 
@@ -175,59 +188,76 @@ def _window(start: datetime) -> dict[str, Any]:
     }
 
 
-def _seed_cache(source: Path, target: Path) -> None:
-    """A copy of a verified cache volume's directory, owned by the pods' uid."""
-    shutil.copytree(source, target, symlinks=True)
-    for path in (target, *target.rglob("*")):
-        os.chown(path, POD_UID, POD_UID, follow_symlinks=False)
+def _hand_over_cache(source: Path, target: Path) -> None:
+    """The baseline's verified cache volume becomes the window service's: the directory renamed,
+    so its files keep their inodes and mtimes and the marker's quick check holds, as for a Shared
+    claim's next replica. (A copy has new inodes: its first start re-hashed the whole model,
+    2.5 s of the full-size one, and that start set the learned lead's p95.)"""
+    source.rename(target)
 
 
-def _learn_lead(cluster: Cluster, ns: str, name: str) -> list[str]:
-    """The service at one replica until leadTime: auto has learned from LEARN_STARTS starts, each
-    after the first its pod deleted and replaced (the image present, the Shared cache warm: what a
-    window's replica will meet); the pods' names."""
-    pods: list[str] = []
+def _scale(cluster: Cluster, ns: str, name: str, replicas: int) -> None:
+    body = json.dumps({"spec": {"replicas": {"min": replicas}}})
+    cluster.kubectl("patch", "evs", name, "-n", ns, "--type=merge", "-p", body)
 
-    def serving() -> list[str]:
-        """The Ready replicas not leaving (a deleted pod drains, Ready, for a few seconds)."""
-        return [
-            p["metadata"]["name"]
-            for p in _pods(cluster, ns, name, "server")
-            if pod_ready(p) and not p["metadata"].get("deletionTimestamp")
-            and p["metadata"]["name"] not in pods
-        ]  # fmt: skip
 
+def _gone(cluster: Cluster, ns: str, name: str, pods: list[str]) -> None:
+    """The service's server pods gone, and their stopped containers with them (they keep the
+    image's content referenced, so a removal of the image would leave it on disk)."""
+    wait_for(
+        lambda: not _pods(cluster, ns, name, "server"), timeout=180, what=f"{name}'s pods gone"
+    )
+    for pod in pods:
+        realnode.remove_pod_containers(pod, ns)
+
+
+def _learn_lead(cluster: Cluster, ns: str, name: str) -> None:
+    """The service scaled from zero to one replica LEARN_STARTS times, until leadTime: auto has
+    learned from those starts, and left at zero. Each start is the one a window's replica will
+    have: alone on the node (no pod of the service draining beside it), the image present, the
+    Shared cache verified, not downloaded. (Starts timed as a deleted pod's replacement, while
+    the old one drains, were slower: they raised the lead by a second over the window's start.)"""
     for k in range(LEARN_STARTS):
+        if k:
+            _scale(cluster, ns, name, 1)
         wait_for(
-            lambda k=k: _start_count(cluster, ns, name) > k and serving(),
+            lambda k=k: (
+                _start_count(cluster, ns, name) > k
+                and any(pod_ready(p) for p in _pods(cluster, ns, name, "server"))
+            ),
             timeout=300,
             interval=1,
             what=f"{name}'s start {k + 1} of {LEARN_STARTS} recorded",
         )
-        pod = serving()[0]
-        pods.append(pod)
-        if k + 1 < LEARN_STARTS:
-            cluster.kubectl("delete", "pod", pod, "-n", ns, "--wait=false")
+        pods = [p["metadata"]["name"] for p in _pods(cluster, ns, name, "server")]
+        _scale(cluster, ns, name, 0)
+        _gone(cluster, ns, name, pods)
     wait_for(
         lambda: (_status(cluster, ns, name).get("leadTime") or {}).get("mode") == "learned",
         timeout=60,
         what=f"{name}'s lead learned",
     )
-    return pods
 
 
 def prepulled_window(
-    cluster: Cluster, ns: str, store: ModelStore, cache_root: Path, image: str, margin: str = "1s"
+    cluster: Cluster,
+    ns: str,
+    store: ModelStore,
+    cache_root: Path,
+    image: str,
+    margin: str = "1s",
+    server: dict[str, Any] | None = None,
 ) -> WindowRun:
     """A window about three minutes ahead with the image pre-pull, the image removed first.
 
-    The service first runs one replica (its window half a day away) until its replica lead is
-    learned, then goes to zero; its pods' containers and the image are removed, and only then is
-    the window moved to three minutes ahead: the DaemonSet pulls while nothing warm exists.
+    The service (its window half a day away) first goes from zero to one replica and back until
+    its replica lead is learned (``_learn_lead``); its pods' containers and the image are
+    removed, and only then is the window moved to three minutes ahead: the DaemonSet pulls while
+    nothing warm exists.
 
-    Its cache starts as a copy of the baseline's (what a Shared claim holds after its first
-    replica's download), so the starts it learns from are the start the window's replica will
-    have: the image present, the cache verified, not downloaded."""
+    Its cache is the baseline's volume (what a Shared claim holds after its first replica's
+    download), so the starts it learns from are the start the window's replica will have: the
+    image present, the cache verified, not downloaded."""
     far = datetime.now(UTC) + timedelta(hours=12)
     pool = {
         "timeZone": "UTC",
@@ -235,21 +265,14 @@ def prepulled_window(
         "autoLeadTime": {**AUTO_LEAD, "margin": margin},
         "prePull": {"enabled": True, "lead": IMAGE_LEAD},
     }
-    manifest = evs_manifest(WARM, store, replicas={"min": 1, "max": 1}, warmPool=pool)
-    _seed_cache(cache_root / ns / f"{COLD}-model", cache_root / ns / f"{WARM}-model")
+    manifest = _manifest(WARM, store, server, replicas={"min": 1, "max": 1}, warmPool=pool)
+    _hand_over_cache(cache_root / ns / f"{COLD}-model", cache_root / ns / f"{WARM}-model")
     create_service(cluster, ns, manifest, cache_root, wait=False)
-    learned_on = _learn_lead(cluster, ns, WARM)
-    cluster.kubectl(
-        "patch", "evs", WARM, "-n", ns, "--type=merge", "-p", '{"spec":{"replicas":{"min":0}}}'
-    )
-    wait_for(
-        lambda: not _pods(cluster, ns, WARM, "server"), timeout=180, what="the learning pods gone"
-    )
-    for pod in learned_on:
-        realnode.remove_pod_containers(pod, ns)
+    _learn_lead(cluster, ns, WARM)
     assert realnode.remove_image(image), f"containerd could not remove {image}"
     before = _start_count(cluster, ns, WARM)
-    lead = _status(cluster, ns, WARM).get("leadTime") or {}
+    learned = _status(cluster, ns, WARM)
+    lead = learned.get("leadTime") or {}
     # The next whole minute at least three minutes ahead (a cron window starts on a minute).
     start = (datetime.now(UTC) + timedelta(minutes=WINDOW_AHEAD_MIN, seconds=59)).replace(
         second=0, microsecond=0
@@ -286,6 +309,10 @@ def prepulled_window(
         replica=replica,
         image_bytes=sum(realnode.image_layer_sizes(image)),
         lead=lead,
+        learned_from=[
+            {"seconds": r.get("seconds"), "phases": r.get("phases")}
+            for r in (learned.get("coldStarts") or {}).get("recent") or []
+        ],
         status_pre_pull=pre,
     )
 
