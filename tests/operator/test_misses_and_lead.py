@@ -19,7 +19,7 @@ from emotivoice_operator.desired import replica_samples
 from emotivoice_operator.tuning.lead import learn_lead
 from emotivoice_operator.tuning.misses import check, describe_miss
 from emotivoice_operator.windows import Window, parse_windows, prewarm_cron
-from emotivoice_operator.windows.model import LeadBounds
+from emotivoice_operator.windows.model import LeadBounds, format_duration, parse_duration
 
 
 def pool(tz: str, *windows: dict[str, Any], auto: dict[str, Any] | None = None) -> WarmPoolSpec:
@@ -245,6 +245,23 @@ def test_auto_lead_bounds_take_seconds_and_fixed_durations_do_not() -> None:
     with pytest.raises(SpecError, match="write hours and minutes") as err:
         parse_windows(fixed)
     assert err.value.field == "warmPool.windows[0].leadTime"
+
+
+@pytest.mark.parametrize("text", ["0.5s", "7.1s", "1m7.5s", "45s", "1h30m"])
+def test_auto_lead_fields_take_tenths_of_a_second_and_the_learned_lead_parses_back(
+    text: str,
+) -> None:
+    """The learned lead is shown in tenths (format_duration: 7.1s); a margin may be written so."""
+    parsed = parse_duration(text, "margin", seconds=True)
+    assert format_duration(parsed) == text
+    assert parse_duration(format_duration(parsed), "margin", seconds=True) == parsed
+
+
+@pytest.mark.parametrize("text", ["0.55s", ".5s", "1.s", "0.5m", "5"])
+def test_durations_finer_than_a_tenth_or_fractional_minutes_are_refused(text: str) -> None:
+    with pytest.raises(SpecError, match="to a tenth") as err:
+        parse_duration(text, "warmPool.autoLeadTime.margin", seconds=True)
+    assert err.value.field == "warmPool.autoLeadTime.margin"
 
 
 def test_with_prepull_the_replicas_lead_learns_as_if_each_image_had_been_present() -> None:

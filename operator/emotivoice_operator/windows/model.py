@@ -38,7 +38,7 @@ MAX_LEAD = timedelta(hours=24)
 MAX_CRON_DURATION = timedelta(days=7)
 _DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?$")
 # autoLeadTime's fields also take seconds: a learned lead is timed to a tenth of a second.
-_DURATION_S = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+_DURATION_S = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+(?:\.[0-9])?)s)?$")
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
@@ -235,15 +235,15 @@ def auto_lead(pool: WarmPoolSpec, learned_lead: timedelta | None) -> timedelta:
 
 def parse_duration(text: str, field: str, *, seconds: bool = False) -> timedelta:
     """``15m``, ``3h``, ``1h30m`` or ``90m``: whole hours and minutes; with ``seconds`` also
-    ``45s`` or ``1m30s`` (autoLeadTime's bounds, which a learned lead in seconds must meet)."""
+    ``45s``, ``1m30s`` or ``0.5s`` (autoLeadTime's fields, which a learned lead in tenths of a
+    second must meet: what ``format_duration`` writes parses back)."""
     match = (_DURATION_S if seconds else _DURATION).fullmatch(text)
     if not text or match is None:
-        like = "45s, 15m or 1h30m" if seconds else "15m, 3h or 1h30m"
-        units = "hours, minutes and seconds" if seconds else "hours and minutes"
+        like = "0.5s, 45s, 15m or 1h30m" if seconds else "15m, 3h or 1h30m"
+        units = "hours, minutes and seconds (to a tenth)" if seconds else "hours and minutes"
         raise SpecError(field, f'"{text}" is not a duration; write {units} like {like}')
-    hours, minutes, secs = (
-        int(g) if g else 0 for g in match.groups("0") + ("0",) * (3 - len(match.groups()))
-    )
+    hours, minutes = (int(g) if g else 0 for g in match.groups()[:2])
+    secs = float(match.group(3)) if seconds and match.group(3) else 0.0
     return timedelta(seconds=min((hours * 60 + minutes) * 60 + secs, 60 * 10**9))
 
 
