@@ -9,7 +9,8 @@ margin of a second already dwarfs. ``--model small`` runs the tests' model.
 1. baseline: the server image removed from containerd, a one-replica service's cold start: its
    image phase holds the whole pull (the kubelet's Pulled Event: seconds and bytes).
 2. the window: a service with leadTime: auto learns its replica lead from three starts of its
-   own (autoLeadTime min 1s, margin 1s), each from zero replicas to one, goes to zero, the image
+   own (autoLeadTime min 1s, margin 0.5s: twice the operator's reaction from the lead's instant
+   to the pod's creation, about 0.25 s), each from zero replicas to one, goes to zero, the image
    is removed again, and a window about three minutes ahead is set with warmPool.prePull (lead
    3m): the pre-pull DaemonSet pulls the image while nothing warm exists, the replica comes at
    start - lead (seconds) onto a node holding the image.
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "user's replica has; small: the tests' few-MB model, whose start is mostly fixed costs",
     )  # fmt: skip
     parser.add_argument(
-        "--margin", default="1s",
+        "--margin", default="0.5s",
         help="autoLeadTime.margin of the window service (default %(default)s): what the lead "
         "adds to the learned starts' p95 for the operator's reaction and a slower start",
     )  # fmt: skip
