@@ -215,8 +215,8 @@ def _learn_lead(cluster: Cluster, ns: str, name: str) -> None:
     """The service scaled from zero to one replica LEARN_STARTS times, until leadTime: auto has
     learned from those starts, and left at zero. Each start is the one a window's replica will
     have: alone on the node (no pod of the service draining beside it), the image present, the
-    Shared cache verified, not downloaded. (Starts timed as a deleted pod's replacement, while
-    the old one drains, were slower: they raised the lead by a second over the window's start.)"""
+    Shared cache verified, not downloaded. (A deleted pod's replacement, which the earlier runs
+    learned from, starts beside the old pod draining: a start no window's replica has.)"""
     for k in range(LEARN_STARTS):
         if k:
             _scale(cluster, ns, name, 1)
