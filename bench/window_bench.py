@@ -41,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.bench_session import BenchRelease, NoRealNode, operator_bench  # noqa: E402
+from tests.support.realnode import ImageInUse  # noqa: E402
 from tests.support.services import default_resources  # noqa: E402
 from tests.support.store import TEST_STORE, credentials_secret, deploy_model_store  # noqa: E402
 from tests.support.warm_path import cold_baseline, prepulled_window, seconds_between  # noqa: E402
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=2))
             print(f"\nwritten: {args.out}", flush=True)
-    except NoRealNode as err:
+    except (NoRealNode, ImageInUse) as err:
         print(err, file=sys.stderr)
         return 2
     return 0

@@ -97,28 +97,73 @@ def image_layer_sizes(reference: str) -> list[int]:
         return [int(layer["size"]) for layer in json.load(response)["layers"]]
 
 
-def remove_image(image: str) -> bool:
-    """Removes ``image`` from the real node's containerd (its content collected at once), so the
-    next pod that needs it pulls it as a node that never ran it would; False when containerd
-    could not be asked. The CRI plugin records one image under several names (the tag, the
-    repository digest, the image id): every name of the same manifest goes, or its content stays
-    referenced and the next "pull" takes milliseconds."""
+class ImageInUse(RuntimeError):
+    """Another pod's container on the node runs the image (the message names them): containerd
+    keeps its layers unpacked for it, so no removal can make the next pull a real one."""
+
+
+def _ctr(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     from tests.support.cluster import state_dir
 
-    sock = state_dir() / "node" / "run" / "containerd.sock"
-    ctr = ["ctr", "-a", str(sock), "-n", "k8s.io", "images"]
-    listed = subprocess.run([*ctr, "ls"], capture_output=True, text=True, check=False, timeout=60)
+    sock = str(state_dir() / "node" / "run" / "containerd.sock")
+    return subprocess.run(
+        ["ctr", "-a", sock, "-n", "k8s.io", *args],
+        capture_output=True, text=True, check=False, timeout=timeout,
+    )  # fmt: skip
+
+
+def _image_names(image: str) -> list[str] | None:
+    """Every name containerd holds for ``image``'s manifest (the CRI records one image under
+    the tag, the repository digest and the image id); [] when absent, None when containerd
+    could not be asked."""
+    listed = _ctr("images", "ls")
     if listed.returncode != 0:
-        return False
+        return None
     rows = [line.split() for line in listed.stdout.splitlines()[1:] if line.strip()]
     digest = next((row[2] for row in rows if row[0] == image), None)
-    if digest is None:
+    return [row[0] for row in rows if len(row) > 2 and row[2] == digest] if digest else []
+
+
+def image_users(image: str, besides: str) -> list[str]:
+    """The pods outside namespace ``besides`` whose containers on the node run ``image``
+    (namespace/pod): a demo's server, say. While one exists, ``remove_image`` cannot make the
+    next pull real (its unpacked layers stay, and a pull finds them)."""
+    names = set(_image_names(image) or []) | {image}
+    listed = _ctr("containers", "ls")
+    users = set()
+    for row in (line.split() for line in listed.stdout.splitlines()[1:] if line.strip()):
+        if len(row) < 2 or row[1] not in names:
+            continue
+        info = _ctr("info", row[0], timeout=30)
+        if info.returncode != 0:
+            continue
+        labels = json.loads(info.stdout).get("Labels") or {}
+        ns = labels.get("io.kubernetes.pod.namespace")
+        if ns and ns != besides:
+            users.add(f"{ns}/{labels.get('io.kubernetes.pod.name')}")
+    return sorted(users)
+
+
+def remove_image(image: str, besides: str | None = None) -> bool:
+    """Removes ``image`` from the real node's containerd (its content collected at once), so the
+    next pod that needs it pulls it as a node that never ran it would; False when containerd
+    could not be asked. Every name of the same manifest goes, or its content stays referenced
+    and the next "pull" takes milliseconds. With ``besides`` (the caller's namespace), raises
+    ImageInUse first where a pod of another namespace runs the image."""
+    if besides is not None:
+        users = image_users(image, besides)
+        if users:
+            raise ImageInUse(
+                f"{image} runs in {', '.join(users)} on the node: its layers stay unpacked for "
+                "them, so no real pull can be timed; stop them first (`make demo-down` for the "
+                "demo's)"
+            )
+    names = _image_names(image)
+    if names is None:
+        return False
+    if not names:
         return True  # not there
-    refs = [row[0] for row in rows if len(row) > 2 and row[2] == digest]
-    result = subprocess.run(
-        [*ctr, "rm", "--sync", *refs], capture_output=True, text=True, check=False, timeout=120
-    )
-    return result.returncode == 0
+    return _ctr("images", "rm", "--sync", *names, timeout=120).returncode == 0
 
 
 def remove_pod_containers(pod: str, namespace: str) -> None:

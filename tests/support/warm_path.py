@@ -169,8 +169,9 @@ def cold_baseline(
     server: dict[str, Any] | None = None,
 ) -> Start:
     """A replica's own cold start with the image removed from the node: the pull in its image
-    phase. The service is deleted afterwards (its pods gone)."""
-    assert realnode.remove_image(image), f"containerd could not remove {image}"
+    phase. The service is deleted afterwards (its pods gone). Raises realnode.ImageInUse, before
+    anything is made, where a pod of another namespace runs the image (a demo's server)."""
+    assert realnode.remove_image(image, besides=ns), f"containerd could not remove {image}"
     create_service(cluster, ns, _manifest(COLD, store, server), cache_root, timeout=600)
     start = _start(cluster, ns, COLD, image)
     cluster.kubectl("delete", "evs", COLD, "-n", ns, "--wait=true", "--timeout=120s", timeout=150)
@@ -269,7 +270,7 @@ def prepulled_window(
     _hand_over_cache(cache_root / ns / f"{COLD}-model", cache_root / ns / f"{WARM}-model")
     create_service(cluster, ns, manifest, cache_root, wait=False)
     _learn_lead(cluster, ns, WARM)
-    assert realnode.remove_image(image), f"containerd could not remove {image}"
+    assert realnode.remove_image(image, besides=ns), f"containerd could not remove {image}"
     before = _start_count(cluster, ns, WARM)
     learned = _status(cluster, ns, WARM)
     lead = learned.get("leadTime") or {}
