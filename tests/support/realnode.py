@@ -124,17 +124,26 @@ def _image_names(image: str) -> list[str] | None:
     return [row[0] for row in rows if len(row) > 2 and row[2] == digest] if digest else []
 
 
+def _repository(ref: str) -> str:
+    """``host:port/name:tag`` or ``host:port/name@sha256:...`` -> ``host:port/name``."""
+    name = ref.split("@", 1)[0]
+    head, _, tail = name.rpartition(":")
+    return head if head and "/" not in tail else name
+
+
 def image_users(image: str, besides: str) -> list[str]:
-    """The pods outside namespace ``besides`` whose containers on the node run ``image``
-    (namespace/pod): a demo's server, say. While one exists, ``remove_image`` cannot make the
-    next pull real (its unpacked layers stay, and a pull finds them)."""
-    names = set(_image_names(image) or []) | {image}
+    """The pods outside namespace ``besides`` whose containers on the node run ``image`` or
+    another tag of its repository (namespace/pod): a demo's server, say, built from another
+    tree. The tags share their large layers (the base, torch), which stay unpacked for such a
+    container, and a pull finds them: while one runs, ``remove_image`` cannot make the next pull
+    a real one."""
+    repository = _repository(image)
     listed = _ctr("containers", "ls")
     users = set()
     for row in (line.split() for line in listed.stdout.splitlines()[1:] if line.strip()):
-        if len(row) < 2 or row[1] not in names:
+        if len(row) < 2 or _repository(row[1]) != repository:
             continue
-        info = _ctr("info", row[0], timeout=30)
+        info = _ctr("containers", "info", row[0], timeout=30)
         if info.returncode != 0:
             continue
         labels = json.loads(info.stdout).get("Labels") or {}
@@ -154,9 +163,9 @@ def remove_image(image: str, besides: str | None = None) -> bool:
         users = image_users(image, besides)
         if users:
             raise ImageInUse(
-                f"{image} runs in {', '.join(users)} on the node: its layers stay unpacked for "
-                "them, so no real pull can be timed; stop them first (`make demo-down` for the "
-                "demo's)"
+                f"{_repository(image)} (this tag or another) runs in {', '.join(users)} on the "
+                "node: the layers they share stay unpacked, so no real pull can be timed; stop "
+                "them first (`make demo-down` for the demo's)"
             )
     names = _image_names(image)
     if names is None:
