@@ -136,12 +136,15 @@ def image_users(image: str, besides: str) -> list[str]:
     another tag of its repository (namespace/pod): a demo's server, say, built from another
     tree. The tags share their large layers (the base, torch), which stay unpacked for such a
     container, and a pull finds them: while one runs, ``remove_image`` cannot make the next pull
-    a real one."""
+    a real one. Only running containers count: a deleted pod's stopped ones are the caller's to
+    remove (``remove_pod_containers``) or the kubelet's to collect, not a reason to give up."""
     repository = _repository(image)
+    tasks = _ctr("tasks", "ls").stdout.splitlines()[1:]
+    running = {row[0] for row in (t.split() for t in tasks) if len(row) > 2 and row[2] == "RUNNING"}
     listed = _ctr("containers", "ls")
     users = set()
     for row in (line.split() for line in listed.stdout.splitlines()[1:] if line.strip()):
-        if len(row) < 2 or _repository(row[1]) != repository:
+        if len(row) < 2 or row[0] not in running or _repository(row[1]) != repository:
             continue
         info = _ctr("containers", "info", row[0], timeout=30)
         if info.returncode != 0:
