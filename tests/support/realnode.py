@@ -141,15 +141,11 @@ def image_users(image: str, besides: str) -> list[str]:
     repository = _repository(image)
     tasks = _ctr("tasks", "ls").stdout.splitlines()[1:]
     running = {row[0] for row in (t.split() for t in tasks) if len(row) > 2 and row[2] == "RUNNING"}
-    listed = _ctr("containers", "ls")
     users = set()
-    for row in (line.split() for line in listed.stdout.splitlines()[1:] if line.strip()):
-        if len(row) < 2 or row[0] not in running or _repository(row[1]) != repository:
+    for cid, record in _containers().items():
+        if cid not in running or _repository(str(record.get("Image") or "")) != repository:
             continue
-        info = _ctr("containers", "info", row[0], timeout=30)
-        if info.returncode != 0:
-            continue
-        labels = json.loads(info.stdout).get("Labels") or {}
+        labels: dict[str, str] = record.get("Labels") or {}  # type: ignore[assignment]
         ns = labels.get("io.kubernetes.pod.namespace")
         if ns and ns != besides:
             users.add(f"{ns}/{labels.get('io.kubernetes.pod.name')}")
@@ -182,43 +178,30 @@ def remove_pod_containers(pod: str, namespace: str) -> None:
     """Removes what containerd still holds of a deleted pod (its stopped containers and sandbox,
     which the kubelet's garbage collection would remove within a minute): they keep the image's
     content referenced, so removing the image would not make the next pull a real one."""
-    from tests.support.cluster import state_dir
-
-    sock = str(state_dir() / "node" / "run" / "containerd.sock")
-    ctr = ["ctr", "-a", sock, "-n", "k8s.io"]
     for cid in _pod_containers(pod, namespace):
-        subprocess.run(
-            [*ctr, "tasks", "kill", "-s", "SIGKILL", cid],
-            capture_output=True,
-            check=False,
-            timeout=30,
-        )
-        subprocess.run(
-            [*ctr, "tasks", "rm", "-f", cid], capture_output=True, check=False, timeout=30
-        )
-        subprocess.run(
-            [*ctr, "containers", "rm", cid], capture_output=True, check=False, timeout=30
-        )
+        _ctr("tasks", "kill", "-s", "SIGKILL", cid, timeout=30)
+        _ctr("tasks", "rm", "-f", cid, timeout=30)
+        _ctr("containers", "rm", cid, timeout=30)
+
+
+def _containers() -> dict[str, dict[str, object]]:
+    """containerd's record of every container on the node (its image, its labels), by id."""
+    listed = _ctr("containers", "ls", "-q")
+    if listed.returncode != 0:
+        raise subprocess.CalledProcessError(listed.returncode, listed.args, stderr=listed.stderr)
+    out = {}
+    for cid in listed.stdout.split():
+        info = _ctr("containers", "info", cid, timeout=30)
+        if info.returncode == 0:
+            out[cid] = json.loads(info.stdout)
+    return out
 
 
 def _pod_containers(pod: str, namespace: str) -> dict[str, dict[str, object]]:
     """containerd's records of one pod's containers (sandbox included), by container id."""
-    from tests.support.cluster import state_dir
-
-    sock = str(state_dir() / "node" / "run" / "containerd.sock")
-    ctr = ["ctr", "-a", sock, "-n", "k8s.io", "containers"]
-    listed = subprocess.run(
-        [*ctr, "ls", "-q"], capture_output=True, text=True, check=True, timeout=60
-    )
     out = {}
-    for cid in listed.stdout.split():
-        info = subprocess.run(
-            [*ctr, "info", cid], capture_output=True, text=True, check=False, timeout=30
-        )
-        if info.returncode != 0:
-            continue
-        record = json.loads(info.stdout)
-        labels = record.get("Labels") or {}
+    for cid, record in _containers().items():
+        labels: dict[str, str] = record.get("Labels") or {}  # type: ignore[assignment]
         if (
             labels.get("io.kubernetes.pod.name") == pod
             and labels.get("io.kubernetes.pod.namespace") == namespace
